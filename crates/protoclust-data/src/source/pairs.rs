@@ -1,0 +1,90 @@
+//! Image + mask pairs for segmentation: `images/<name>` beside `masks/<name>` (8-bit class ids).
+
+use super::folder::decode;
+use super::{Sample, Source};
+use crate::DataError;
+use std::path::{Path, PathBuf};
+
+/// A segmentation set: each image has a same-named single-channel mask of class ids.
+#[derive(Debug, Clone)]
+pub struct ImageMaskPairs {
+    images: Vec<PathBuf>,
+    masks: Vec<PathBuf>,
+}
+
+/// A class-id mask, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// One class id per pixel.
+    pub ids: Vec<u8>,
+}
+
+impl ImageMaskPairs {
+    /// Pairs every image in `images` with the file of the same name in `masks`.
+    pub fn open(images: &Path, masks: &Path) -> Result<Self, DataError> {
+        let folder = super::ImageFolder::open(images)?;
+        let mut imgs = Vec::new();
+        let mut msks = Vec::new();
+        for i in 0..folder.len() {
+            let p = folder.path(i).unwrap_or(images).to_path_buf();
+            let m = masks.join(p.file_name().unwrap_or_default());
+            if !m.is_file() {
+                return Err(DataError::Format {
+                    path: m,
+                    reason: format!("mask for {} is missing", p.display()),
+                });
+            }
+            imgs.push(p);
+            msks.push(m);
+        }
+        Ok(Self {
+            images: imgs,
+            masks: msks,
+        })
+    }
+
+    /// Reads the mask of sample `index`.
+    pub fn mask(&self, index: usize) -> Result<Mask, DataError> {
+        let path = self.masks.get(index).ok_or(DataError::Index {
+            index,
+            len: self.masks.len(),
+        })?;
+        let img = image::open(path).map_err(|e| DataError::Decode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let l = img.to_luma8();
+        Ok(Mask {
+            width: l.width() as usize,
+            height: l.height() as usize,
+            ids: l.into_raw(),
+        })
+    }
+}
+
+impl Source for ImageMaskPairs {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+    fn get(&self, index: usize) -> Result<Sample, DataError> {
+        let path = self.images.get(index).ok_or(DataError::Index {
+            index,
+            len: self.images.len(),
+        })?;
+        Ok(Sample {
+            image: decode(path)?,
+            label: None,
+            index,
+        })
+    }
+    fn num_classes(&self) -> Option<usize> {
+        None
+    }
+    fn label(&self, _: usize) -> Option<u32> {
+        None
+    }
+}

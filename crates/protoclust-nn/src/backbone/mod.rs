@@ -1,0 +1,5 @@
+//! Convolutional backbones returning both the pooled vector and the last feature map.
+
+pub mod resnet;
+
+pub use resnet::{ResNet, ResNetConfig, ResNetOutput};

@@ -1,0 +1,263 @@
+//! ResNet-18/34/50 with the ImageNet stem or the small-image stem (3×3 stride 1, no max-pool).
+//!
+//! Parameter paths follow torchvision (`layer1.0.conv1.weight`, ...) except for the names burn
+//! gives BatchNorm (`gamma`/`beta`) and the downsample pair (`downsample.conv`/`downsample.bn`);
+//! the exporter maps those.
+
+use crate::init::Init;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Architecture of a ResNet backbone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResNetConfig {
+    /// 18, 34 or 50.
+    pub depth: usize,
+    /// Width of the first stage (64 in the papers; smaller for CPU-sized runs).
+    pub width: usize,
+    /// Small-image stem: 3×3 stride-1 conv and no max-pool (CIFAR, STL).
+    pub small_stem: bool,
+    /// Start each residual branch's last BatchNorm at zero (`zero_init_residual`).
+    pub zero_init_residual: bool,
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        Self {
+            depth: 18,
+            width: 64,
+            small_stem: false,
+            zero_init_residual: false,
+        }
+    }
+}
+
+/// Pooled vector and last feature map of a forward pass.
+#[derive(Debug, Clone)]
+pub struct ResNetOutput {
+    /// Global-average-pooled features, N × C.
+    pub pooled: Tensor<2>,
+    /// Last stage's feature map, N × C × H × W.
+    pub map: Tensor<4>,
+}
+
+/// Conv + BatchNorm pair of a downsampling shortcut.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    /// 1×1 strided convolution.
+    pub conv: Conv2d,
+    /// Its BatchNorm.
+    pub bn: BatchNorm,
+}
+
+/// One residual block: BasicBlock when `conv3` is absent, Bottleneck otherwise.
+#[derive(Module, Debug)]
+pub struct Block {
+    /// First convolution.
+    pub conv1: Conv2d,
+    /// First BatchNorm.
+    pub bn1: BatchNorm,
+    /// Second convolution.
+    pub conv2: Conv2d,
+    /// Second BatchNorm.
+    pub bn2: BatchNorm,
+    /// Third convolution (Bottleneck only).
+    pub conv3: Option<Conv2d>,
+    /// Third BatchNorm (Bottleneck only).
+    pub bn3: Option<BatchNorm>,
+    /// Shortcut projection when shape changes.
+    pub downsample: Option<Downsample>,
+}
+
+/// A ResNet trunk without its classifier.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem convolution.
+    pub conv1: Conv2d,
+    /// Stem BatchNorm.
+    pub bn1: BatchNorm,
+    /// Stage 1 blocks.
+    pub layer1: Vec<Block>,
+    /// Stage 2 blocks.
+    pub layer2: Vec<Block>,
+    /// Stage 3 blocks.
+    pub layer3: Vec<Block>,
+    /// Stage 4 blocks.
+    pub layer4: Vec<Block>,
+    /// Whether the stem max-pools (ImageNet stem).
+    pub maxpool: bool,
+}
+
+/// Configuration errors of a backbone.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BackboneError {
+    /// The depth is not one of 18, 34, 50.
+    #[error("backbone.depth = {0}: expected 18, 34 or 50")]
+    Depth(usize),
+    /// The width is out of range.
+    #[error("backbone.width = {0}: expected 1..=512")]
+    Width(usize),
+}
+
+fn conv(init: &mut Init, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Conv2d {
+    let mut c = Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(init.device());
+    c.weight = init.kaiming_conv([cout, cin, k, k]);
+    c
+}
+
+fn bn(init: &Init, c: usize, zero: bool) -> BatchNorm {
+    let mut b = BatchNormConfig::new(c).init(init.device());
+    if zero {
+        b.gamma = burn::module::Param::from_tensor(Tensor::zeros([c], init.device()));
+    }
+    b
+}
+
+impl ResNetConfig {
+    /// Checks depth and width.
+    pub fn validate(&self) -> Result<(), BackboneError> {
+        if ![18, 34, 50].contains(&self.depth) {
+            return Err(BackboneError::Depth(self.depth));
+        }
+        if self.width == 0 || self.width > 512 {
+            return Err(BackboneError::Width(self.width));
+        }
+        Ok(())
+    }
+
+    fn layout(&self) -> ([usize; 4], bool) {
+        match self.depth {
+            18 => ([2, 2, 2, 2], false),
+            34 => ([3, 4, 6, 3], false),
+            _ => ([3, 4, 6, 3], true),
+        }
+    }
+
+    /// Number of channels of the pooled output (512 or 2048 at width 64).
+    pub fn out_dim(&self) -> usize {
+        let (_, bottleneck) = self.layout();
+        self.width * 8 * if bottleneck { 4 } else { 1 }
+    }
+
+    /// Builds the network with parameters drawn from `init`.
+    pub fn init(&self, init: &mut Init) -> Result<ResNet, BackboneError> {
+        self.validate()?;
+        let (blocks, bottleneck) = self.layout();
+        let expansion = if bottleneck { 4 } else { 1 };
+        let w = self.width;
+        let (conv1, maxpool) = if self.small_stem {
+            (conv(init, 3, w, 3, 1, 1), false)
+        } else {
+            (conv(init, 3, w, 7, 2, 3), true)
+        };
+        let bn1 = bn(init, w, false);
+        let mut inplanes = w;
+        let mut stages: Vec<Vec<Block>> = Vec::new();
+        for (i, &n) in blocks.iter().enumerate() {
+            let planes = w << i;
+            let stride = if i == 0 { 1 } else { 2 };
+            let mut stage = Vec::new();
+            for j in 0..n {
+                let s = if j == 0 { stride } else { 1 };
+                let out = planes * expansion;
+                let downsample = (j == 0 && (s != 1 || inplanes != out)).then(|| Downsample {
+                    conv: conv(init, inplanes, out, 1, s, 0),
+                    bn: bn(init, out, false),
+                });
+                let z = self.zero_init_residual;
+                let block = if bottleneck {
+                    Block {
+                        conv1: conv(init, inplanes, planes, 1, 1, 0),
+                        bn1: bn(init, planes, false),
+                        conv2: conv(init, planes, planes, 3, s, 1),
+                        bn2: bn(init, planes, false),
+                        conv3: Some(conv(init, planes, out, 1, 1, 0)),
+                        bn3: Some(bn(init, out, z)),
+                        downsample,
+                    }
+                } else {
+                    Block {
+                        conv1: conv(init, inplanes, planes, 3, s, 1),
+                        bn1: bn(init, planes, false),
+                        conv2: conv(init, planes, planes, 3, 1, 1),
+                        bn2: bn(init, planes, z),
+                        conv3: None,
+                        bn3: None,
+                        downsample,
+                    }
+                };
+                stage.push(block);
+                inplanes = out;
+            }
+            stages.push(stage);
+        }
+        let mut it = stages.into_iter();
+        Ok(ResNet {
+            conv1,
+            bn1,
+            layer1: it.next().unwrap_or_default(),
+            layer2: it.next().unwrap_or_default(),
+            layer3: it.next().unwrap_or_default(),
+            layer4: it.next().unwrap_or_default(),
+            maxpool,
+        })
+    }
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
+        out = self.bn2.forward(self.conv2.forward(out));
+        if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
+            out = b3.forward(c3.forward(relu(out)));
+        }
+        relu(out + identity)
+    }
+}
+
+impl ResNet {
+    /// Runs the trunk on N × 3 × H × W images.
+    pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
+        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if self.maxpool {
+            x = max_pool2d(
+                x,
+                MaxPoolOptions {
+                    kernel_size: [3, 3],
+                    stride: [2, 2],
+                    padding: [(1, 1), (1, 1)],
+                    dilation: [1, 1],
+                    ceil_mode: false,
+                },
+            );
+        }
+        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+            for block in stage.iter() {
+                x = block.forward(x);
+            }
+        }
+        let [n, c, _, _] = x.dims();
+        let pooled = adaptive_avg_pool2d(x.clone(), [1, 1]).reshape([n, c]);
+        ResNetOutput { pooled, map: x }
+    }
+}
+
+/// Builds a ResNet on `device` from `seed`.
+pub fn resnet(config: &ResNetConfig, seed: u64, device: &Device) -> Result<ResNet, BackboneError> {
+    config.init(&mut Init::new(seed, device))
+}

@@ -1,0 +1,53 @@
+//! Prototype layer: a bias-free linear map whose rows are the learnable cluster centres.
+
+use crate::init::Init;
+use crate::ops::l2_normalize;
+use burn::module::{Module, Param};
+use burn::tensor::Tensor;
+
+/// K prototypes of dimension D, stored K × D as PyTorch's `nn.Linear(D, K, bias=False)`.
+#[derive(Module, Debug)]
+pub struct Prototypes {
+    /// K × D prototype matrix.
+    pub weight: Param<Tensor<2>>,
+}
+
+impl Prototypes {
+    /// K prototypes of dimension D with PyTorch's default Linear init.
+    pub fn new(k: usize, d: usize, init: &mut Init) -> Self {
+        Self {
+            weight: init.linear_default([k, d], d),
+        }
+    }
+
+    /// Number of prototypes.
+    pub fn len(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// True when there are no prototypes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Scores z · Wᵀ of N × D inputs (N × K).
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        z.matmul(self.weight.val().transpose())
+    }
+
+    /// Re-normalises every prototype to unit length outside autodiff, keeping the parameter's id
+    /// (so its optimiser state carries over), as SwAV does before every step.
+    pub fn normalized(self) -> Self {
+        Self {
+            weight: self.weight.map(|w| {
+                let grad = w.is_require_grad();
+                let n = l2_normalize(w.detach(), 1);
+                if grad {
+                    n.require_grad()
+                } else {
+                    n
+                }
+            }),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Backbones, heads and numerical operations shared by every protoclust method.
+//!
+//! Tensors come from burn 0.22, which dispatches on the [`burn::tensor::Device`]: model code
+//! here has no backend type parameter, and the same code runs on `flex`, `tch` or `cuda`.
+
+pub mod backbone;
+pub mod collective;
+pub mod heads;
+pub mod init;
+pub mod named;
+pub mod ops;
+pub mod stats;
+
+pub use burn;
