@@ -1,1 +1,10 @@
+//! Self-supervised clustering methods behind one [`Method`] trait.
+//!
+//! A method file reads like the paper's algorithm box: the views it asks for, its forward pass
+//! and loss, and its state updates around the optimiser step. Shared pieces (Sinkhorn, heads,
+//! backbones) live in `protoclust-nn`.
 
+pub mod method;
+pub mod swav;
+
+pub use method::{Method, MethodError, StepContext, StepOutput};

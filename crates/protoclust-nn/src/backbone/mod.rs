@@ -2,4 +2,4 @@
 
 pub mod resnet;
 
-pub use resnet::{ResNet, ResNetConfig, ResNetOutput};
+pub use resnet::{resnet, BackboneError, ResNet, ResNetConfig, ResNetOutput};

@@ -1,0 +1,217 @@
+//! SwAV as a [`Method`]: prototype normalisation, freezing, queue and the swapped loss.
+
+use super::config::SwavConfig;
+use super::loss::{swav_loss, SwavLossParams};
+use super::model::SwavModel;
+use super::queue::SwavQueue;
+use crate::method::{Method, MethodError, StepContext, StepOutput};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use protoclust_data::loader::Batch;
+use protoclust_data::views::ViewBuilder;
+use protoclust_nn::backbone::ResNet;
+use protoclust_nn::collective::SingleProcess;
+use protoclust_nn::init::Init;
+use protoclust_nn::named::HostTensor;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// SwAV with its queue state.
+pub struct Swav {
+    config: SwavConfig,
+    batch_size: usize,
+    queue: Option<SwavQueue>,
+    device: Option<Device>,
+    collective: SingleProcess,
+}
+
+impl Swav {
+    /// SwAV for batches of `batch_size` samples.
+    pub fn new(config: SwavConfig, batch_size: usize) -> Self {
+        Self {
+            config,
+            batch_size,
+            queue: None,
+            device: None,
+            collective: SingleProcess,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SwavConfig {
+        &self.config
+    }
+
+    /// Queue length actually used: a multiple of the (global) batch size.
+    pub fn effective_queue_length(&self) -> usize {
+        let b = self.batch_size.max(1);
+        self.config.queue_length - self.config.queue_length % b
+    }
+
+    /// The queue, once allocated.
+    pub fn queue(&self) -> Option<&SwavQueue> {
+        self.queue.as_ref()
+    }
+
+    fn loss_params(&self) -> SwavLossParams {
+        SwavLossParams {
+            total_crops: self.config.views.total(),
+            crops_for_assign: self.config.crops_for_assign.clone(),
+            temperature: self.config.temperature,
+            epsilon: self.config.epsilon,
+            sinkhorn_iters: self.config.sinkhorn_iterations,
+            mode: self.config.sinkhorn_mode,
+        }
+    }
+}
+
+impl Method for Swav {
+    type Model = SwavModel;
+
+    fn name(&self) -> &'static str {
+        "swav"
+    }
+
+    fn views(&self) -> Arc<dyn ViewBuilder> {
+        Arc::new(self.config.views.clone())
+    }
+
+    fn init_model(&self, seed: u64, device: &Device) -> Result<SwavModel, MethodError> {
+        SwavModel::new(&self.config, &mut Init::new(seed, device)).map_err(|e| MethodError::Config {
+            field: "swav.backbone".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn backbone(model: &SwavModel) -> &ResNet {
+        &model.backbone
+    }
+
+    fn num_clusters(&self) -> Option<usize> {
+        Some(self.config.prototypes)
+    }
+
+    fn on_epoch_start(&mut self, epoch: u64) {
+        let len = self.effective_queue_length();
+        if len > 0 && epoch >= self.config.queue_start_epoch && self.queue.is_none() {
+            if let Some(device) = &self.device {
+                self.queue = Some(SwavQueue::new(
+                    self.config.crops_for_assign.len(),
+                    len,
+                    self.config.projector.out_dim,
+                    device,
+                ));
+            }
+        }
+        if let Some(q) = &mut self.queue {
+            // The official flag is local to one epoch's `train()` call.
+            q.use_queue = false;
+        }
+    }
+
+    fn before_forward(&mut self, mut model: SwavModel, ctx: &StepContext) -> SwavModel {
+        if self.device.is_none() {
+            self.device = Some(ctx.device.clone());
+            self.on_epoch_start(ctx.epoch);
+        }
+        model.prototypes = model.prototypes.normalized();
+        model
+    }
+
+    fn forward(
+        &mut self,
+        model: &SwavModel,
+        views: &[Tensor<4>],
+        _batch: &Batch,
+        _ctx: &StepContext,
+    ) -> Result<StepOutput, MethodError> {
+        let out = model.forward(views);
+        let params = self.loss_params();
+        let prototypes = model.prototypes.weight.val();
+        let res = swav_loss(
+            out.scores.clone(),
+            &out.embeddings,
+            &prototypes,
+            self.queue.as_mut(),
+            &params,
+            &self.collective,
+        );
+        let first = &res.codes[0];
+        let [n, _] = first.dims();
+        let bs = n.min(views[0].dims()[0]);
+        let assignments: Vec<usize> = first
+            .clone()
+            .slice([n - bs..n])
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v as usize)
+            .collect();
+        let mut watch = vec![("scores".to_string(), out.scores.detach())];
+        for (i, c) in res.codes.iter().enumerate() {
+            watch.push((format!("sinkhorn_codes[crop {}]", params.crops_for_assign[i]), c.clone()));
+        }
+        Ok(StepOutput {
+            loss: res.loss,
+            metrics: vec![("queue_used".into(), res.queue_used as u8 as f64)],
+            assignments,
+            watch,
+        })
+    }
+
+    fn filter_grads(&self, grads: &mut GradientsParams, model: &SwavModel, ctx: &StepContext) {
+        if ctx.iteration < self.config.freeze_prototypes_iterations {
+            grads.remove::<2>(model.prototypes.weight.id);
+        }
+    }
+
+    fn state(&self) -> BTreeMap<String, HostTensor> {
+        let mut s = BTreeMap::new();
+        if let Some(q) = &self.queue {
+            for (i, t) in q.to_host().into_iter().enumerate() {
+                s.insert(format!("queue.{i}"), t);
+            }
+            s.insert(
+                "queue.use".into(),
+                HostTensor {
+                    shape: vec![1],
+                    data: vec![q.use_queue as u8 as f32],
+                },
+            );
+        }
+        s
+    }
+
+    fn load_state(
+        &mut self,
+        state: &BTreeMap<String, HostTensor>,
+        device: &Device,
+    ) -> Result<(), MethodError> {
+        self.device = Some(device.clone());
+        let n = self.config.crops_for_assign.len();
+        if !state.contains_key("queue.0") {
+            self.queue = None;
+            return Ok(());
+        }
+        let mut queues = Vec::new();
+        for i in 0..n {
+            let t = state
+                .get(&format!("queue.{i}"))
+                .ok_or_else(|| MethodError::State(format!("queue.{i} is missing")))?;
+            let expected = [self.effective_queue_length(), self.config.projector.out_dim];
+            if t.shape != expected {
+                return Err(MethodError::State(format!(
+                    "queue.{i} has shape {:?}, the configuration needs {expected:?}",
+                    t.shape
+                )));
+            }
+            queues.push(t.to_tensor::<2>(device));
+        }
+        let use_queue = state.get("queue.use").map(|t| t.data[0] != 0.0).unwrap_or(false);
+        self.queue = Some(SwavQueue { queues, use_queue });
+        Ok(())
+    }
+}
