@@ -21,7 +21,10 @@ pub fn mix_seed(parts: &[u64]) -> u64 {
     // SplitMix64 over the parts: cheap, well distributed, stable across platforms.
     let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
     for &p in parts {
-        h ^= p.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(h << 6).wrapping_add(h >> 2);
+        h ^= p
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(h << 6)
+            .wrapping_add(h >> 2);
         let mut z = h;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

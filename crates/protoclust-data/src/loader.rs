@@ -160,14 +160,16 @@ impl Loader {
 
     /// Builds the batch of the given sample indices for `epoch`.
     pub fn load(&self, epoch: u64, indices: &[usize]) -> Result<Batch, DataError> {
-        let results: Vec<Result<(usize, Option<u32>, Vec<crate::views::View>), DataError>> = indices
-            .par_iter()
-            .map(|&i| {
-                let sample = self.source.get(i)?;
-                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, epoch, i as u64]));
-                Ok((i, sample.label, self.views.build(&sample.image, &mut rng)))
-            })
-            .collect();
+        let results: Vec<Result<(usize, Option<u32>, Vec<crate::views::View>), DataError>> =
+            indices
+                .par_iter()
+                .map(|&i| {
+                    let sample = self.source.get(i)?;
+                    let mut rng =
+                        ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, epoch, i as u64]));
+                    Ok((i, sample.label, self.views.build(&sample.image, &mut rng)))
+                })
+                .collect();
         let sizes = self.views.sizes();
         let mut batch = Batch {
             views: sizes
@@ -256,7 +258,10 @@ mod tests {
             5,
         )
         .unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         (l, pool)
     }
 
@@ -269,7 +274,10 @@ mod tests {
         assert_eq!(a.views[1].data, b.views[1].data);
         assert_eq!(a.geometry, b.geometry);
         let c = l1.load(4, &[1, 7, 9]).unwrap();
-        assert_ne!(a.views[0].data, c.views[0].data, "a new epoch draws new views");
+        assert_ne!(
+            a.views[0].data, c.views[0].data,
+            "a new epoch draws new views"
+        );
     }
 
     #[test]

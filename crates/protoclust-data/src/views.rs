@@ -1,8 +1,8 @@
 //! View builders: what a method asks to see of each image.
 
 use crate::transform::{
-    gaussian_blur, grayscale, resample, solarize, ColorJitter, Geometry, Interpolation,
-    Normalize, RandomResizedCrop,
+    gaussian_blur, grayscale, resample, solarize, ColorJitter, Geometry, Interpolation, Normalize,
+    RandomResizedCrop,
 };
 use crate::{DataError, FloatImage, RgbImage};
 use rand::Rng;
@@ -188,7 +188,10 @@ impl MultiCrop {
                 if c.size > side.saturating_mul(8) {
                     return Err(DataError::Config {
                         field: format!("{f}.size"),
-                        reason: format!("crop of {} px is far larger than the {side} px images", c.size),
+                        reason: format!(
+                            "crop of {} px is far larger than the {side} px images",
+                            c.size
+                        ),
                     });
                 }
             }
@@ -293,8 +296,13 @@ impl ViewBuilder for CenterView {
             h: ch,
         };
         let src = image.to_float();
-        let mut img =
-            resample::resize_region(&src, (b.x, b.y, b.w, b.h), self.size, self.size, self.interpolation);
+        let mut img = resample::resize_region(
+            &src,
+            (b.x, b.y, b.w, b.h),
+            self.size,
+            self.size,
+            self.interpolation,
+        );
         self.normalize.apply(&mut img);
         vec![View {
             image: img,

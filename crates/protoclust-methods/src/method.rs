@@ -64,7 +64,7 @@ pub enum MethodError {
 /// A self-supervised method: its model, views, loss and state hooks.
 pub trait Method: Send {
     /// The trainable network (backbone and heads).
-    type Model: Module + 'static;
+    type Model: Module + protoclust_nn::running::SyncRunningStats + 'static;
 
     /// Short name, as in configs and logs.
     fn name(&self) -> &'static str;
@@ -93,7 +93,8 @@ pub trait Method: Send {
         ctx: &StepContext,
     ) -> Result<StepOutput, MethodError>;
     /// Edits gradients before the optimiser step (e.g. dropping frozen prototypes' gradients).
-    fn filter_grads(&self, _grads: &mut GradientsParams, _model: &Self::Model, _ctx: &StepContext) {}
+    fn filter_grads(&self, _grads: &mut GradientsParams, _model: &Self::Model, _ctx: &StepContext) {
+    }
     /// Updates after the optimiser step (EMA teachers, memories).
     fn after_step(&mut self, model: Self::Model, _ctx: &StepContext) -> Self::Model {
         model

@@ -29,7 +29,10 @@ impl Init {
     }
 
     fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<D>> {
-        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), &self.device))
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
     }
 
     /// Normal(0, std²) values.
@@ -72,7 +75,11 @@ impl Init {
     }
 
     /// PyTorch's default `nn.Linear` init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    pub fn linear_default<const D: usize>(&mut self, shape: [usize; D], fan_in: usize) -> Param<Tensor<D>> {
+    pub fn linear_default<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        fan_in: usize,
+    ) -> Param<Tensor<D>> {
         self.uniform(shape, 1.0 / (fan_in as f64).sqrt())
     }
 }

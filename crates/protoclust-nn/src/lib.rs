@@ -7,8 +7,11 @@ pub mod backbone;
 pub mod collective;
 pub mod heads;
 pub mod init;
+pub mod io;
 pub mod named;
 pub mod ops;
+pub mod optim;
+pub mod running;
 pub mod stats;
 
 pub use burn;

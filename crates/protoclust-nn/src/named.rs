@@ -28,7 +28,10 @@ impl HostTensor {
 
     /// Uploads to `device` as a rank-D tensor (the caller guarantees the rank).
     pub fn to_tensor<const D: usize>(&self, device: &burn::tensor::Device) -> Tensor<D> {
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), self.shape.clone()),
+            device,
+        )
     }
 }
 
@@ -160,7 +163,10 @@ impl ModuleMapper for Load<'_> {
 
 /// Replaces every float tensor of `module` by the source tensor of the same path, keeping
 /// parameter ids; fails (with the first problem) if one is missing or mis-shaped.
-pub fn load_named<M: Module>(module: M, src: &BTreeMap<String, HostTensor>) -> Result<M, LoadError> {
+pub fn load_named<M: Module>(
+    module: M,
+    src: &BTreeMap<String, HostTensor>,
+) -> Result<M, LoadError> {
     let mut m = Load {
         path: PathStack::default(),
         src,

@@ -24,14 +24,24 @@ impl TensorStats {
     /// Reads `t` back to the host and summarises it.
     pub fn of<const D: usize>(t: &Tensor<D>) -> Self {
         let shape = t.dims().to_vec();
-        let values: Vec<f32> = t.to_data().convert::<f32>().try_to_vec().unwrap_or_default();
+        let values: Vec<f32> = t
+            .to_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default();
         Self::of_slice(shape, &values)
     }
 
     /// Summarises host values with the given shape.
     pub fn of_slice(shape: Vec<usize>, values: &[f32]) -> Self {
-        let (mut min, mut max, mut sum, mut n, mut nan, mut inf) =
-            (f32::INFINITY, f32::NEG_INFINITY, 0f64, 0usize, 0usize, 0usize);
+        let (mut min, mut max, mut sum, mut n, mut nan, mut inf) = (
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0f64,
+            0usize,
+            0usize,
+            0usize,
+        );
         for &v in values {
             if v.is_nan() {
                 nan += 1;

@@ -1,1 +1,12 @@
+//! The training engine: the loop that drives any [`protoclust_methods::Method`] through
+//! data → views → model → loss → optimiser, with checkpoints, metrics and online monitors.
 
+pub mod checkpoint;
+pub mod cluster_stats;
+pub mod engine;
+pub mod metrics;
+pub mod monitor;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use engine::{train, RunSummary, TrainError, TrainOptions};
+pub use protoclust_nn::optim;

@@ -73,7 +73,12 @@ impl ImageFolder {
         let mut labels = Vec::new();
         let mut classes = Vec::new();
         for (c, dir) in class_dirs.iter().enumerate() {
-            classes.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            classes.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             for f in list(dir)?.into_iter().filter(|p| is_image(p)) {
                 files.push(f);
                 labels.push(c as u32);

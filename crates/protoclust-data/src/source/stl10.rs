@@ -86,6 +86,9 @@ impl Source for Stl10 {
         self.labels.as_ref().map(|_| 10)
     }
     fn label(&self, index: usize) -> Option<u32> {
-        self.labels.as_ref().and_then(|l| l.get(index)).map(|&v| v as u32)
+        self.labels
+            .as_ref()
+            .and_then(|l| l.get(index))
+            .map(|&v| v as u32)
     }
 }

@@ -117,7 +117,10 @@ mod tests {
         let a = Synthetic::new(12, 32, 1);
         let b = Synthetic::new(12, 32, 1);
         assert_eq!(a.get(5).unwrap().image, b.get(5).unwrap().image);
-        assert_ne!(a.get(5).unwrap().image, Synthetic::new(12, 32, 2).get(5).unwrap().image);
+        assert_ne!(
+            a.get(5).unwrap().image,
+            Synthetic::new(12, 32, 2).get(5).unwrap().image
+        );
         let counts = (0..12).fold([0; 6], |mut c, i| {
             c[a.label(i).unwrap() as usize] += 1;
             c

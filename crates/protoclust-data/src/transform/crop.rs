@@ -72,7 +72,13 @@ impl RandomResizedCrop {
 
     /// Crops `b` out of `img` and resizes it to `size` × `size`.
     pub fn apply_box(&self, img: &FloatImage, b: &CropBox) -> FloatImage {
-        resize_region(img, (b.x, b.y, b.w, b.h), self.size, self.size, self.interpolation)
+        resize_region(
+            img,
+            (b.x, b.y, b.w, b.h),
+            self.size,
+            self.size,
+            self.interpolation,
+        )
     }
 }
 

@@ -100,7 +100,8 @@ pub fn resize_region(
         for (o, (lo, ws)) in cy.iter().enumerate() {
             let dst = &mut data[c * out_h * out_w + o * out_w..c * out_h * out_w + (o + 1) * out_w];
             for (k, wt) in ws.iter().enumerate() {
-                let src = &tmp[c * ih * out_w + (lo + k) * out_w..c * ih * out_w + (lo + k + 1) * out_w];
+                let src =
+                    &tmp[c * ih * out_w + (lo + k) * out_w..c * ih * out_w + (lo + k + 1) * out_w];
                 for (d, s) in dst.iter_mut().zip(src) {
                     *d += s * wt;
                 }

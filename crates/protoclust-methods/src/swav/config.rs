@@ -87,7 +87,10 @@ impl SwavConfig {
             ));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return Err(bad("temperature", format!("{} must be > 0", self.temperature)));
+            return Err(bad(
+                "temperature",
+                format!("{} must be > 0", self.temperature),
+            ));
         }
         if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
             return Err(bad("epsilon", format!("{} must be > 0", self.epsilon)));
@@ -103,7 +106,10 @@ impl SwavConfig {
         }
         let total = self.views.total();
         if self.crops_for_assign.is_empty() {
-            return Err(bad("crops_for_assign", "at least one crop is needed".into()));
+            return Err(bad(
+                "crops_for_assign",
+                "at least one crop is needed".into(),
+            ));
         }
         if let Some(c) = self.crops_for_assign.iter().find(|&&c| c >= total) {
             return Err(bad(

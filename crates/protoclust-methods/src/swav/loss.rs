@@ -59,7 +59,9 @@ pub fn swav_loss(
         if let Some(q) = queue.as_deref_mut() {
             if q.use_queue || q.is_full(i) {
                 q.use_queue = true;
-                let queue_scores = q.queues[i].clone().matmul(prototypes.clone().detach().transpose());
+                let queue_scores = q.queues[i]
+                    .clone()
+                    .matmul(prototypes.clone().detach().transpose());
                 out = Tensor::cat(vec![queue_scores, out], 0);
             }
             q.push(i, embeddings.clone().slice([c * bs..(c + 1) * bs]).detach());
@@ -78,7 +80,9 @@ pub fn swav_loss(
                 None => term,
             });
         }
-        let sub = sub.expect("at least two crops").div_scalar((p.total_crops - 1) as f64);
+        let sub = sub
+            .expect("at least two crops")
+            .div_scalar((p.total_crops - 1) as f64);
         total = Some(match total {
             Some(t) => t + sub,
             None => sub,

@@ -77,9 +77,11 @@ impl Method for Swav {
     }
 
     fn init_model(&self, seed: u64, device: &Device) -> Result<SwavModel, MethodError> {
-        SwavModel::new(&self.config, &mut Init::new(seed, device)).map_err(|e| MethodError::Config {
-            field: "swav.backbone".into(),
-            reason: e.to_string(),
+        SwavModel::new(&self.config, &mut Init::new(seed, device)).map_err(|e| {
+            MethodError::Config {
+                field: "swav.backbone".into(),
+                reason: e.to_string(),
+            }
         })
     }
 
@@ -152,7 +154,10 @@ impl Method for Swav {
             .collect();
         let mut watch = vec![("scores".to_string(), out.scores.detach())];
         for (i, c) in res.codes.iter().enumerate() {
-            watch.push((format!("sinkhorn_codes[crop {}]", params.crops_for_assign[i]), c.clone()));
+            watch.push((
+                format!("sinkhorn_codes[crop {}]", params.crops_for_assign[i]),
+                c.clone(),
+            ));
         }
         Ok(StepOutput {
             loss: res.loss,
@@ -210,7 +215,10 @@ impl Method for Swav {
             }
             queues.push(t.to_tensor::<2>(device));
         }
-        let use_queue = state.get("queue.use").map(|t| t.data[0] != 0.0).unwrap_or(false);
+        let use_queue = state
+            .get("queue.use")
+            .map(|t| t.data[0] != 0.0)
+            .unwrap_or(false);
         self.queue = Some(SwavQueue { queues, use_queue });
         Ok(())
     }

@@ -7,6 +7,7 @@ use protoclust_nn::backbone::{BackboneError, ResNet};
 use protoclust_nn::heads::{Mlp, Prototypes};
 use protoclust_nn::init::Init;
 use protoclust_nn::ops::l2_normalize;
+use protoclust_nn::running::SyncRunningStats;
 
 /// Backbone, projection head and prototype layer.
 #[derive(Module, Debug)]
@@ -58,5 +59,12 @@ impl SwavModel {
         let embeddings = l2_normalize(self.projector.forward(h), 1);
         let scores = self.prototypes.forward(embeddings.clone());
         SwavForward { embeddings, scores }
+    }
+}
+
+impl SyncRunningStats for SwavModel {
+    fn sync_running_stats(&self) {
+        self.backbone.sync_running_stats();
+        self.projector.sync_running_stats();
     }
 }

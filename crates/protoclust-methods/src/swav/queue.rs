@@ -16,7 +16,9 @@ impl SwavQueue {
     /// Zero-filled queues of `length` rows for `crops` assignment crops.
     pub fn new(crops: usize, length: usize, dim: usize, device: &Device) -> Self {
         Self {
-            queues: (0..crops).map(|_| Tensor::zeros([length, dim], device)).collect(),
+            queues: (0..crops)
+                .map(|_| Tensor::zeros([length, dim], device))
+                .collect(),
             use_queue: false,
         }
     }

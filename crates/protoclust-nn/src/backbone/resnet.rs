@@ -261,3 +261,27 @@ impl ResNet {
 pub fn resnet(config: &ResNetConfig, seed: u64, device: &Device) -> Result<ResNet, BackboneError> {
     config.init(&mut Init::new(seed, device))
 }
+
+impl crate::running::SyncRunningStats for Downsample {
+    fn sync_running_stats(&self) {
+        self.bn.sync_running_stats();
+    }
+}
+
+impl crate::running::SyncRunningStats for Block {
+    fn sync_running_stats(&self) {
+        self.bn1.sync_running_stats();
+        self.bn2.sync_running_stats();
+        self.bn3.sync_running_stats();
+        self.downsample.sync_running_stats();
+    }
+}
+
+impl crate::running::SyncRunningStats for ResNet {
+    fn sync_running_stats(&self) {
+        self.bn1.sync_running_stats();
+        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+            stage.sync_running_stats();
+        }
+    }
+}

@@ -76,3 +76,9 @@ impl Mlp {
         x
     }
 }
+
+impl crate::running::SyncRunningStats for Mlp {
+    fn sync_running_stats(&self) {
+        self.norms.sync_running_stats();
+    }
+}

@@ -38,16 +38,15 @@ impl Prototypes {
     /// Re-normalises every prototype to unit length outside autodiff, keeping the parameter's id
     /// (so its optimiser state carries over), as SwAV does before every step.
     pub fn normalized(self) -> Self {
+        let (id, w, mapper) = self.weight.consume();
+        let grad = w.is_require_grad();
+        // Normalise the plain (non-autodiff) values and re-wrap them as a fresh leaf.
+        let mut n = Tensor::from_inner(l2_normalize(w.inner(), 1));
+        if grad {
+            n = n.require_grad();
+        }
         Self {
-            weight: self.weight.map(|w| {
-                let grad = w.is_require_grad();
-                let n = l2_normalize(w.detach(), 1);
-                if grad {
-                    n.require_grad()
-                } else {
-                    n
-                }
-            }),
+            weight: Param::from_mapped_value(id, n, mapper),
         }
     }
 }

@@ -46,7 +46,11 @@ impl Fixture {
     pub fn param_usizes(&self, name: &str) -> Result<Vec<usize>, String> {
         self.json["params"][name]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_u64().map(|v| v as usize)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_u64().map(|v| v as usize))
+                    .collect()
+            })
             .ok_or_else(|| format!("params.{name} missing or not a list"))
     }
 
@@ -78,7 +82,9 @@ impl Fixture {
             })
             .collect();
         if data.len() != shape.iter().product::<usize>() {
-            return Err(format!("{section}.{name}: data length does not match shape {shape:?}"));
+            return Err(format!(
+                "{section}.{name}: data length does not match shape {shape:?}"
+            ));
         }
         Ok(Stored { shape, data })
     }
@@ -87,7 +93,10 @@ impl Fixture {
     pub fn input<const D: usize>(&self, name: &str, device: &Device) -> Result<Tensor<D>, String> {
         let s = self.tensor("inputs", name)?;
         if s.shape.len() != D {
-            return Err(format!("inputs.{name} has rank {}, expected {D}", s.shape.len()));
+            return Err(format!(
+                "inputs.{name} has rank {}, expected {D}",
+                s.shape.len()
+            ));
         }
         let v: Vec<f32> = s.data.iter().map(|&x| x as f32).collect();
         Ok(Tensor::from_data(TensorData::new(v, s.shape), device))
@@ -116,18 +125,28 @@ pub fn host<const D: usize>(t: &Tensor<D>) -> (Vec<usize>, Vec<f64>) {
 }
 
 /// Float comparison: max|got − ref| ≤ 2e-5 · max|ref| + 1e-7 (the fixtures README's bound).
-pub fn compare_float(name: &str, got: (Vec<usize>, Vec<f64>), reference: &Stored) -> Result<Compared, String> {
+pub fn compare_float(
+    name: &str,
+    got: (Vec<usize>, Vec<f64>),
+    reference: &Stored,
+) -> Result<Compared, String> {
     let (shape, got) = got;
     // A torch scalar (shape []) is a one-element tensor here.
     let scalar = reference.shape.is_empty() && got.len() == 1;
     if shape != reference.shape && !scalar {
-        return Err(format!("{name}: shape {shape:?}, reference {:?}", reference.shape));
+        return Err(format!(
+            "{name}: shape {shape:?}, reference {:?}",
+            reference.shape
+        ));
     }
     let max_ref = reference.data.iter().fold(0f64, |m, v| m.max(v.abs()));
-    let max_abs = got
-        .iter()
-        .zip(&reference.data)
-        .fold(0f64, |m, (a, b)| m.max(if a.is_finite() { (a - b).abs() } else { f64::INFINITY }));
+    let max_abs = got.iter().zip(&reference.data).fold(0f64, |m, (a, b)| {
+        m.max(if a.is_finite() {
+            (a - b).abs()
+        } else {
+            f64::INFINITY
+        })
+    });
     Ok(Compared {
         name: name.to_string(),
         max_abs,

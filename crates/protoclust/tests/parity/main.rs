@@ -56,7 +56,9 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
         "jigclu" | "odc" | "slotcon" => {
             return Outcome::Unimplemented(format!("{method} is not implemented yet ({function})"))
         }
-        _ => Err(format!("no runner for method `{method}`, function `{function}`")),
+        _ => Err(format!(
+            "no runner for method `{method}`, function `{function}`"
+        )),
     };
     match result {
         Ok(c) if c.iter().all(|c| c.ok()) => Outcome::Pass(c),
@@ -78,14 +80,21 @@ fn main() {
     let mut files = Vec::new();
     collect(&dir, &mut files);
     if files.is_empty() {
-        println!("parity: no fixtures under {} (set PROTOCLUST_FIXTURES)", dir.display());
+        println!(
+            "parity: no fixtures under {} (set PROTOCLUST_FIXTURES)",
+            dir.display()
+        );
         println!("0 passed, 1 failed");
         std::process::exit(1);
     }
     let device = Device::flex();
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for path in &files {
-        let name = path.strip_prefix(&dir).unwrap_or(path).display().to_string();
+        let name = path
+            .strip_prefix(&dir)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         match run_case(path, &device) {
             Outcome::Pass(c) => {
                 passed += 1;
@@ -94,7 +103,10 @@ fn main() {
                     .filter(|c| c.bound > 0.0)
                     .map(|c| c.max_abs / c.bound)
                     .fold(0f64, f64::max);
-                println!("PASS {name} ({} tensors, worst err/bound {worst:.3})", c.len());
+                println!(
+                    "PASS {name} ({} tensors, worst err/bound {worst:.3})",
+                    c.len()
+                );
             }
             Outcome::Fail(why) => {
                 failed += 1;

@@ -12,7 +12,10 @@ pub fn sinkhorn_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let iters = f.param_usize("sinkhorn_iterations")?;
     let reference = f.tensor("outputs", "Q")?;
     let mut res = Vec::new();
-    for (mode, tag) in [(SinkhornMode::Official, "official"), (SinkhornMode::Stable, "stable")] {
+    for (mode, tag) in [
+        (SinkhornMode::Official, "official"),
+        (SinkhornMode::Stable, "stable"),
+    ] {
         let q = sinkhorn(out.clone(), eps, iters, mode, &SingleProcess);
         res.push(compare_float(&format!("Q[{tag}]"), host(&q), &reference)?);
     }
@@ -21,7 +24,10 @@ pub fn sinkhorn_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
 
 pub fn loss_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {
     let mut res = Vec::new();
-    for (mode, tag) in [(SinkhornMode::Official, "official"), (SinkhornMode::Stable, "stable")] {
+    for (mode, tag) in [
+        (SinkhornMode::Official, "official"),
+        (SinkhornMode::Stable, "stable"),
+    ] {
         res.extend(loss_case_mode(f, device, mode, tag)?);
     }
     Ok(res)

@@ -1,0 +1,118 @@
+//! Backbone weights under torchvision's ResNet parameter names, and back.
+//!
+//! `torchvision.models.resnet50().load_state_dict(...)` accepts the file with `strict=False`
+//! (the classifier `fc.*` is not part of a self-supervised backbone).
+
+use protoclust_nn::backbone::ResNet;
+use protoclust_nn::io::{save_mixed, IoError, OutTensor};
+use protoclust_nn::named::{named_tensors, HostTensor};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Maps one of our parameter paths to torchvision's name.
+pub fn to_torchvision_name(ours: &str) -> String {
+    ours.replace(".downsample.conv.", ".downsample.0.")
+        .replace(".downsample.bn.", ".downsample.1.")
+        .replace(".gamma", ".weight")
+        .replace(".beta", ".bias")
+}
+
+/// Maps a torchvision parameter name to ours (inverse of [`to_torchvision_name`] on BN/conv).
+pub fn from_torchvision_name(tv: &str, is_norm: bool) -> String {
+    let s = tv
+        .replace(".downsample.0.", ".downsample.conv.")
+        .replace(".downsample.1.", ".downsample.bn.");
+    if is_norm {
+        s.replace(".weight", ".gamma").replace(".bias", ".beta")
+    } else {
+        s
+    }
+}
+
+fn is_norm_path(tv: &str) -> bool {
+    let module = tv.rsplit_once('.').map(|x| x.0).unwrap_or("");
+    let last = module.rsplit('.').next().unwrap_or("");
+    last.starts_with("bn") || module.ends_with("downsample.1")
+}
+
+/// The backbone's state dict with torchvision names (plus `num_batches_tracked` = 0 per BN).
+pub fn torchvision_state_dict(backbone: &ResNet) -> BTreeMap<String, OutTensor> {
+    let mut out = BTreeMap::new();
+    for (name, t) in named_tensors(backbone) {
+        let tv = to_torchvision_name(&name);
+        if tv.ends_with(".running_mean") {
+            let nbt = tv.replace(".running_mean", ".num_batches_tracked");
+            out.insert(nbt, OutTensor::I64(vec![], vec![0]));
+        }
+        out.insert(tv, OutTensor::F32(t));
+    }
+    out
+}
+
+/// Writes the backbone to `path` as torchvision-named safetensors.
+pub fn export_safetensors(
+    backbone: &ResNet,
+    path: &Path,
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    save_mixed(path, &torchvision_state_dict(backbone), metadata)
+}
+
+/// Converts a torchvision-named state dict into our parameter paths (drops `fc.*` and
+/// `num_batches_tracked`).
+pub fn from_torchvision(tv: &BTreeMap<String, HostTensor>) -> BTreeMap<String, HostTensor> {
+    tv.iter()
+        .filter(|(k, _)| !k.starts_with("fc.") && !k.ends_with("num_batches_tracked"))
+        .map(|(k, v)| (from_torchvision_name(k, is_norm_path(k)), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+    use protoclust_nn::backbone::{resnet, ResNetConfig};
+
+    #[test]
+    fn resnet50_names_and_shapes_match_torchvision() {
+        let cfg = ResNetConfig {
+            depth: 50,
+            width: 64,
+            ..Default::default()
+        };
+        let net = resnet(&cfg, 0, &Device::flex()).unwrap();
+        let sd = torchvision_state_dict(&net);
+        // torchvision resnet50 has 320 entries without fc.weight/fc.bias.
+        assert_eq!(sd.len(), 320);
+        let shape = |k: &str| match &sd[k] {
+            OutTensor::F32(h) => h.shape.clone(),
+            OutTensor::I64(s, _) => s.clone(),
+        };
+        assert_eq!(shape("conv1.weight"), vec![64, 3, 7, 7]);
+        assert_eq!(shape("bn1.weight"), vec![64]);
+        assert_eq!(shape("layer1.0.downsample.0.weight"), vec![256, 64, 1, 1]);
+        assert_eq!(shape("layer1.0.downsample.1.running_var"), vec![256]);
+        assert_eq!(shape("layer4.2.conv3.weight"), vec![2048, 512, 1, 1]);
+        assert_eq!(
+            shape("layer3.5.bn2.num_batches_tracked"),
+            Vec::<usize>::new()
+        );
+        assert!(sd
+            .keys()
+            .all(|k| !k.contains("gamma") && !k.contains("beta") && !k.contains(".conv.")));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for ours in [
+            "layer1.0.downsample.bn.gamma",
+            "layer2.0.downsample.conv.weight",
+            "bn1.beta",
+            "layer4.1.conv2.weight",
+            "layer4.1.bn2.running_var",
+        ] {
+            let tv = to_torchvision_name(ours);
+            assert_eq!(from_torchvision_name(&tv, is_norm_path(&tv)), ours);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Tensor files: safetensors read/write of named host tensors, written atomically.
+
+use crate::named::HostTensor;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a tensor file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The OS refused.
+    #[error("{path}: {source}")]
+    Os {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file or holds an unexpected tensor.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
+/// crash never leaves a half-written file under the final name.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let os = |source| IoError::Os {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(os)?;
+    }
+    let tmp = path.with_extension(format!(
+        "{}.tmp-{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(os)?;
+    f.write_all(bytes).map_err(os)?;
+    f.sync_all().map_err(os)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(os)
+}
+
+/// A tensor to write: f32 host values, or i64 values (e.g. `num_batches_tracked`).
+pub enum OutTensor {
+    /// 32-bit floats.
+    F32(HostTensor),
+    /// 64-bit integers with a shape.
+    I64(Vec<usize>, Vec<i64>),
+}
+
+/// Serialises named tensors and string metadata to safetensors bytes.
+pub fn to_safetensors(
+    tensors: &BTreeMap<String, OutTensor>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, t)| match t {
+            OutTensor::F32(h) => (
+                k.clone(),
+                Dtype::F32,
+                h.shape.clone(),
+                h.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            OutTensor::I64(shape, v) => (
+                k.clone(),
+                Dtype::I64,
+                shape.clone(),
+                v.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(k, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (k.clone(), v)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| e.to_string())
+}
+
+/// Writes f32 tensors and metadata to `path` atomically.
+pub fn save(
+    path: &Path,
+    tensors: &BTreeMap<String, HostTensor>,
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    let out = tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), OutTensor::F32(v.clone())))
+        .collect();
+    save_mixed(path, &out, metadata)
+}
+
+/// Writes f32/i64 tensors and metadata to `path` atomically.
+pub fn save_mixed(
+    path: &Path,
+    tensors: &BTreeMap<String, OutTensor>,
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    let bytes = to_safetensors(tensors, metadata).map_err(|reason| IoError::Format {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    atomic_write(path, &bytes)
+}
+
+/// Reads every f32 tensor of a safetensors file, with its metadata.
+pub fn load(
+    path: &Path,
+) -> Result<(BTreeMap<String, HostTensor>, HashMap<String, String>), IoError> {
+    let bytes = std::fs::read(path).map_err(|source| IoError::Os {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fmt = |reason: String| IoError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fmt(format!("not a safetensors file ({e})")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| fmt(format!("not a safetensors file ({e})")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            other => {
+                return Err(fmt(format!(
+                    "tensor `{name}` has dtype {other:?}, expected F32"
+                )))
+            }
+        };
+        out.insert(
+            name,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok((out, metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_values_and_metadata() {
+        let dir = std::env::temp_dir().join(format!("pc-io-{}", std::process::id()));
+        let path = dir.join("t.safetensors");
+        let mut t = BTreeMap::new();
+        t.insert(
+            "a.b".to_string(),
+            HostTensor {
+                shape: vec![2, 2],
+                data: vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE],
+            },
+        );
+        let mut meta = HashMap::new();
+        meta.insert("k".to_string(), "v".to_string());
+        save(&path, &t, meta).unwrap();
+        let (back, m) = load(&path).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(m.get("k").map(String::as_str), Some("v"));
+        std::fs::write(&path, b"garbage").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("t.safetensors") && err.contains("not a safetensors"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Checkpoints: model, optimiser, method state, and the run position, in one safetensors file.
+
+use protoclust_nn::io::{self, IoError};
+use protoclust_nn::named::HostTensor;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Version tag written into every checkpoint.
+pub const FORMAT: &str = "protoclust-checkpoint-1";
+
+/// Where the run stands when the checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Method name.
+    pub method: String,
+    /// Epoch to continue in.
+    pub epoch: u64,
+    /// Next batch of that epoch.
+    pub batch: usize,
+    /// Global iterations completed.
+    pub iteration: u64,
+    /// Resolved run configuration (TOML), so evaluation can rebuild the model.
+    pub config: String,
+}
+
+/// Everything needed to continue a run exactly.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Position in the run.
+    pub meta: CheckpointMeta,
+    /// Model tensors (parameters and BatchNorm statistics) by path.
+    pub model: BTreeMap<String, HostTensor>,
+    /// Optimiser state by path.
+    pub optim: BTreeMap<String, HostTensor>,
+    /// Method state (queues, memories) by name.
+    pub method: BTreeMap<String, HostTensor>,
+}
+
+const SECTIONS: [&str; 3] = ["model", "optim", "method"];
+
+impl Checkpoint {
+    /// Writes atomically (temporary file, then rename): an interrupted write never replaces
+    /// the previous checkpoint.
+    pub fn save(&self, path: &Path) -> Result<(), IoError> {
+        let mut all = BTreeMap::new();
+        for (section, map) in SECTIONS
+            .iter()
+            .zip([&self.model, &self.optim, &self.method])
+        {
+            for (k, v) in map {
+                all.insert(format!("{section}/{k}"), v.clone());
+            }
+        }
+        let mut meta = HashMap::new();
+        meta.insert(
+            "protoclust".to_string(),
+            serde_json::to_string(&self.meta).unwrap_or_default(),
+        );
+        io::save(path, &all, meta)
+    }
+
+    /// Reads a checkpoint, checking its format tag.
+    pub fn load(path: &Path) -> Result<Self, IoError> {
+        let (all, meta) = io::load(path)?;
+        let bad = |reason: String| IoError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let json = meta
+            .get("protoclust")
+            .ok_or_else(|| bad("not a protoclust checkpoint (no `protoclust` metadata)".into()))?;
+        let meta: CheckpointMeta =
+            serde_json::from_str(json).map_err(|e| bad(format!("checkpoint metadata: {e}")))?;
+        if meta.format != FORMAT {
+            return Err(bad(format!(
+                "format `{}`, expected `{FORMAT}`",
+                meta.format
+            )));
+        }
+        let mut ck = Checkpoint {
+            meta,
+            model: BTreeMap::new(),
+            optim: BTreeMap::new(),
+            method: BTreeMap::new(),
+        };
+        for (k, v) in all {
+            match k.split_once('/') {
+                Some(("model", rest)) => ck.model.insert(rest.to_string(), v),
+                Some(("optim", rest)) => ck.optim.insert(rest.to_string(), v),
+                Some(("method", rest)) => ck.method.insert(rest.to_string(), v),
+                _ => return Err(bad(format!("unexpected tensor `{k}`"))),
+            };
+        }
+        Ok(ck)
+    }
+}

@@ -1,0 +1,431 @@
+//! The training loop.
+
+use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
+use crate::cluster_stats::{ClusterCounter, CollapseWatch};
+use crate::metrics::{MetricsLog, Progress};
+use crate::monitor::KnnMonitor;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use protoclust_data::loader::{Batch, Loader};
+use protoclust_eval::KnnResult;
+use protoclust_methods::{Method, MethodError, StepContext};
+use protoclust_nn::named::{load_named, named_tensors};
+use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
+use protoclust_nn::running::SyncRunningStats;
+use protoclust_nn::stats::TensorStats;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How long to train and what to write.
+#[derive(Clone)]
+pub struct TrainOptions {
+    /// Total epochs.
+    pub epochs: u64,
+    /// Seed of the model initialisation (the loader has its own).
+    pub seed: u64,
+    /// Run directory (checkpoints/, metrics.jsonl).
+    pub run_dir: PathBuf,
+    /// Keep a numbered checkpoint every this many epochs (0: only `last`).
+    pub checkpoint_every_epochs: u64,
+    /// Also write `last` every this many iterations (0: only at epoch ends).
+    pub checkpoint_every_iterations: u64,
+    /// Metrics line every this many iterations.
+    pub log_every: u64,
+    /// Stop (as if killed) after this many global iterations, leaving the checkpoint.
+    pub stop_after_iterations: Option<u64>,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Resolved configuration, stored in checkpoints.
+    pub config_toml: String,
+    /// Online kNN monitor.
+    pub monitor: Option<KnnMonitor>,
+    /// Iterations at ln(K) before the collapse warning.
+    pub collapse_patience: u64,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// What a finished (or stopped) run leaves.
+pub struct RunSummary<M> {
+    /// The trained model.
+    pub model: M,
+    /// Global iterations done.
+    pub iterations: u64,
+    /// Epochs fully done.
+    pub epochs: u64,
+    /// Seconds spent in this process.
+    pub wall_seconds: f64,
+    /// Mean loss of the last epoch.
+    pub last_epoch_loss: Option<f64>,
+    /// Last kNN monitor results.
+    pub knn: Vec<KnnResult>,
+    /// Images that could not be decoded and were skipped.
+    pub skipped_images: usize,
+    /// Path of the last checkpoint.
+    pub last_checkpoint: PathBuf,
+}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Data could not be loaded.
+    #[error(transparent)]
+    Data(#[from] protoclust_data::DataError),
+    /// The method refused (configuration, state or non-finite values).
+    #[error(transparent)]
+    Method(#[from] MethodError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Io(#[from] protoclust_nn::io::IoError),
+    /// The checkpoint does not fit the model.
+    #[error("{path}: {reason}")]
+    Resume {
+        /// Checkpoint file.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The run directory could not be written.
+    #[error("{path}: {source}")]
+    RunDir {
+        /// The path.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The kNN monitor failed.
+    #[error("kNN monitor: {0}")]
+    Monitor(String),
+}
+
+/// Paths inside a run directory.
+pub fn last_checkpoint_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints").join("last.safetensors")
+}
+
+fn views_to_tensors(batch: &Batch, device: &Device) -> Vec<Tensor<4>> {
+    batch
+        .views
+        .iter()
+        .map(|v| {
+            Tensor::from_data(
+                TensorData::new(v.data.clone(), [batch.len(), 3, v.size, v.size]),
+                device,
+            )
+        })
+        .collect()
+}
+
+struct Position {
+    epoch: u64,
+    batch: usize,
+    iteration: u64,
+}
+
+/// Trains `method` on batches from `loader`; resumes when `opts.resume` is set.
+pub fn train<M: Method>(
+    method: &mut M,
+    loader: &Loader,
+    optim: OptimConfig,
+    schedule: ScheduleConfig,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<RunSummary<M::Model>, TrainError> {
+    let started = Instant::now();
+    let ad = device.clone().autodiff();
+    let run_dir = &opts.run_dir;
+    let rd = |source| TrainError::RunDir {
+        path: run_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(rd)?;
+    let ipe = loader.batches_per_epoch();
+    let base_lr = optim.lr;
+    let sched = Schedule::new(schedule, base_lr, opts.epochs, ipe as u64);
+    let mut optimizer = Optimizer::new(optim);
+    let mut model = method.init_model(opts.seed, &ad)?;
+    let mut pos = Position {
+        epoch: 0,
+        batch: 0,
+        iteration: 0,
+    };
+    if let Some(path) = &opts.resume {
+        let ck = Checkpoint::load(path)?;
+        let resume_err = |reason: String| TrainError::Resume {
+            path: path.clone(),
+            reason,
+        };
+        if ck.meta.method != method.name() {
+            return Err(resume_err(format!(
+                "checkpoint of method `{}`, this run is `{}`",
+                ck.meta.method,
+                method.name()
+            )));
+        }
+        model = load_named(model, &ck.model).map_err(|e| resume_err(e.to_string()))?;
+        optimizer.load_state(&ck.optim, &ad);
+        method.load_state(&ck.method, &ad)?;
+        pos = Position {
+            epoch: ck.meta.epoch,
+            batch: ck.meta.batch,
+            iteration: ck.meta.iteration,
+        };
+    }
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut log = MetricsLog::open(&metrics_path, opts.resume.is_some()).map_err(|source| {
+        TrainError::RunDir {
+            path: metrics_path.clone(),
+            source,
+        }
+    })?;
+    let last_path = last_checkpoint_path(run_dir);
+    let save = |model: &M::Model,
+                method: &M,
+                optimizer: &Optimizer,
+                epoch: u64,
+                batch: usize,
+                iteration: u64,
+                path: &Path|
+     -> Result<(), TrainError> {
+        model.sync_running_stats();
+        Checkpoint {
+            meta: CheckpointMeta {
+                format: FORMAT.into(),
+                method: method.name().into(),
+                epoch,
+                batch,
+                iteration,
+                config: opts.config_toml.clone(),
+            },
+            model: named_tensors(model),
+            optim: optimizer.state(),
+            method: method.state(),
+        }
+        .save(path)?;
+        Ok(())
+    };
+    let total_iters = opts.epochs * ipe as u64;
+    let progress = Progress::new(total_iters, pos.iteration, opts.quiet);
+    let mut counter = method.num_clusters().map(ClusterCounter::new);
+    let mut collapse = method
+        .num_clusters()
+        .map(|k| CollapseWatch::new(k, opts.collapse_patience));
+    let mut knn_last = Vec::new();
+    let mut last_epoch_loss = None;
+    let mut skipped_images = 0usize;
+    let mut epochs_done = pos.epoch;
+    if let Some(m) = opts
+        .monitor
+        .as_ref()
+        .filter(|m| m.every_epochs > 0 && pos.iteration == 0)
+    {
+        // The random-init encoder, measured in the same run as the trained one.
+        let init = m
+            .evaluate(M::backbone(&model), &ad)
+            .map_err(TrainError::Monitor)?;
+        let line = init
+            .iter()
+            .map(|r| format!("k={} T={}: top1 {:.2}%", r.k, r.temperature, r.top1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        progress.println(&format!("random-init kNN {line}"));
+        let _ = log.write(&json!({"kind": "knn_init", "iteration": 0, "knn": init}));
+    }
+    for epoch in pos.epoch..opts.epochs {
+        let start_batch = if epoch == pos.epoch { pos.batch } else { 0 };
+        if start_batch == 0 {
+            method.on_epoch_start(epoch);
+        }
+        let (mut loss_sum, mut loss_n) = (0f64, 0u64);
+        let mut window = (Instant::now(), 0usize);
+        for (k, batch) in loader.epoch(epoch, start_batch).enumerate() {
+            let b = start_batch + k;
+            let batch = batch?;
+            for (i, why) in &batch.skipped {
+                progress.println(&format!("skipped image {i}: {why}"));
+            }
+            skipped_images += batch.skipped.len();
+            if batch.is_empty() {
+                continue;
+            }
+            let ctx = StepContext {
+                iteration: pos.iteration,
+                epoch,
+                iters_per_epoch: ipe,
+                device: ad.clone(),
+            };
+            let views = views_to_tensors(&batch, &ad);
+            model = method.before_forward(model, &ctx);
+            let out = method.forward(&model, &views, &batch, &ctx)?;
+            let loss = out.loss.clone().into_scalar::<f32>() as f64;
+            let bad_watch = out
+                .watch
+                .iter()
+                .any(|(_, t)| !t.clone().sum().into_scalar::<f32>().is_finite());
+            if !loss.is_finite() || bad_watch {
+                let mut details = vec![format!("loss = {loss}")];
+                for (name, t) in &out.watch {
+                    details.push(format!("{name}: {}", TensorStats::of(t)));
+                }
+                let details = details.join("\n");
+                let dump = run_dir.join("nonfinite.txt");
+                let _ = std::fs::write(&dump, &details);
+                progress.finish();
+                return Err(MethodError::NonFinite {
+                    iteration: pos.iteration,
+                    what: if loss.is_finite() {
+                        "a watched tensor".into()
+                    } else {
+                        "the loss".into()
+                    },
+                    details: format!(
+                        "{details}\n(statistics written to {}; the last good checkpoint {} is untouched)",
+                        dump.display(),
+                        last_path.display()
+                    ),
+                }
+                .into());
+            }
+            let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            method.filter_grads(&mut grads, &model, &ctx);
+            let lr = sched.lr(pos.iteration);
+            model = optimizer.step(model, grads, lr);
+            model = method.after_step(model, &ctx);
+            pos.iteration += 1;
+            loss_sum += loss;
+            loss_n += 1;
+            window.1 += batch.len();
+            if let Some(c) = &mut counter {
+                c.add(&out.assignments);
+            }
+            if let Some(w) = &mut collapse {
+                if let Some(msg) = w.observe(loss) {
+                    progress.println(&msg);
+                    let _ = log.write(
+                        &json!({"kind": "warning", "iteration": pos.iteration, "message": msg}),
+                    );
+                }
+            }
+            let log_now = opts.log_every > 0 && pos.iteration % opts.log_every == 0;
+            let secs = window.0.elapsed().as_secs_f64().max(1e-9);
+            let ips = window.1 as f64 / secs;
+            let msg = format!(
+                "epoch {epoch} it {} loss {loss:.4} lr {lr:.4e} {ips:.1} img/s",
+                pos.iteration
+            );
+            progress.update(pos.iteration, &msg, log_now);
+            if log_now {
+                let mut rec = json!({"kind": "step", "iteration": pos.iteration, "epoch": epoch,
+                    "loss": loss, "lr": lr, "img_per_s": ips});
+                for (name, v) in &out.metrics {
+                    rec[name] = json!(v);
+                }
+                let _ = log.write(&rec);
+                window = (Instant::now(), 0);
+            }
+            if opts.checkpoint_every_iterations > 0
+                && pos.iteration % opts.checkpoint_every_iterations == 0
+            {
+                save(
+                    &model,
+                    method,
+                    &optimizer,
+                    epoch,
+                    b + 1,
+                    pos.iteration,
+                    &last_path,
+                )?;
+            }
+            if opts.stop_after_iterations == Some(pos.iteration) {
+                save(
+                    &model,
+                    method,
+                    &optimizer,
+                    epoch,
+                    b + 1,
+                    pos.iteration,
+                    &last_path,
+                )?;
+                progress.finish();
+                return Ok(RunSummary {
+                    model,
+                    iterations: pos.iteration,
+                    epochs: epochs_done,
+                    wall_seconds: started.elapsed().as_secs_f64(),
+                    last_epoch_loss,
+                    knn: knn_last,
+                    skipped_images,
+                    last_checkpoint: last_path,
+                });
+            }
+        }
+        epochs_done = epoch + 1;
+        let mean_loss = (loss_n > 0).then(|| loss_sum / loss_n as f64);
+        last_epoch_loss = mean_loss.or(last_epoch_loss);
+        let mut rec = json!({"kind": "epoch", "epoch": epoch, "iteration": pos.iteration,
+            "loss": mean_loss, "skipped_images": skipped_images,
+            "wall_s": started.elapsed().as_secs_f64()});
+        if let Some(c) = &mut counter {
+            rec["clusters"] = json!(c.take());
+        }
+        if let Some(m) = &opts.monitor {
+            if m.every_epochs > 0 && (epoch + 1) % m.every_epochs == 0 {
+                model.sync_running_stats();
+                knn_last = m
+                    .evaluate(M::backbone(&model), &ad)
+                    .map_err(TrainError::Monitor)?;
+                rec["knn"] = json!(knn_last);
+                let line = knn_last
+                    .iter()
+                    .map(|r| format!("k={} T={}: top1 {:.2}%", r.k, r.temperature, r.top1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                progress.println(&format!("epoch {epoch} kNN {line}"));
+            }
+        }
+        progress.println(&format!(
+            "epoch {epoch} done: mean loss {:.4}{}",
+            mean_loss.unwrap_or(f64::NAN),
+            rec.get("clusters")
+                .map(|c| format!(", clusters used {}/{}", c["used"], c["clusters"]))
+                .unwrap_or_default()
+        ));
+        let _ = log.write(&rec);
+        save(
+            &model,
+            method,
+            &optimizer,
+            epoch + 1,
+            0,
+            pos.iteration,
+            &last_path,
+        )?;
+        if opts.checkpoint_every_epochs > 0 && (epoch + 1) % opts.checkpoint_every_epochs == 0 {
+            let numbered = run_dir
+                .join("checkpoints")
+                .join(format!("epoch-{:04}.safetensors", epoch + 1));
+            save(
+                &model,
+                method,
+                &optimizer,
+                epoch + 1,
+                0,
+                pos.iteration,
+                &numbered,
+            )?;
+        }
+    }
+    progress.finish();
+    model.sync_running_stats();
+    Ok(RunSummary {
+        model,
+        iterations: pos.iteration,
+        epochs: epochs_done,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        last_epoch_loss,
+        knn: knn_last,
+        skipped_images,
+        last_checkpoint: last_path,
+    })
+}

@@ -1,0 +1,270 @@
+//! The run configuration: one typed TOML file, every field defaulted and validated.
+
+use anyhow::{bail, Context, Result};
+use protoclust_data::loader::LoaderConfig;
+use protoclust_data::views::CenterView;
+use protoclust_eval::LinearProbeConfig;
+use protoclust_methods::swav::SwavConfig;
+use protoclust_nn::optim::{OptimConfig, ScheduleConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::data_spec::DataSpec;
+
+/// Training-loop settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Total epochs.
+    pub epochs: u64,
+    /// Run directory (created; checkpoints/, metrics.jsonl, config.toml).
+    pub run_dir: PathBuf,
+    /// Keep a numbered checkpoint every this many epochs (0: only `last`).
+    pub checkpoint_every_epochs: u64,
+    /// Also refresh `last` every this many iterations (0: only at epoch ends).
+    pub checkpoint_every_iterations: u64,
+    /// A metrics line every this many iterations.
+    pub log_every: u64,
+    /// Iterations at ln(K) before the collapse warning.
+    pub collapse_patience: u64,
+    /// Stop (leaving a checkpoint) after this many iterations; for tests and time-boxed runs.
+    pub stop_after_iterations: Option<u64>,
+    /// Worker threads for augmentation and CPU kernels (0: all cores).
+    pub threads: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 100,
+            run_dir: PathBuf::from("runs/swav"),
+            checkpoint_every_epochs: 10,
+            checkpoint_every_iterations: 0,
+            log_every: 10,
+            collapse_patience: 200,
+            stop_after_iterations: None,
+            threads: 0,
+        }
+    }
+}
+
+/// Online evaluation during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSection {
+    /// kNN every this many epochs (0: off).
+    pub every_epochs: u64,
+    /// Labelled memory-bank split.
+    pub train: Option<DataSpec>,
+    /// Labelled held-out split.
+    pub test: Option<DataSpec>,
+    /// (k, T) pairs evaluated together.
+    pub knn: Vec<(usize, f64)>,
+    /// Feature-extraction batch size.
+    pub batch_size: usize,
+}
+
+impl Default for MonitorSection {
+    fn default() -> Self {
+        Self {
+            every_epochs: 0,
+            train: None,
+            test: None,
+            knn: vec![(200, 0.1), (20, 0.07)],
+            batch_size: 256,
+        }
+    }
+}
+
+/// A whole run: method, data, optimisation and evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Method name (only "swav" so far).
+    pub method: String,
+    /// Seed of model init and data order/augmentation.
+    pub seed: u64,
+    /// Training images.
+    pub data: DataSpec,
+    /// Batching.
+    pub loader: LoaderConfig,
+    /// SwAV settings (model, views, loss).
+    pub swav: SwavConfig,
+    /// Optimiser.
+    pub optim: OptimConfig,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleConfig,
+    /// Loop settings.
+    pub train: TrainSection,
+    /// Online kNN monitor.
+    pub monitor: MonitorSection,
+    /// View used to extract features for evaluation.
+    pub eval_view: CenterView,
+    /// Linear probe settings.
+    pub linear: LinearProbeConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            method: "swav".into(),
+            seed: 0,
+            data: DataSpec::default(),
+            loader: LoaderConfig::default(),
+            swav: SwavConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            train: TrainSection::default(),
+            monitor: MonitorSection::default(),
+            eval_view: CenterView::default(),
+            linear: LinearProbeConfig::default(),
+        }
+    }
+}
+
+/// Sets `dotted.key` in a TOML table to `raw` (parsed as a TOML value, else taken as a string).
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set {assignment}: expected section.key=value"))?;
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set {assignment}: empty key segment");
+    }
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .with_context(|| format!("--set {assignment}: `{p}` is not a section"))?;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// Parses TOML text (plus overrides) into a config; errors are one line naming the field.
+pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<RunConfig> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        anyhow::anyhow!("{origin}:{line}: {}", e.message().trim())
+    })?;
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    let cfg: RunConfig =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner.lines().next().unwrap_or("").trim().to_string();
+            anyhow::anyhow!("{origin}: {path}: {inner}")
+        })?;
+    validate(&cfg).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    Ok(cfg)
+}
+
+/// Reads and parses a config file.
+pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    parse(&text, &path.display().to_string(), overrides)
+}
+
+/// Cross-field checks beyond what the types enforce.
+pub fn validate(cfg: &RunConfig) -> Result<()> {
+    if cfg.method != "swav" {
+        bail!(
+            "method = {:?}: only \"swav\" is implemented so far",
+            cfg.method
+        );
+    }
+    cfg.swav
+        .validate(cfg.data.image_side())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    cfg.optim.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if cfg.loader.batch_size < 2 {
+        bail!(
+            "loader.batch_size = {}: SwAV needs at least 2",
+            cfg.loader.batch_size
+        );
+    }
+    if cfg.train.epochs == 0 {
+        bail!("train.epochs must be at least 1");
+    }
+    if cfg.eval_view.size == 0 || cfg.eval_view.size > cfg.eval_view.resize {
+        bail!(
+            "eval_view: size {} must be in 1..=resize ({})",
+            cfg.eval_view.size,
+            cfg.eval_view.resize
+        );
+    }
+    if cfg.monitor.every_epochs > 0 && (cfg.monitor.train.is_none() || cfg.monitor.test.is_none()) {
+        bail!("monitor.every_epochs > 0 needs monitor.train and monitor.test");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_and_wrong_type_are_one_line_errors_naming_the_field() {
+        let e = parse("[swav]\nprotoypes = 10\n", "x.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.toml") && e.contains("protoypes") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = parse("[swav]\nprototypes = \"many\"\n", "x.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("swav.prototypes") && e.contains("invalid type") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = parse("[swav]\nprototypes = 1000000000\n", "x.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("swav.prototypes"), "{e}");
+        let e = parse("[swav\n", "x.toml", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("x.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn overrides_replace_values() {
+        let c = parse(
+            "[swav]\nprototypes = 10\n",
+            "x.toml",
+            &["swav.prototypes=30".into(), "train.run_dir=out/x".into()],
+        )
+        .unwrap();
+        assert_eq!(c.swav.prototypes, 30);
+        assert_eq!(c.train.run_dir, PathBuf::from("out/x"));
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                load(&p, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+    }
+}

@@ -1,0 +1,8 @@
+//! The protoclust command line: loads and validates configs, wires the library crates together.
+//! No algorithm lives here.
+
+pub mod commands;
+pub mod config;
+pub mod data_spec;
+pub mod device;
+pub mod runner;

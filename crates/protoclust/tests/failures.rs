@@ -1,0 +1,152 @@
+//! Bad inputs and numerical failures: clear one-line errors, no panics, nothing lost.
+
+mod common;
+
+use burn::tensor::Device;
+use protoclust::runner;
+use std::process::Command;
+
+fn protoclust(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(stderr: &str, needles: &[&str]) {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` not in: {}", lines[0]);
+    }
+}
+
+#[test]
+fn truncated_cifar_file_is_a_one_line_error_naming_it() {
+    let d = common::scratch("bad-cifar");
+    let f = d.join("data_batch_1.bin");
+    std::fs::write(&f, vec![1u8; 3073 * 3 - 17]).unwrap();
+    let cfg = d.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[data]\nkind = \"cifar10\"\npaths = [{:?}]\n[train]\nrun_dir = {:?}\n",
+            f,
+            d.join("run")
+        ),
+    )
+    .unwrap();
+    let (ok, err) = protoclust(&["train", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["data_batch_1.bin", "3073"]);
+}
+
+#[test]
+fn unknown_key_and_wrong_type_are_one_line_errors() {
+    let d = common::scratch("bad-config");
+    let cfg = d.join("c.toml");
+    std::fs::write(&cfg, "[swav]\nprototypes = 10\nsinkhorn_iters = 3\n").unwrap();
+    let (ok, err) = protoclust(&["train", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["c.toml", "sinkhorn_iters", "unknown field"]);
+    std::fs::write(&cfg, "[loader]\nbatch_size = \"big\"\n").unwrap();
+    let (ok, err) = protoclust(&["train", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["loader.batch_size", "invalid type"]);
+    let (ok, err) = protoclust(&["train", cfg.to_str().unwrap(), "--set", "swav.prototypes=0"]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["loader.batch_size"]);
+    std::fs::write(
+        &cfg,
+        "[swav.views]\ncrops = [{ count = 2, size = 4096, scale = [0.1, 1.0] }]\n",
+    )
+    .unwrap();
+    let (ok, err) = protoclust(&["train", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["crops[0].size"]);
+}
+
+#[test]
+fn corrupt_jpeg_in_a_folder_is_skipped_and_counted_or_fails_strictly() {
+    use protoclust_data::loader::{Loader, LoaderConfig};
+    use protoclust_data::source::ImageFolder;
+    use protoclust_data::views::CenterView;
+    use std::sync::Arc;
+    let d = common::scratch("bad-jpeg");
+    let class = d.join("cats");
+    std::fs::create_dir_all(&class).unwrap();
+    let img = image::RgbImage::from_fn(20, 12, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 90]));
+    img.save(class.join("good.png")).unwrap();
+    // A JPEG whose header survives but whose segments are garbage (a half-copied download).
+    let mut jpeg = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    for b in jpeg.iter_mut().skip(2) {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    std::fs::write(class.join("broken.jpg"), &jpeg).unwrap();
+    let src = Arc::new(ImageFolder::open(&d).unwrap());
+    let view = Arc::new(CenterView {
+        resize: 12,
+        size: 12,
+        ..Default::default()
+    });
+    let lenient = LoaderConfig {
+        batch_size: 2,
+        shuffle: false,
+        drop_last: false,
+        ..Default::default()
+    };
+    let l = Loader::new(src.clone(), view.clone(), lenient.clone(), 0).unwrap();
+    let b = l.load(0, &[0, 1]).unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b.skipped.len(), 1);
+    assert!(b.skipped[0].1.contains("broken.jpg"), "{:?}", b.skipped);
+    let strict = Loader::new(
+        src,
+        view,
+        LoaderConfig {
+            strict: true,
+            ..lenient
+        },
+        0,
+    )
+    .unwrap();
+    let e = strict.load(0, &[0, 1]).unwrap_err().to_string();
+    assert!(e.contains("broken.jpg") && !e.contains('\n'), "{e}");
+}
+
+#[test]
+fn non_finite_codes_stop_the_run_and_keep_the_last_checkpoint() {
+    let d = common::scratch("nan");
+    let mut cfg = common::tiny_config(&d, 1);
+    cfg.train.checkpoint_every_iterations = 0;
+    let dev = Device::flex();
+    let first = runner::run(&cfg, None, true, &dev).unwrap();
+    let before = std::fs::read(&first.last_checkpoint).unwrap();
+    // exp(score/eps) overflows float32 in the official arithmetic once |score|/eps > 88.
+    cfg.train.epochs = 2;
+    cfg.swav.epsilon = 1e-4;
+    cfg.swav.sinkhorn_mode = protoclust_nn::ops::SinkhornMode::Official;
+    let err = match runner::run(&cfg, Some(&first.last_checkpoint), true, &dev) {
+        Ok(_) => panic!("the run should stop on non-finite codes"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("non-finite") && err.contains("sinkhorn_codes"),
+        "{err}"
+    );
+    assert!(err.contains("nan") || err.contains("inf"), "{err}");
+    assert_eq!(std::fs::read(&first.last_checkpoint).unwrap(), before);
+    // The stable mode handles the same epsilon.
+    cfg.swav.sinkhorn_mode = protoclust_nn::ops::SinkhornMode::Stable;
+    runner::run(&cfg, Some(&first.last_checkpoint), true, &dev).unwrap();
+}
