@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
+/// One sample's index, label and views.
+type Built = (usize, Option<u32>, Vec<crate::views::View>);
+
 /// How batches are drawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -160,16 +163,14 @@ impl Loader {
 
     /// Builds the batch of the given sample indices for `epoch`.
     pub fn load(&self, epoch: u64, indices: &[usize]) -> Result<Batch, DataError> {
-        let results: Vec<Result<(usize, Option<u32>, Vec<crate::views::View>), DataError>> =
-            indices
-                .par_iter()
-                .map(|&i| {
-                    let sample = self.source.get(i)?;
-                    let mut rng =
-                        ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, epoch, i as u64]));
-                    Ok((i, sample.label, self.views.build(&sample.image, &mut rng)))
-                })
-                .collect();
+        let results: Vec<Result<Built, DataError>> = indices
+            .par_iter()
+            .map(|&i| {
+                let sample = self.source.get(i)?;
+                let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(&[self.seed, epoch, i as u64]));
+                Ok((i, sample.label, self.views.build(&sample.image, &mut rng)))
+            })
+            .collect();
         let sizes = self.views.sizes();
         let mut batch = Batch {
             views: sizes

@@ -82,8 +82,10 @@ mod tests {
         };
         let net = resnet(&cfg, 0, &Device::flex()).unwrap();
         let sd = torchvision_state_dict(&net);
-        // torchvision resnet50 has 320 entries without fc.weight/fc.bias.
-        assert_eq!(sd.len(), 320);
+        // torchvision's resnet50 state dict has 320 entries; less fc.weight and fc.bias, 318:
+        // stem 1 + 5, 16 bottlenecks × (3 convs + 3 BNs × 5), 4 downsamples × (1 + 5).
+        assert_eq!(sd.len(), 6 + 16 * 18 + 4 * 6);
+        assert_eq!(sd.len(), 318);
         let shape = |k: &str| match &sd[k] {
             OutTensor::F32(h) => h.shape.clone(),
             OutTensor::I64(s, _) => s.clone(),

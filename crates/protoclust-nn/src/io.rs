@@ -27,6 +27,9 @@ pub enum IoError {
     },
 }
 
+/// Tensors by name.
+pub type NamedTensors = BTreeMap<String, HostTensor>;
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
 /// crash never leaves a half-written file under the final name.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
@@ -114,9 +117,7 @@ pub fn save_mixed(
 }
 
 /// Reads every f32 tensor of a safetensors file, with its metadata.
-pub fn load(
-    path: &Path,
-) -> Result<(BTreeMap<String, HostTensor>, HashMap<String, String>), IoError> {
+pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoError> {
     let bytes = std::fs::read(path).map_err(|source| IoError::Os {
         path: path.to_path_buf(),
         source,

@@ -307,7 +307,7 @@ pub fn train<M: Method>(
                     );
                 }
             }
-            let log_now = opts.log_every > 0 && pos.iteration % opts.log_every == 0;
+            let log_now = opts.log_every > 0 && pos.iteration.is_multiple_of(opts.log_every);
             let secs = window.0.elapsed().as_secs_f64().max(1e-9);
             let ips = window.1 as f64 / secs;
             let msg = format!(
@@ -325,7 +325,9 @@ pub fn train<M: Method>(
                 window = (Instant::now(), 0);
             }
             if opts.checkpoint_every_iterations > 0
-                && pos.iteration % opts.checkpoint_every_iterations == 0
+                && pos
+                    .iteration
+                    .is_multiple_of(opts.checkpoint_every_iterations)
             {
                 save(
                     &model,
@@ -370,7 +372,7 @@ pub fn train<M: Method>(
             rec["clusters"] = json!(c.take());
         }
         if let Some(m) = &opts.monitor {
-            if m.every_epochs > 0 && (epoch + 1) % m.every_epochs == 0 {
+            if m.every_epochs > 0 && (epoch + 1).is_multiple_of(m.every_epochs) {
                 model.sync_running_stats();
                 knn_last = m
                     .evaluate(M::backbone(&model), &ad)
@@ -401,7 +403,9 @@ pub fn train<M: Method>(
             pos.iteration,
             &last_path,
         )?;
-        if opts.checkpoint_every_epochs > 0 && (epoch + 1) % opts.checkpoint_every_epochs == 0 {
+        if opts.checkpoint_every_epochs > 0
+            && (epoch + 1).is_multiple_of(opts.checkpoint_every_epochs)
+        {
             let numbered = run_dir
                 .join("checkpoints")
                 .join(format!("epoch-{:04}.safetensors", epoch + 1));

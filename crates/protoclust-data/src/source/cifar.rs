@@ -64,7 +64,7 @@ impl Cifar {
         planes: &mut Vec<u8>,
     ) -> Result<(), DataError> {
         let rec = kind.record();
-        if bytes.is_empty() || bytes.len() % rec != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
             return Err(DataError::Format {
                 path: path.to_path_buf(),
                 reason: format!(

@@ -27,7 +27,7 @@ impl CropBox {
         let y0 = self.y.max(other.y);
         let x1 = (self.x + self.w).min(other.x + other.w);
         let y1 = (self.y + self.h).min(other.y + other.h);
-        (x1 > x0 && y1 > y0).then(|| CropBox {
+        (x1 > x0 && y1 > y0).then_some(CropBox {
             x: x0,
             y: y0,
             w: x1 - x0,

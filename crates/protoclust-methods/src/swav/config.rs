@@ -75,6 +75,18 @@ fn bad(field: &str, reason: String) -> MethodError {
 }
 
 impl SwavConfig {
+    /// Legal but risky settings, each as a sentence for the user.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.prototypes <= self.projector.out_dim {
+            w.push(format!(
+                "swav.prototypes ({}) <= swav.projector.out_dim ({}): embeddings can collapse into the prototypes' null space (all scores 0, loss stuck at ln K); use more prototypes than dimensions",
+                self.prototypes, self.projector.out_dim
+            ));
+        }
+        w
+    }
+
     /// Checks ranges and cross-field consistency.
     pub fn validate(&self, image_side: Option<usize>) -> Result<(), MethodError> {
         self.backbone

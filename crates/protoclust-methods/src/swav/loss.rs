@@ -4,6 +4,7 @@ use super::queue::SwavQueue;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
 use protoclust_nn::collective::Collective;
+use protoclust_nn::ops::rows;
 use protoclust_nn::ops::{sinkhorn, SinkhornMode};
 
 /// Hyper-parameters of the loss.
@@ -48,14 +49,14 @@ pub fn swav_loss(
     p: &SwavLossParams,
     collective: &impl Collective,
 ) -> SwavLoss {
-    let [rows, _] = scores.dims();
-    let bs = rows / p.total_crops;
+    let [n_rows, _] = scores.dims();
+    let bs = n_rows / p.total_crops;
     let log_probs = log_softmax(scores.clone().div_scalar(p.temperature), 1);
     let mut total: Option<Tensor<1>> = None;
     let mut codes = Vec::new();
     let mut queue_used = false;
     for (i, &c) in p.crops_for_assign.iter().enumerate() {
-        let mut out = scores.clone().slice([c * bs..(c + 1) * bs]).detach();
+        let mut out = rows(scores.clone(), c * bs..(c + 1) * bs).detach();
         if let Some(q) = queue.as_deref_mut() {
             if q.use_queue || q.is_full(i) {
                 q.use_queue = true;
@@ -64,16 +65,16 @@ pub fn swav_loss(
                     .matmul(prototypes.clone().detach().transpose());
                 out = Tensor::cat(vec![queue_scores, out], 0);
             }
-            q.push(i, embeddings.clone().slice([c * bs..(c + 1) * bs]).detach());
+            q.push(i, rows(embeddings.clone(), c * bs..(c + 1) * bs).detach());
             queue_used |= q.use_queue;
         }
         let full = sinkhorn(out, p.epsilon, p.sinkhorn_iters, p.mode, collective);
         let [n, _] = full.dims();
-        let q = full.clone().slice([n - bs..n]);
+        let q = rows(full.clone(), n - bs..n);
         codes.push(full);
         let mut sub: Option<Tensor<1>> = None;
         for v in (0..p.total_crops).filter(|&v| v != c) {
-            let lp = log_probs.clone().slice([v * bs..(v + 1) * bs]);
+            let lp = rows(log_probs.clone(), v * bs..(v + 1) * bs);
             let term = (q.clone() * lp).sum_dim(1).mean().neg();
             sub = Some(match sub {
                 Some(s) => s + term,

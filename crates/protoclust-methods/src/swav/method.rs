@@ -13,6 +13,7 @@ use protoclust_nn::backbone::ResNet;
 use protoclust_nn::collective::SingleProcess;
 use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
+use protoclust_nn::ops::rows;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -141,9 +142,7 @@ impl Method for Swav {
         let first = &res.codes[0];
         let [n, _] = first.dims();
         let bs = n.min(views[0].dims()[0]);
-        let assignments: Vec<usize> = first
-            .clone()
-            .slice([n - bs..n])
+        let assignments: Vec<usize> = rows(first.clone(), n - bs..n)
             .argmax(1)
             .into_data()
             .convert::<i64>()

@@ -2,6 +2,7 @@
 
 use burn::tensor::{Device, Tensor};
 use protoclust_nn::named::HostTensor;
+use protoclust_nn::ops::rows;
 
 /// One L × D queue per assignment crop, plus the sticky per-epoch "use the queue" flag.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ impl SwavQueue {
         if l == 0 {
             return false;
         }
-        let last = self.queues[i].clone().slice([l - 1..l]);
+        let last = rows(self.queues[i].clone(), l - 1..l);
         last.abs().sum().into_scalar::<f32>() != 0.0
     }
 
@@ -38,8 +39,8 @@ impl SwavQueue {
         let [l, _] = self.queues[i].dims();
         let [bs, _] = emb.dims();
         let keep = l.saturating_sub(bs);
-        let old = self.queues[i].clone().slice([0..keep]);
-        let newest = emb.detach().slice([0..bs.min(l)]);
+        let old = rows(self.queues[i].clone(), 0..keep);
+        let newest = rows(emb.detach(), 0..bs.min(l));
         self.queues[i] = Tensor::cat(vec![newest, old], 0);
     }
 

@@ -1,7 +1,9 @@
 //! Numerical operations shared by methods.
 
 pub mod normalize;
+pub mod rows;
 pub mod sinkhorn;
 
 pub use normalize::l2_normalize;
+pub use rows::rows;
 pub use sinkhorn::{sinkhorn, SinkhornMode};

@@ -2,11 +2,11 @@
 
 use crate::{config, device, runner};
 use anyhow::Result;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Trains from a config file with `--set` overrides, optionally resuming.
 pub fn run(
-    path: &PathBuf,
+    path: &Path,
     overrides: &[String],
     resume: Option<Option<PathBuf>>,
     quiet: bool,
@@ -16,6 +16,9 @@ pub fn run(
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.train.threads)
             .build_global();
+    }
+    for w in cfg.swav.warnings() {
+        eprintln!("warning: {w}");
     }
     let dev = device::select()?;
     let resume = resume.map(|r| {

@@ -58,7 +58,7 @@ fn loss_case_mode(
             let [n, l, d] = q.dims();
             Some(SwavQueue {
                 queues: (0..n)
-                    .map(|i| q.clone().slice([i..i + 1]).reshape([l, d]))
+                    .map(|i| protoclust_nn::ops::rows(q.clone(), i..i + 1).reshape([l, d]))
                     .collect(),
                 use_queue: false,
             })
