@@ -66,8 +66,11 @@ enum Command {
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
         /// Training epochs.
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = 15)]
         epochs: u64,
+        /// Override a demo config value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Measure images/s of the training step and the augmentation pipeline.
     Bench {
@@ -169,7 +172,7 @@ fn main() {
             out,
             format,
         } => commands::export::run(&checkpoint, &out, &format),
-        Command::Demo { out, epochs } => commands::demo::run(out, epochs),
+        Command::Demo { out, epochs, set } => commands::demo::run(out, epochs, &set),
         Command::Bench {
             config,
             set,

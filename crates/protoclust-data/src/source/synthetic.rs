@@ -1,7 +1,10 @@
 //! A procedural labelled data set of shapes, for the demo and fast tests (no files needed).
 //!
-//! Each class is a shape (disk, square, triangle, ring, cross, bar); position, scale, colour,
-//! texture and background vary per image, so colour alone does not give the class away.
+//! Each class is a shape (disk, square, triangle, ring, cross, bar) filled with stripes of a
+//! class-specific frequency; position, scale, rotation, stripe phase, colours and background vary
+//! per image. The class survives the usual augmentations (crops see the large shape, colour
+//! jitter and grayscale leave shape and stripe frequency), while colour alone gives it away
+//! nowhere, so a representation has to learn shape and texture to separate the classes.
 
 use super::{Sample, Source};
 use crate::{mix_seed, DataError, RgbImage};
@@ -32,11 +35,12 @@ impl Synthetic {
         let bg0: [f32; 3] = std::array::from_fn(|_| rng.random_range(0.0..1.0));
         let bg1: [f32; 3] = std::array::from_fn(|_| rng.random_range(0.0..1.0));
         let fg: [f32; 3] = std::array::from_fn(|_| rng.random_range(0.0..1.0));
-        let r = rng.random_range(0.18..0.34) * s;
+        let r = rng.random_range(0.28..0.42) * s;
         let cx = rng.random_range(r..s - r);
         let cy = rng.random_range(r..s - r);
         let angle: f32 = rng.random_range(0.0..std::f32::consts::TAU);
-        let stripes = rng.random_range(2.0..6.0f32);
+        let stripes = 1.6 + 1.1 * label as f32;
+        let phase = rng.random_range(0.0..std::f32::consts::TAU);
         let noise = rng.random_range(0.0..0.12f32);
         let (sin, cos) = angle.sin_cos();
         let mut pixels = vec![0u8; self.size * self.size * 3];
@@ -58,7 +62,7 @@ impl Synthetic {
                     _ => u.abs() <= 1.0 && v.abs() <= 0.3,
                 };
                 let t = (px + py) / (2.0 * s);
-                let texture = 0.85 + 0.15 * ((u * stripes).sin());
+                let texture = 0.6 + 0.4 * (u * stripes * std::f32::consts::PI + phase).sin();
                 for c in 0..3 {
                     let base = if inside {
                         fg[c] * texture
