@@ -92,3 +92,26 @@ impl Source for Stl10 {
             .map(|&v| v as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_major_planes_and_one_based_labels() {
+        let dir = std::env::temp_dir().join(format!("pc-stl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut x = vec![0u8; BYTES * 2];
+        // Image 1, green plane, column x = 5, row y = 2.
+        x[BYTES + SIDE * SIDE + 5 * SIDE + 2] = 200;
+        std::fs::write(dir.join("x.bin"), &x).unwrap();
+        std::fs::write(dir.join("y.bin"), [3u8, 10]).unwrap();
+        let s = Stl10::open(&dir.join("x.bin"), Some(&dir.join("y.bin"))).unwrap();
+        let img = s.get(1).unwrap();
+        assert_eq!(img.label, Some(9));
+        assert_eq!(img.image.pixels[(2 * SIDE + 5) * 3 + 1], 200);
+        std::fs::write(dir.join("y.bin"), [0u8, 10]).unwrap();
+        let e = Stl10::open(&dir.join("x.bin"), Some(&dir.join("y.bin"))).unwrap_err();
+        assert!(e.to_string().contains("y.bin"));
+    }
+}

@@ -68,3 +68,65 @@ impl SyncRunningStats for SwavModel {
         self.projector.sync_running_stats();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{Method, StepContext};
+    use crate::swav::Swav;
+    use burn::tensor::{Device, Distribution};
+    use protoclust_data::views::CropGroup;
+
+    #[test]
+    fn multi_crop_of_two_sizes_gives_scores_for_every_crop_and_a_finite_loss() {
+        let mut cfg = SwavConfig::default();
+        cfg.backbone = protoclust_nn::backbone::ResNetConfig {
+            depth: 18,
+            width: 4,
+            small_stem: true,
+            zero_init_residual: true,
+        };
+        cfg.projector.hidden = vec![16];
+        cfg.projector.out_dim = 8;
+        cfg.prototypes = 12;
+        cfg.views.crops = vec![
+            CropGroup {
+                count: 2,
+                size: 16,
+                scale: [0.14, 1.0],
+            },
+            CropGroup {
+                count: 3,
+                size: 8,
+                scale: [0.05, 0.14],
+            },
+        ];
+        let dev = Device::flex().autodiff();
+        let mut swav = Swav::new(cfg, 4);
+        let model = swav.init_model(0, &dev).unwrap();
+        let views: Vec<Tensor<4>> = [16, 16, 8, 8, 8]
+            .iter()
+            .map(|&s| Tensor::random([4, 3, s, s], Distribution::Normal(0.0, 1.0), &dev))
+            .collect();
+        let out = model.forward(&views);
+        assert_eq!(out.scores.dims(), [20, 12]);
+        let ctx = StepContext {
+            iteration: 0,
+            epoch: 0,
+            iters_per_epoch: 1,
+            device: dev.clone(),
+        };
+        let model = swav.before_forward(model, &ctx);
+        let batch = protoclust_data::loader::Batch {
+            views: vec![],
+            geometry: vec![],
+            indices: vec![0, 1, 2, 3],
+            labels: vec![None; 4],
+            skipped: vec![],
+        };
+        let step = swav.forward(&model, &views, &batch, &ctx).unwrap();
+        let loss = step.loss.into_scalar::<f32>();
+        assert!(loss.is_finite() && loss > 0.0);
+        assert_eq!(step.assignments.len(), 4);
+    }
+}
