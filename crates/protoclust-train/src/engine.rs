@@ -232,7 +232,7 @@ pub fn train<M: Method>(
         progress.println(&format!("random-init kNN {line}"));
         let _ = log.write(&json!({"kind": "knn_init", "iteration": 0, "knn": init}));
     }
-    for epoch in pos.epoch..opts.epochs {
+    'run: for epoch in pos.epoch..opts.epochs {
         let start_batch = if epoch == pos.epoch { pos.batch } else { 0 };
         if start_batch == 0 {
             method.on_epoch_start(epoch);
@@ -349,17 +349,7 @@ pub fn train<M: Method>(
                     pos.iteration,
                     &last_path,
                 )?;
-                progress.finish();
-                return Ok(RunSummary {
-                    model,
-                    iterations: pos.iteration,
-                    epochs: epochs_done,
-                    wall_seconds: started.elapsed().as_secs_f64(),
-                    last_epoch_loss,
-                    knn: knn_last,
-                    skipped_images,
-                    last_checkpoint: last_path,
-                });
+                break 'run;
             }
         }
         epochs_done = epoch + 1;
