@@ -280,6 +280,44 @@ mod tests {
     }
 
     #[test]
+    fn parameter_groups_override_lr_momentum_and_decay_by_path_prefix() {
+        use crate::optim::config::GroupConfig;
+        let c = OptimConfig {
+            kind: OptimKind::Sgd,
+            momentum: 0.9,
+            weight_decay: 0.5,
+            groups: vec![GroupConfig {
+                prefix: "head".into(),
+                lr_scale: Some(2.0),
+                weight_decay: Some(0.0),
+                momentum: Some(0.0),
+            }],
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(c);
+        let dev = Device::flex();
+        let one = || Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &dev);
+        // Grouped: p − 2·lr·g = 1 − 0.2; default: p − lr·(g + wd·p) = 1 − 0.15.
+        let head: Vec<f32> = opt
+            .update("head.fc.weight", one(), one(), 2, 0.1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let body: Vec<f32> = opt
+            .update("backbone.w", one(), one(), 2, 0.1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(
+            (head[0] - 0.8).abs() < 1e-6 && (body[0] - 0.85).abs() < 1e-6,
+            "{head:?} {body:?}"
+        );
+        // Momentum state exists only for the ungrouped parameter.
+        let st = opt.state();
+        assert!(st.contains_key("backbone.w.buf1") && !st.contains_key("head.fc.weight.buf1"));
+    }
+
+    #[test]
     fn adamw_first_step_moves_by_lr() {
         let c = OptimConfig {
             kind: OptimKind::Adamw,
