@@ -52,6 +52,7 @@ def sinkhorn(out, eps=0.05, iters=3):
     return q.t()
 
 
+@torch.no_grad()
 def lars_sgd_step(params, lr, momentum=0.9, wd=1e-6, eta=0.02, bufs=None):
     for i, p in enumerate(params):
         if p.grad is None:
