@@ -209,11 +209,6 @@ impl MultiCrop {
     pub fn total(&self) -> usize {
         self.crops.iter().map(|c| c.count).sum()
     }
-
-    /// Crop counts per group (SwAV's `nmb_crops`).
-    pub fn counts(&self) -> Vec<usize> {
-        self.crops.iter().map(|c| c.count).collect()
-    }
 }
 
 impl ViewBuilder for MultiCrop {

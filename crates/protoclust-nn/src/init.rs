@@ -62,12 +62,6 @@ impl Init {
         self.param(v, shape)
     }
 
-    /// A constant tensor.
-    pub fn constant<const D: usize>(&mut self, shape: [usize; D], value: f32) -> Param<Tensor<D>> {
-        let n: usize = shape.iter().product();
-        self.param(vec![value; n], shape)
-    }
-
     /// Kaiming-normal (fan-out, ReLU gain) conv weight, as torchvision's ResNet.
     pub fn kaiming_conv(&mut self, shape: [usize; 4]) -> Param<Tensor<4>> {
         let fan_out = shape[0] * shape[2] * shape[3];

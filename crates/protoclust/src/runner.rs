@@ -13,7 +13,6 @@ use protoclust_nn::named::load_named;
 use protoclust_train::monitor::KnnMonitor;
 use protoclust_train::{train, Checkpoint, RunSummary, TrainOptions};
 use std::path::Path;
-use std::sync::Arc;
 
 /// The SwAV method and its loader for a config.
 pub fn build(cfg: &RunConfig) -> Result<(Swav, Loader)> {
@@ -104,11 +103,4 @@ pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<Run
         "{}: neither a protoclust checkpoint nor a protoclust backbone export",
         path.display()
     )
-}
-
-/// Shares one `Arc` of a source.
-pub fn shared<T: protoclust_data::source::Source + 'static>(
-    s: T,
-) -> Arc<dyn protoclust_data::source::Source> {
-    Arc::new(s)
 }

@@ -94,16 +94,6 @@ impl Cifar {
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }
-
-    /// A copy holding only the first `n` images.
-    pub fn truncated(&self, n: usize) -> Self {
-        let n = n.min(self.labels.len());
-        Self {
-            kind: self.kind,
-            labels: self.labels[..n].to_vec(),
-            planes: self.planes[..n * 3072].to_vec(),
-        }
-    }
 }
 
 impl Source for Cifar {
