@@ -42,12 +42,14 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
                 small_stem: true,
                 zero_init_residual: false,
             },
+            // 128 prototypes (about one per sample of a batch) over a 64-d head: with 512
+            // prototypes the small shapes set left most of them unused and learning stalled.
             projector: MlpConfig {
                 hidden: vec![512],
-                out_dim: 128,
+                out_dim: 64,
                 batch_norm: true,
             },
-            prototypes: 512,
+            prototypes: 128,
             queue_length: 0,
             freeze_prototypes_iterations: 80,
             views: MultiCrop {
