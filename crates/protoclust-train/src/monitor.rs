@@ -31,22 +31,17 @@ impl KnnMonitor {
             .train
             .num_classes()
             .ok_or("the kNN monitor's train split has no labels")?;
-        let tr = extract(
-            backbone,
-            self.train.clone(),
-            &self.view,
-            self.batch_size,
-            device,
-        )
-        .map_err(|e| e.to_string())?;
-        let te = extract(
-            backbone,
-            self.test.clone(),
-            &self.view,
-            self.batch_size,
-            device,
-        )
-        .map_err(|e| e.to_string())?;
+        let features = |source: &Arc<dyn Source>| {
+            extract(
+                backbone,
+                source.clone(),
+                &self.view,
+                self.batch_size,
+                device,
+            )
+            .map_err(|e| e.to_string())
+        };
+        let (tr, te) = (features(&self.train)?, features(&self.test)?);
         knn_classify(&tr, &te, &self.settings, classes, device).map_err(|e| e.to_string())
     }
 }

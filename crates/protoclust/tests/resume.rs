@@ -63,3 +63,37 @@ fn resumed_run_equals_uninterrupted_run() {
         .any(|(k, v)| v.data.iter().zip(&fresh[k].data).any(|(p, q)| p != q));
     assert!(moved);
 }
+
+#[test]
+fn online_knn_monitor_records_init_and_epoch_accuracies() {
+    use protoclust::data_spec::{DataKind, DataSpec};
+    let d = common::scratch("monitor");
+    let mut cfg = common::tiny_config(&d, 2);
+    let split = |seed| DataSpec {
+        kind: DataKind::Synthetic,
+        len: 30,
+        size: 16,
+        seed,
+        ..Default::default()
+    };
+    cfg.monitor.every_epochs = 1;
+    cfg.monitor.train = Some(split(3));
+    cfg.monitor.test = Some(split(4));
+    cfg.monitor.knn = vec![(5, 0.07)];
+    cfg.eval_view.resize = 16;
+    cfg.eval_view.size = 16;
+    let s = runner::run(&cfg, None, true, &Device::flex()).unwrap();
+    assert_eq!(s.knn.len(), 1);
+    assert!((0.0..=100.0).contains(&s.knn[0].top1) && s.knn[0].top5 >= s.knn[0].top1);
+    let log = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| k.contains("knn_init")).count(), 1);
+    let epochs_with_knn = log
+        .lines()
+        .filter(|l| l.contains("\"epoch\"") && l.contains("\"knn\"") && !l.contains("knn_init"))
+        .count();
+    assert_eq!(epochs_with_knn, 2);
+}
