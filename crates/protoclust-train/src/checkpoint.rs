@@ -65,6 +65,15 @@ impl Checkpoint {
     /// Reads a checkpoint, checking its format tag.
     pub fn load(path: &Path) -> Result<Self, IoError> {
         let (all, meta) = io::load(path)?;
+        Self::from_parts(path, all, &meta)
+    }
+
+    /// Builds a checkpoint from tensors and metadata already read from `path` (named in errors).
+    pub fn from_parts(
+        path: &Path,
+        all: io::NamedTensors,
+        meta: &HashMap<String, String>,
+    ) -> Result<Self, IoError> {
         let bad = |reason: String| IoError::Format {
             path: path.to_path_buf(),
             reason,

@@ -104,7 +104,8 @@ pub fn last_checkpoint_path(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last.safetensors")
 }
 
-fn views_to_tensors(batch: &Batch, device: &Device) -> Vec<Tensor<4>> {
+/// Uploads every view position of a batch as an N × 3 × S × S tensor.
+pub fn views_to_tensors(batch: &Batch, device: &Device) -> Vec<Tensor<4>> {
     batch
         .views
         .iter()

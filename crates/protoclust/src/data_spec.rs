@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use protoclust_data::source::cifar::CifarKind;
 use protoclust_data::source::{Cifar, ImageFolder, Source, Stl10, Synthetic};
+use protoclust_data::views::CenterView;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,6 +93,19 @@ impl DataSpec {
         }
     }
 
+    /// The evaluation view when no run config gives one: small images (up to 96 px, e.g. CIFAR,
+    /// STL-10) are used whole; larger ones get the ImageNet resize-256 / centre-crop-224.
+    pub fn default_eval_view(&self) -> CenterView {
+        match self.image_side() {
+            Some(side) if side <= 96 => CenterView {
+                resize: side,
+                size: side,
+                ..Default::default()
+            },
+            _ => CenterView::default(),
+        }
+    }
+
     /// Parses `kind:path[,path...]` or `synthetic:LEN[:SIZE[:SEED]]` (command-line form).
     pub fn parse(s: &str) -> Result<Self> {
         let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
@@ -169,5 +183,20 @@ impl DataSpec {
             }));
         }
         Ok(src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_eval_view_uses_small_images_whole_and_crops_large_ones() {
+        let cifar = DataSpec::parse("cifar10:x.bin")
+            .unwrap()
+            .default_eval_view();
+        assert_eq!((cifar.resize, cifar.size), (32, 32));
+        let folder = DataSpec::parse("folder:imgs").unwrap().default_eval_view();
+        assert_eq!((folder.resize, folder.size), (256, 224));
     }
 }

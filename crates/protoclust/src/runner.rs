@@ -77,9 +77,9 @@ pub fn run(
 /// A backbone loaded from a training checkpoint or an exported safetensors file, with the
 /// run config it came from when known.
 pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<RunConfig>)> {
-    let (_, meta) = io::load(path)?;
+    let (tensors, meta) = io::load(path)?;
     if meta.contains_key("protoclust") {
-        let ck = Checkpoint::load(path)?;
+        let ck = Checkpoint::from_parts(path, tensors, &meta)?;
         let cfg = crate::config::parse(
             &ck.meta.config,
             &format!("{} (embedded config)", path.display()),
@@ -93,7 +93,6 @@ pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<Run
     if let Some(json) = meta.get("protoclust_backbone") {
         let bcfg: protoclust_nn::backbone::ResNetConfig = serde_json::from_str(json)
             .with_context(|| format!("{}: backbone metadata", path.display()))?;
-        let (tensors, _) = io::load(path)?;
         let net = protoclust_nn::backbone::resnet(&bcfg, 0, device)?;
         let ours = protoclust_eval::export::from_torchvision(&tensors);
         let net = load_named(net, &ours).with_context(|| format!("{}", path.display()))?;

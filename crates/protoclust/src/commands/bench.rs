@@ -3,9 +3,9 @@
 use crate::{config, device, runner};
 use anyhow::Result;
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
 use protoclust_methods::{Method, StepContext};
 use protoclust_nn::optim::Optimizer;
+use protoclust_train::engine::views_to_tensors;
 use std::path::Path;
 use std::time::Instant;
 
@@ -33,16 +33,7 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
     let mut model = swav.init_model(cfg.seed, &ad)?;
     let mut opt = Optimizer::new(cfg.optim.clone());
     let batch = &batches[0];
-    let views: Vec<Tensor<4>> = batch
-        .views
-        .iter()
-        .map(|v| {
-            Tensor::from_data(
-                TensorData::new(v.data.clone(), [batch.len(), 3, v.size, v.size]),
-                &ad,
-            )
-        })
-        .collect();
+    let views = views_to_tensors(batch, &ad);
     let mut time = 0.0;
     let warmup = 2;
     for i in 0..steps + warmup {

@@ -3,7 +3,6 @@
 use crate::data_spec::DataSpec;
 use crate::{device, runner};
 use anyhow::{bail, Context, Result};
-use protoclust_data::views::CenterView;
 use protoclust_eval::{extract, knn_classify, linear_probe, Features, LinearProbeConfig};
 use std::path::Path;
 
@@ -37,18 +36,7 @@ pub fn features(
     let view = cfg
         .as_ref()
         .map(|c| c.eval_view.clone())
-        .unwrap_or_else(|| {
-            let side = tr.image_side().unwrap_or(224);
-            if side <= 96 {
-                CenterView {
-                    resize: side,
-                    size: side,
-                    ..Default::default()
-                }
-            } else {
-                CenterView::default()
-            }
-        });
+        .unwrap_or_else(|| tr.default_eval_view());
     let trs = tr.open().context("--train")?;
     let classes = trs.num_classes().context("the train split has no labels")?;
     let ftr = extract(&net, trs, &view, batch_size, &dev)?;

@@ -3,7 +3,6 @@
 use crate::data_spec::DataSpec;
 use crate::{device, runner};
 use anyhow::{Context, Result};
-use protoclust_data::views::CenterView;
 use protoclust_eval::extract;
 use protoclust_nn::io::{save_mixed, OutTensor};
 use protoclust_nn::named::HostTensor;
@@ -15,14 +14,9 @@ pub fn run(model: &Path, data: &str, out: &Path) -> Result<()> {
     let dev = device::select()?;
     let (net, cfg) = runner::load_backbone(model, &dev)?;
     let spec = DataSpec::parse(data)?;
-    let view = cfg.map(|c| c.eval_view).unwrap_or_else(|| {
-        let s = spec.image_side().unwrap_or(224);
-        CenterView {
-            resize: s.min(256),
-            size: s.min(224),
-            ..Default::default()
-        }
-    });
+    let view = cfg
+        .map(|c| c.eval_view)
+        .unwrap_or_else(|| spec.default_eval_view());
     let f = extract(&net, spec.open().context("--data")?, &view, 256, &dev)?;
     let mut t = BTreeMap::new();
     t.insert(
