@@ -206,12 +206,23 @@ impl Loader {
 
     /// Batches of `epoch` from batch `start` on, prepared ahead on a background thread.
     pub fn epoch(&self, epoch: u64, start: usize) -> EpochIter {
+        self.epoch_in_order(epoch, start, None)
+    }
+
+    /// Like [`Loader::epoch`], drawing samples in `order` when given (a method's own sampler;
+    /// as many batches as the order fills).
+    pub fn epoch_in_order(&self, epoch: u64, start: usize, order: Option<Vec<usize>>) -> EpochIter {
         let (tx, rx) = sync_channel(self.config.prefetch.max(1));
         let me = self.clone();
         std::thread::spawn(move || {
-            let order = me.order(epoch);
+            let order = order.unwrap_or_else(|| me.order(epoch));
             let b = me.config.batch_size;
-            for k in start..me.batches_per_epoch() {
+            let batches = if me.config.drop_last {
+                order.len() / b
+            } else {
+                order.len().div_ceil(b)
+            };
+            for k in start..batches {
                 let idx = &order[k * b..((k + 1) * b).min(order.len())];
                 if tx.send(me.load(epoch, idx)).is_err() {
                     return;

@@ -170,10 +170,10 @@ impl Default for MultiCrop {
 impl MultiCrop {
     /// Checks counts, sizes and ranges against the source images' size.
     pub fn validate(&self, field: &str, image_side: Option<usize>) -> Result<(), DataError> {
-        if self.crops.iter().map(|c| c.count).sum::<usize>() < 2 {
+        if self.total() == 0 {
             return Err(DataError::Config {
                 field: format!("{field}.crops"),
-                reason: "at least two crops in all are needed".into(),
+                reason: "at least one crop is needed".into(),
             });
         }
         for (i, c) in self.crops.iter().enumerate() {

@@ -64,6 +64,18 @@ pub fn extract(
     device: &Device,
 ) -> Result<Features, DataError> {
     let net = backbone.valid();
+    extract_with(source, view, batch_size, device, &|x| net.forward(x).pooled)
+}
+
+/// Runs `f` (an inference-mode network on the non-autodiff device) over every sample of
+/// `source`, seen through `view`, in data-set order and batches of `batch_size`.
+pub fn extract_with(
+    source: Arc<dyn Source>,
+    view: &CenterView,
+    batch_size: usize,
+    device: &Device,
+    f: &dyn Fn(Tensor<4>) -> Tensor<2>,
+) -> Result<Features, DataError> {
     let device = device.clone().without_autodiff();
     let loader = Loader::new(
         source.clone(),
@@ -94,7 +106,7 @@ pub fn extract(
             TensorData::new(v.data.clone(), [batch.len(), 3, v.size, v.size]),
             &device,
         );
-        let f = net.forward(x).pooled;
+        let f = f(x);
         out.dim = f.dims()[1];
         out.data.extend(
             f.into_data()

@@ -4,7 +4,10 @@
 //! and loss, and its state updates around the optimiser step. Shared pieces (Sinkhorn, heads,
 //! backbones) live in `protoclust-nn`.
 
+pub mod deepcluster;
 pub mod method;
+pub mod odc;
+pub mod pseudo;
 pub mod swav;
 
-pub use method::{Method, MethodError, StepContext, StepOutput};
+pub use method::{EpochContext, FeaturePass, Method, MethodError, StepContext, StepOutput};

@@ -21,6 +21,34 @@ pub struct StepContext {
     pub iters_per_epoch: usize,
     /// Device the step runs on (autodiff-enabled).
     pub device: Device,
+    /// The run's seed (for per-step draws such as dropout masks).
+    pub seed: u64,
+}
+
+/// A pass over the whole training set in inference mode (ODC's memory init, DeepCluster's
+/// per-epoch clustering).
+pub trait FeaturePass {
+    /// Number of samples, i.e. rows of what [`FeaturePass::run`] returns.
+    fn len(&self) -> usize;
+    /// True when the data set is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Runs `f` on every sample's evaluation view and stacks the rows in data-set order
+    /// (N × D on the non-autodiff device); rows of undecodable samples are zero.
+    fn run(&self, f: &dyn Fn(Tensor<4>) -> Tensor<2>) -> Result<Tensor<2>, MethodError>;
+}
+
+/// Where in the run an epoch starts, with access to the whole training set.
+pub struct EpochContext<'a> {
+    /// The epoch about to start (0-based).
+    pub epoch: u64,
+    /// The run's seed.
+    pub seed: u64,
+    /// Training device (autodiff-enabled).
+    pub device: Device,
+    /// Whole-data-set feature pass.
+    pub data: &'a dyn FeaturePass,
 }
 
 /// What one forward pass produced.
@@ -59,6 +87,9 @@ pub enum MethodError {
     /// Saved method state does not fit this method's configuration.
     #[error("method state: {0}")]
     State(String),
+    /// The whole-data-set pass or its clustering failed.
+    #[error("{0}")]
+    Data(String),
 }
 
 /// A self-supervised method: its model, views, loss and state hooks.
@@ -78,8 +109,29 @@ pub trait Method: Send {
     fn num_clusters(&self) -> Option<usize> {
         None
     }
-    /// Called at the start of every epoch (also when resuming mid-epoch).
-    fn on_epoch_start(&mut self, _epoch: u64) {}
+    /// Called at the start of every epoch (not when resuming mid-epoch); may run a pass over
+    /// the whole training set and change the model (e.g. re-initialise a classifier).
+    fn on_epoch_start(
+        &mut self,
+        model: Self::Model,
+        _ctx: &EpochContext<'_>,
+    ) -> Result<Self::Model, MethodError> {
+        Ok(model)
+    }
+    /// Parameter path prefixes whose optimiser state is cleared after [`Method::on_epoch_start`]
+    /// (parameters it re-initialised).
+    fn reinitialized_params(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The sample order of `epoch` when the method chooses it (DeepCluster's uniform sampling
+    /// over clusters); None keeps the loader's own order.
+    fn epoch_order(&self, _epoch: u64, _seed: u64) -> Option<Vec<usize>> {
+        None
+    }
+    /// Current pseudo-label of every training sample, when the method keeps them.
+    fn pseudo_labels(&self) -> Option<&[usize]> {
+        None
+    }
     /// Adjusts the model before the forward pass (e.g. re-normalising prototypes).
     fn before_forward(&mut self, model: Self::Model, _ctx: &StepContext) -> Self::Model {
         model

@@ -4,6 +4,7 @@
 //! here has no backend type parameter, and the same code runs on `flex`, `tch` or `cuda`.
 
 pub mod backbone;
+pub mod cluster;
 pub mod collective;
 pub mod heads;
 pub mod init;

@@ -7,14 +7,17 @@ use crate::monitor::KnnMonitor;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_data::loader::{Batch, Loader};
-use protoclust_eval::KnnResult;
-use protoclust_methods::{Method, MethodError, StepContext};
+use protoclust_data::source::Source;
+use protoclust_data::views::CenterView;
+use protoclust_eval::{cluster_agreement, extract_with, ClusterAgreement, KnnResult};
+use protoclust_methods::{EpochContext, FeaturePass, Method, MethodError, StepContext};
 use protoclust_nn::named::{load_named, named_tensors};
 use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
 use protoclust_nn::running::SyncRunningStats;
 use protoclust_nn::stats::TensorStats;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How long to train and what to write.
@@ -44,6 +47,62 @@ pub struct TrainOptions {
     pub collapse_patience: u64,
     /// No progress output.
     pub quiet: bool,
+    /// View of the whole-data-set passes a method may ask for (ODC, DeepCluster).
+    pub pass_view: CenterView,
+    /// Batch size of those passes.
+    pub pass_batch_size: usize,
+}
+
+/// The engine's whole-training-set pass: the evaluation view of every sample, in order.
+struct SourcePass {
+    source: Arc<dyn Source>,
+    view: CenterView,
+    batch_size: usize,
+    device: Device,
+}
+
+impl FeaturePass for SourcePass {
+    fn len(&self) -> usize {
+        self.source.len()
+    }
+
+    fn run(&self, f: &dyn Fn(Tensor<4>) -> Tensor<2>) -> Result<Tensor<2>, MethodError> {
+        let feats = extract_with(
+            self.source.clone(),
+            &self.view,
+            self.batch_size,
+            &self.device,
+            f,
+        )
+        .map_err(|e| MethodError::Data(format!("whole-data-set feature pass: {e}")))?;
+        let n = self.source.len();
+        let dim = feats.dim.max(1);
+        let mut rows = vec![0f32; n * dim];
+        for (r, &i) in feats.indices.iter().enumerate() {
+            rows[i * dim..(i + 1) * dim].copy_from_slice(feats.row(r));
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(rows, [n, dim]),
+            &self.device.clone().without_autodiff(),
+        ))
+    }
+}
+
+/// NMI/ARI of a method's pseudo-labels against the source's labels, when it has both.
+fn pseudo_label_agreement(
+    labels: Option<&[usize]>,
+    source: &dyn Source,
+) -> Option<ClusterAgreement> {
+    let labels = labels?;
+    let mut pred = Vec::with_capacity(labels.len());
+    let mut truth = Vec::with_capacity(labels.len());
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(t) = source.label(i) {
+            pred.push(l);
+            truth.push(t as usize);
+        }
+    }
+    (!truth.is_empty()).then(|| cluster_agreement(&pred, &truth))
 }
 
 /// What a finished (or stopped) run leaves.
@@ -64,6 +123,26 @@ pub struct RunSummary<M> {
     pub skipped_images: usize,
     /// Path of the last checkpoint.
     pub last_checkpoint: PathBuf,
+    /// Agreement of the final pseudo-labels with the true labels (pseudo-label methods on
+    /// labelled data).
+    pub pseudo_labels: Option<ClusterAgreement>,
+}
+
+impl<M> RunSummary<M> {
+    /// The same summary with the model replaced by `f(model)` (e.g. just its backbone).
+    pub fn map_model<N>(self, f: impl FnOnce(M) -> N) -> RunSummary<N> {
+        RunSummary {
+            model: f(self.model),
+            iterations: self.iterations,
+            epochs: self.epochs,
+            wall_seconds: self.wall_seconds,
+            last_epoch_loss: self.last_epoch_loss,
+            knn: self.knn,
+            skipped_images: self.skipped_images,
+            last_checkpoint: self.last_checkpoint,
+            pseudo_labels: self.pseudo_labels,
+        }
+    }
 }
 
 /// Why training stopped early.
@@ -236,11 +315,35 @@ pub fn train<M: Method>(
     'run: for epoch in pos.epoch..opts.epochs {
         let start_batch = if epoch == pos.epoch { pos.batch } else { 0 };
         if start_batch == 0 {
-            method.on_epoch_start(epoch);
+            let pass = SourcePass {
+                source: loader.source().clone(),
+                view: opts.pass_view.clone(),
+                batch_size: opts.pass_batch_size,
+                device: device.clone(),
+            };
+            let ctx = EpochContext {
+                epoch,
+                seed: opts.seed,
+                device: ad.clone(),
+                data: &pass,
+            };
+            model = method.on_epoch_start(model, &ctx)?;
+            for prefix in method.reinitialized_params() {
+                optimizer.reset(&prefix);
+            }
+            if let Some(a) = pseudo_label_agreement(method.pseudo_labels(), &**loader.source()) {
+                progress.println(&format!(
+                    "epoch {epoch} clustering: NMI {:.4}, ARI {:.4} against the true labels",
+                    a.nmi, a.ari
+                ));
+                let _ = log.write(&json!({"kind": "clustering", "epoch": epoch,
+                    "iteration": pos.iteration, "agreement": a}));
+            }
         }
+        let order = method.epoch_order(epoch, opts.seed);
         let (mut loss_sum, mut loss_n) = (0f64, 0u64);
         let mut window = (Instant::now(), 0usize);
-        for (k, batch) in loader.epoch(epoch, start_batch).enumerate() {
+        for (k, batch) in loader.epoch_in_order(epoch, start_batch, order).enumerate() {
             let b = start_batch + k;
             let batch = batch?;
             for (i, why) in &batch.skipped {
@@ -255,6 +358,7 @@ pub fn train<M: Method>(
                 epoch,
                 iters_per_epoch: ipe,
                 device: ad.clone(),
+                seed: opts.seed,
             };
             let views = views_to_tensors(&batch, &ad);
             model = method.before_forward(model, &ctx);
@@ -362,6 +466,9 @@ pub fn train<M: Method>(
         if let Some(c) = &mut counter {
             rec["clusters"] = json!(c.take());
         }
+        if let Some(a) = pseudo_label_agreement(method.pseudo_labels(), &**loader.source()) {
+            rec["pseudo_labels"] = json!(a);
+        }
         if let Some(m) = &opts.monitor {
             if m.every_epochs > 0 && (epoch + 1).is_multiple_of(m.every_epochs) {
                 model.sync_running_stats();
@@ -422,5 +529,6 @@ pub fn train<M: Method>(
         knn: knn_last,
         skipped_images,
         last_checkpoint: last_path,
+        pseudo_labels: pseudo_label_agreement(method.pseudo_labels(), &**loader.source()),
     })
 }

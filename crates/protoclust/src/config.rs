@@ -4,7 +4,10 @@ use anyhow::{bail, Context, Result};
 use protoclust_data::loader::LoaderConfig;
 use protoclust_data::views::CenterView;
 use protoclust_eval::LinearProbeConfig;
+use protoclust_methods::deepcluster::DeepClusterConfig;
+use protoclust_methods::odc::OdcConfig;
 use protoclust_methods::swav::SwavConfig;
+use protoclust_nn::backbone::ResNetConfig;
 use protoclust_nn::optim::{OptimConfig, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -80,7 +83,7 @@ impl Default for MonitorSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    /// Method name (only "swav" so far).
+    /// Method name: "swav", "odc" or "deepcluster".
     pub method: String,
     /// Seed of model init and data order/augmentation.
     pub seed: u64,
@@ -90,6 +93,10 @@ pub struct RunConfig {
     pub loader: LoaderConfig,
     /// SwAV settings (model, views, loss).
     pub swav: SwavConfig,
+    /// ODC settings (used when method = "odc").
+    pub odc: OdcConfig,
+    /// DeepCluster settings (used when method = "deepcluster").
+    pub deepcluster: DeepClusterConfig,
     /// Optimiser.
     pub optim: OptimConfig,
     /// Learning-rate schedule.
@@ -112,12 +119,36 @@ impl Default for RunConfig {
             data: DataSpec::default(),
             loader: LoaderConfig::default(),
             swav: SwavConfig::default(),
+            odc: OdcConfig::default(),
+            deepcluster: DeepClusterConfig::default(),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
             train: TrainSection::default(),
             monitor: MonitorSection::default(),
             eval_view: CenterView::default(),
             linear: LinearProbeConfig::default(),
+        }
+    }
+}
+
+/// The methods a config can name.
+pub const METHODS: [&str; 3] = ["swav", "odc", "deepcluster"];
+
+impl RunConfig {
+    /// The backbone of the configured method.
+    pub fn backbone(&self) -> &ResNetConfig {
+        match self.method.as_str() {
+            "odc" => &self.odc.backbone,
+            "deepcluster" => &self.deepcluster.backbone,
+            _ => &self.swav.backbone,
+        }
+    }
+
+    /// Legal but risky settings of the configured method, one sentence each.
+    pub fn warnings(&self) -> Vec<String> {
+        match self.method.as_str() {
+            "swav" => self.swav.warnings(),
+            _ => Vec::new(),
         }
     }
 }
@@ -182,19 +213,18 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
 
 /// Cross-field checks beyond what the types enforce.
 pub fn validate(cfg: &RunConfig) -> Result<()> {
-    if cfg.method != "swav" {
-        bail!(
-            "method = {:?}: only \"swav\" is implemented so far",
-            cfg.method
-        );
+    let side = cfg.data.image_side();
+    match cfg.method.as_str() {
+        "swav" => cfg.swav.validate(side),
+        "odc" => cfg.odc.validate(side, cfg.data.known_len()),
+        "deepcluster" => cfg.deepcluster.validate(side, cfg.data.known_len()),
+        other => bail!("method = {other:?}: expected one of {}", METHODS.join(", ")),
     }
-    cfg.swav
-        .validate(cfg.data.image_side())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     cfg.optim.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     if cfg.loader.batch_size < 2 {
         bail!(
-            "loader.batch_size = {}: SwAV needs at least 2",
+            "loader.batch_size = {}: training needs at least 2 (BatchNorm)",
             cfg.loader.batch_size
         );
     }

@@ -93,6 +93,27 @@ impl DataSpec {
         }
     }
 
+    /// Number of images when it is known without decoding (synthetic, CIFAR by file size).
+    pub fn known_len(&self) -> Option<usize> {
+        let n = match self.kind {
+            DataKind::Synthetic => self.len,
+            DataKind::Cifar10 | DataKind::Cifar100 => {
+                let record = if self.kind == DataKind::Cifar10 {
+                    3073
+                } else {
+                    3074
+                };
+                self.paths
+                    .iter()
+                    .map(|p| std::fs::metadata(p).map(|m| m.len() as usize / record))
+                    .sum::<std::io::Result<usize>>()
+                    .ok()?
+            }
+            _ => return None,
+        };
+        Some(if self.limit > 0 { n.min(self.limit) } else { n })
+    }
+
     /// The evaluation view when no run config gives one: small images (up to 96 px, e.g. CIFAR,
     /// STL-10) are used whole; larger ones get the ImageNet resize-256 / centre-crop-224.
     pub fn default_eval_view(&self) -> CenterView {

@@ -5,10 +5,12 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
-use protoclust_methods::swav::{Swav, SwavModel};
+use protoclust_methods::deepcluster::DeepCluster;
+use protoclust_methods::odc::Odc;
+use protoclust_methods::swav::Swav;
 use protoclust_methods::Method;
 use protoclust_nn::backbone::ResNet;
-use protoclust_nn::io;
+use protoclust_nn::io::{self, NamedTensors};
 use protoclust_nn::named::load_named;
 use protoclust_train::monitor::KnnMonitor;
 use protoclust_train::{train, Checkpoint, RunSummary, TrainOptions};
@@ -16,10 +18,20 @@ use std::path::Path;
 
 /// The SwAV method and its loader for a config.
 pub fn build(cfg: &RunConfig) -> Result<(Swav, Loader)> {
-    let source = cfg.data.open().context("data")?;
     let swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size);
-    let loader = Loader::new(source, swav.views(), cfg.loader.clone(), cfg.seed)?;
+    let loader = loader_for(cfg, &swav)?;
     Ok((swav, loader))
+}
+
+/// The training loader of `cfg` for `method`'s views.
+pub fn loader_for<M: Method>(cfg: &RunConfig, method: &M) -> Result<Loader> {
+    let source = cfg.data.open().context("data")?;
+    Ok(Loader::new(
+        source,
+        method.views(),
+        cfg.loader.clone(),
+        cfg.seed,
+    )?)
 }
 
 /// The online kNN monitor of a config, if enabled.
@@ -38,14 +50,42 @@ pub fn monitor(cfg: &RunConfig) -> Result<Option<KnnMonitor>> {
     }
 }
 
-/// Trains according to `cfg`, writing the resolved config into the run directory.
+/// Trains the method `cfg` names, writing the resolved config into the run directory; the
+/// summary carries the trained backbone.
 pub fn run(
     cfg: &RunConfig,
     resume: Option<&Path>,
     quiet: bool,
     device: &Device,
-) -> Result<RunSummary<SwavModel>> {
-    let (mut swav, loader) = build(cfg)?;
+) -> Result<RunSummary<ResNet>> {
+    match cfg.method.as_str() {
+        "odc" => run_method(&mut Odc::new(cfg.odc.clone()), cfg, resume, quiet, device),
+        "deepcluster" => run_method(
+            &mut DeepCluster::new(cfg.deepcluster.clone()),
+            cfg,
+            resume,
+            quiet,
+            device,
+        ),
+        _ => run_method(
+            &mut Swav::new(cfg.swav.clone(), cfg.loader.batch_size),
+            cfg,
+            resume,
+            quiet,
+            device,
+        ),
+    }
+}
+
+/// Trains `method` with the data, optimiser and loop settings of `cfg`.
+pub fn run_method<M: Method>(
+    method: &mut M,
+    cfg: &RunConfig,
+    resume: Option<&Path>,
+    quiet: bool,
+    device: &Device,
+) -> Result<RunSummary<ResNet>> {
+    let loader = loader_for(cfg, method)?;
     let config_toml = toml::to_string(cfg).context("serialising the resolved config")?;
     let run_dir = cfg.train.run_dir.clone();
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
@@ -63,15 +103,29 @@ pub fn run(
         monitor: monitor(cfg)?,
         collapse_patience: cfg.train.collapse_patience,
         quiet,
+        pass_view: cfg.eval_view.clone(),
+        pass_batch_size: cfg.monitor.batch_size,
     };
-    Ok(train(
-        &mut swav,
+    let s = train(
+        method,
         &loader,
         cfg.optim.clone(),
         cfg.schedule.clone(),
         &opts,
         device,
-    )?)
+    )?;
+    Ok(s.map_model(|m| M::backbone(&m).clone()))
+}
+
+/// The backbone tensors of a checkpoint's model (`backbone.` prefix removed).
+fn backbone_tensors(model: &NamedTensors) -> NamedTensors {
+    model
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("backbone.")
+                .map(|rest| (rest.to_string(), v.clone()))
+        })
+        .collect()
 }
 
 /// A backbone loaded from a training checkpoint or an exported safetensors file, with the
@@ -85,10 +139,10 @@ pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<Run
             &format!("{} (embedded config)", path.display()),
             &[],
         )?;
-        let swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size);
-        let model = swav.init_model(cfg.seed, device)?;
-        let model = load_named(model, &ck.model).with_context(|| format!("{}", path.display()))?;
-        return Ok((model.backbone.valid(), Some(cfg)));
+        let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, device)?;
+        let net = load_named(net, &backbone_tensors(&ck.model))
+            .with_context(|| format!("{}", path.display()))?;
+        return Ok((net.valid(), Some(cfg)));
     }
     if let Some(json) = meta.get("protoclust_backbone") {
         let bcfg: protoclust_nn::backbone::ResNetConfig = serde_json::from_str(json)

@@ -36,32 +36,129 @@ fn resumed_run_equals_uninterrupted_run() {
     let c = runner::run(&resumed_cfg, Some(&b.last_checkpoint), true, &dev).unwrap();
     assert_eq!(c.iterations, 6);
 
-    let (ta, tc) = (named_tensors(&a.model), named_tensors(&c.model));
-    assert_eq!(ta.len(), tc.len());
-    let mut worst = (0f32, String::new());
-    for (name, x) in &ta {
-        let y = &tc[name];
-        for (p, q) in x.data.iter().zip(&y.data) {
-            if (p - q).abs() > worst.0 {
-                worst = ((p - q).abs(), name.clone());
-            }
-        }
-    }
-    assert_eq!(
-        worst.0, 0.0,
-        "resumed tensors differ by up to {} (first: {})",
-        worst.0, worst.1
-    );
+    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
     // And the run did move the parameters (the comparison is not vacuous).
     let fresh = {
         let (swav, _) = runner::build(&full).unwrap();
         use protoclust_methods::Method;
         named_tensors(&swav.init_model(full.seed, &dev.clone().autodiff()).unwrap())
     };
+    let ta = Checkpoint::load(&a.last_checkpoint).unwrap().model;
     let moved = ta
         .iter()
         .any(|(k, v)| v.data.iter().zip(&fresh[k].data).any(|(p, q)| p != q));
     assert!(moved);
+}
+
+/// Model, optimiser and method state of two checkpoints are bit-identical.
+fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
+    let (a, c) = (Checkpoint::load(a).unwrap(), Checkpoint::load(c).unwrap());
+    assert_eq!(
+        (a.meta.epoch, a.meta.batch, a.meta.iteration),
+        (c.meta.epoch, c.meta.batch, c.meta.iteration)
+    );
+    for (what, x, y) in [
+        ("model", &a.model, &c.model),
+        ("optimiser", &a.optim, &c.optim),
+        ("method", &a.method, &c.method),
+    ] {
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "{what} tensors"
+        );
+        for (name, t) in x {
+            let worst = t
+                .data
+                .iter()
+                .zip(&y[name].data)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            assert_eq!(
+                worst, 0.0,
+                "resumed {what} tensor {name} differs by {worst}"
+            );
+        }
+    }
+}
+
+/// A tiny ODC or DeepCluster run: 32 synthetic images, batch 8, 4 clusters.
+fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::config::RunConfig {
+    let mut c = common::tiny_config(dir, 2);
+    c.method = method.into();
+    c.data.len = 32;
+    let views = c.swav.views.clone();
+    let mut one = views.clone();
+    one.crops.truncate(1);
+    one.crops[0].count = 1;
+    c.odc.backbone = c.swav.backbone.clone();
+    c.odc.neck.hidden = 16;
+    c.odc.neck.out_dim = 8;
+    c.odc.clusters = 4;
+    c.odc.min_cluster = 3;
+    c.odc.centroid_update_interval = 2;
+    c.odc.views = one.clone();
+    c.loader.replacement = method == "odc";
+    c.deepcluster.backbone = c.swav.backbone.clone();
+    c.deepcluster.clusters = 4;
+    c.deepcluster.clustering.pca_dim = 8;
+    c.deepcluster.views = one;
+    c.optim = protoclust_nn::optim::OptimConfig {
+        kind: protoclust_nn::optim::OptimKind::Sgd,
+        lr: 0.05,
+        momentum: 0.9,
+        ..Default::default()
+    };
+    c.eval_view.resize = 16;
+    c.eval_view.size = 16;
+    c
+}
+
+#[test]
+fn odc_and_deepcluster_resume_mid_epoch_with_their_memories() {
+    let dev = Device::flex();
+    for method in ["odc", "deepcluster"] {
+        let a_dir = common::scratch(&format!("resume-{method}-a"));
+        let b_dir = common::scratch(&format!("resume-{method}-b"));
+        let a = runner::run(&tiny_pseudo_label_config(&a_dir, method), None, true, &dev).unwrap();
+        assert_eq!(a.iterations, 8);
+        let mut part = tiny_pseudo_label_config(&b_dir, method);
+        part.train.stop_after_iterations = Some(6);
+        let b = runner::run(&part, None, true, &dev).unwrap();
+        let ck = Checkpoint::load(&b.last_checkpoint).unwrap();
+        assert_eq!(
+            (ck.meta.epoch, ck.meta.batch),
+            (1, 2),
+            "{method}: stopped mid-epoch"
+        );
+        let memory_keys: &[&str] = if method == "odc" {
+            &["odc.bank", "odc.centroids", "odc.labels", "odc.loss_weight"]
+        } else {
+            &["deepcluster.labels"]
+        };
+        for k in memory_keys {
+            assert!(ck.method.contains_key(*k), "{method}: {k} is checkpointed");
+        }
+        let c = runner::run(
+            &tiny_pseudo_label_config(&b_dir, method),
+            Some(&b.last_checkpoint),
+            true,
+            &dev,
+        )
+        .unwrap();
+        assert_eq!(c.iterations, 8);
+        assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+        if method != "odc" {
+            continue;
+        }
+        // The memories did change after the stop (the comparison is not vacuous).
+        let last = Checkpoint::load(&c.last_checkpoint).unwrap();
+        let key = memory_keys[0];
+        assert!(
+            ck.method[key].data != last.method[key].data,
+            "{method}: {key} did not move"
+        );
+    }
 }
 
 #[test]

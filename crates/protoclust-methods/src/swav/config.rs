@@ -117,6 +117,12 @@ impl SwavConfig {
             return Err(bad("projector.out_dim", "must be at least 1".into()));
         }
         let total = self.views.total();
+        if total < 2 {
+            return Err(bad(
+                "views.crops",
+                "at least two crops in all are needed".into(),
+            ));
+        }
         if self.crops_for_assign.is_empty() {
             return Err(bad(
                 "crops_for_assign",

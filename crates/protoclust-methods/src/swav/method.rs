@@ -4,7 +4,7 @@ use super::config::SwavConfig;
 use super::loss::{swav_loss, SwavLossParams};
 use super::model::SwavModel;
 use super::queue::SwavQueue;
-use crate::method::{Method, MethodError, StepContext, StepOutput};
+use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
@@ -54,6 +54,25 @@ impl Swav {
         self.queue.as_ref()
     }
 
+    /// Allocates the queue once its epoch has come and clears the per-epoch "use queue" flag.
+    fn prepare_epoch(&mut self, epoch: u64) {
+        let len = self.effective_queue_length();
+        if len > 0 && epoch >= self.config.queue_start_epoch && self.queue.is_none() {
+            if let Some(device) = &self.device {
+                self.queue = Some(SwavQueue::new(
+                    self.config.crops_for_assign.len(),
+                    len,
+                    self.config.projector.out_dim,
+                    device,
+                ));
+            }
+        }
+        if let Some(q) = &mut self.queue {
+            // The official flag is local to one epoch's `train()` call.
+            q.use_queue = false;
+        }
+    }
+
     fn loss_params(&self) -> SwavLossParams {
         SwavLossParams {
             total_crops: self.config.views.total(),
@@ -94,28 +113,19 @@ impl Method for Swav {
         Some(self.config.prototypes)
     }
 
-    fn on_epoch_start(&mut self, epoch: u64) {
-        let len = self.effective_queue_length();
-        if len > 0 && epoch >= self.config.queue_start_epoch && self.queue.is_none() {
-            if let Some(device) = &self.device {
-                self.queue = Some(SwavQueue::new(
-                    self.config.crops_for_assign.len(),
-                    len,
-                    self.config.projector.out_dim,
-                    device,
-                ));
-            }
-        }
-        if let Some(q) = &mut self.queue {
-            // The official flag is local to one epoch's `train()` call.
-            q.use_queue = false;
-        }
+    fn on_epoch_start(
+        &mut self,
+        model: SwavModel,
+        ctx: &EpochContext<'_>,
+    ) -> Result<SwavModel, MethodError> {
+        self.prepare_epoch(ctx.epoch);
+        Ok(model)
     }
 
     fn before_forward(&mut self, mut model: SwavModel, ctx: &StepContext) -> SwavModel {
         if self.device.is_none() {
             self.device = Some(ctx.device.clone());
-            self.on_epoch_start(ctx.epoch);
+            self.prepare_epoch(ctx.epoch);
         }
         model.prototypes = model.prototypes.normalized();
         model

@@ -1,5 +1,6 @@
 //! Numerical operations shared by methods.
 
+pub mod host;
 pub mod normalize;
 pub mod rows;
 pub mod sinkhorn;

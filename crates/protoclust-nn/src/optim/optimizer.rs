@@ -151,6 +151,12 @@ impl Optimizer {
         }
     }
 
+    /// Forgets the state (momentum, moments, step count) of parameters under `prefix`, as if
+    /// they were new (DeepCluster's re-initialised classifier).
+    pub fn reset(&mut self, prefix: &str) {
+        self.states.retain(|path, _| !path.starts_with(prefix));
+    }
+
     /// State as named host tensors (`<path>.buf1`, `<path>.buf2`, `<path>.step`).
     pub fn state(&self) -> BTreeMap<String, HostTensor> {
         let mut out = BTreeMap::new();

@@ -42,6 +42,7 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
             epoch: 0,
             iters_per_epoch: 1,
             device: ad.clone(),
+            seed: cfg.seed,
         };
         let t = Instant::now();
         model = swav.before_forward(model, &ctx);

@@ -115,6 +115,8 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
             ..Default::default()
         },
         linear: Default::default(),
+        odc: Default::default(),
+        deepcluster: Default::default(),
     }
 }
 
@@ -151,7 +153,7 @@ pub fn run(out: PathBuf, epochs: u64, overrides: &[String]) -> Result<()> {
     );
     let summary = runner::run(&cfg, None, false, &dev)?;
     let after = mon
-        .evaluate(&summary.model.backbone, &dev)
+        .evaluate(&summary.model, &dev)
         .map_err(anyhow::Error::msg)?;
     let classes = mon.train.num_classes().unwrap_or(0);
     println!();

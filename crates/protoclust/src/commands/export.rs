@@ -17,14 +17,14 @@ pub fn run(checkpoint: &Path, out: &Path, format: &str) -> Result<()> {
     let mut meta = HashMap::new();
     meta.insert(
         "protoclust_backbone".to_string(),
-        serde_json::to_string(&cfg.swav.backbone)?,
+        serde_json::to_string(cfg.backbone())?,
     );
     meta.insert("format".to_string(), "pt".to_string());
     export_safetensors(&net, out, meta)?;
     println!(
         "wrote {} (torchvision ResNet-{} names; load with strict=False, no fc)",
         out.display(),
-        cfg.swav.backbone.depth
+        cfg.backbone().depth
     );
     Ok(())
 }

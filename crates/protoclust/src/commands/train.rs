@@ -17,7 +17,7 @@ pub fn run(
             .num_threads(cfg.train.threads)
             .build_global();
     }
-    for w in cfg.swav.warnings() {
+    for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
     let dev = device::select()?;
@@ -45,6 +45,12 @@ pub fn run(
         eprintln!(
             "kNN k={} T={}: top-1 {:.2}%, top-5 {:.2}%",
             r.k, r.temperature, r.top1, r.top5
+        );
+    }
+    if let Some(a) = &s.pseudo_labels {
+        eprintln!(
+            "final pseudo-labels vs true labels: NMI {:.4}, ARI {:.4} ({} images)",
+            a.nmi, a.ari, a.samples
         );
     }
     if s.skipped_images > 0 {

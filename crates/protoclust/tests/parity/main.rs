@@ -7,6 +7,7 @@
 //! `PROTOCLUST_SKIP_UNIMPLEMENTED=1`) is given, which reports them as skipped.
 
 mod fixture;
+mod odc;
 mod swav;
 
 use burn::tensor::Device;
@@ -53,7 +54,9 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
     let result = match method.as_str() {
         "swav" if function == "distributed_sinkhorn" => swav::sinkhorn_case(&f, device),
         "swav" if function.starts_with("train") => swav::loss_case(&f, device),
-        "jigclu" | "odc" | "slotcon" => {
+        "odc" if function.starts_with("ODCMemory.init_memory") => odc::pipeline_case(&f, device),
+        "odc" if function.starts_with("ODC.set_reweight") => odc::reweight_case(&f, device),
+        "jigclu" | "slotcon" => {
             return Outcome::Unimplemented(format!("{method} is not implemented yet ({function})"))
         }
         _ => Err(format!(

@@ -1,0 +1,179 @@
+//! DeepCluster as a [`Method`]: cluster the whole data set at every epoch start, re-initialise
+//! the classifier, train one epoch of (optionally re-weighted) cross-entropy on the labels.
+
+use super::config::DeepClusterConfig;
+use super::sampler::uniform_over_clusters;
+use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
+use crate::odc::method::size_stats;
+use crate::pseudo::neck::normal_linear;
+use crate::pseudo::{class_weights, cluster_features, weighted_cross_entropy, PseudoLabelModel};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use protoclust_data::loader::Batch;
+use protoclust_data::mix_seed;
+use protoclust_data::views::ViewBuilder;
+use protoclust_nn::backbone::ResNet;
+use protoclust_nn::init::Init;
+use protoclust_nn::named::HostTensor;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// DeepCluster with the current epoch's pseudo-labels.
+pub struct DeepCluster {
+    config: DeepClusterConfig,
+    labels: Option<Vec<usize>>,
+    weights: Option<Vec<f32>>,
+}
+
+impl DeepCluster {
+    /// DeepCluster before its first clustering.
+    pub fn new(config: DeepClusterConfig) -> Self {
+        Self {
+            config,
+            labels: None,
+            weights: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeepClusterConfig {
+        &self.config
+    }
+
+    fn set_labels(&mut self, labels: Vec<usize>) {
+        self.weights = (self.config.reweight_pow > 0.0)
+            .then(|| class_weights(&labels, self.config.clusters, self.config.reweight_pow));
+        self.labels = Some(labels);
+    }
+}
+
+impl Method for DeepCluster {
+    type Model = PseudoLabelModel;
+
+    fn name(&self) -> &'static str {
+        "deepcluster"
+    }
+
+    fn views(&self) -> Arc<dyn ViewBuilder> {
+        Arc::new(self.config.views.clone())
+    }
+
+    fn init_model(&self, seed: u64, device: &Device) -> Result<PseudoLabelModel, MethodError> {
+        PseudoLabelModel::new(
+            &self.config.backbone,
+            self.config.neck.as_ref(),
+            self.config.clusters,
+            &mut Init::new(seed, device),
+        )
+        .map_err(|e| MethodError::Config {
+            field: "deepcluster.backbone".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn backbone(model: &PseudoLabelModel) -> &ResNet {
+        &model.backbone
+    }
+
+    fn num_clusters(&self) -> Option<usize> {
+        Some(self.config.clusters)
+    }
+
+    fn on_epoch_start(
+        &mut self,
+        mut model: PseudoLabelModel,
+        ctx: &EpochContext<'_>,
+    ) -> Result<PseudoLabelModel, MethodError> {
+        let net = model.valid();
+        let features = ctx.data.run(&|x| net.features(x, None))?;
+        let res = cluster_features(
+            &features,
+            self.config.clusters,
+            &self.config.clustering,
+            mix_seed(&[ctx.seed, ctx.epoch, 0xdc]),
+        )?;
+        self.set_labels(res.labels);
+        // The cluster ids mean something new each epoch: a fresh classifier.
+        let dim = model.classifier.weight.dims()[0];
+        let mut init = Init::new(mix_seed(&[ctx.seed, ctx.epoch, 0xc1a5]), &ctx.device);
+        model.classifier = normal_linear(dim, self.config.clusters, 0.01, &mut init);
+        Ok(model)
+    }
+
+    fn reinitialized_params(&self) -> Vec<String> {
+        vec!["classifier.".into()]
+    }
+
+    fn epoch_order(&self, epoch: u64, seed: u64) -> Option<Vec<usize>> {
+        let labels = self.labels.as_ref()?;
+        self.config.uniform_sampling.then(|| {
+            uniform_over_clusters(labels, self.config.clusters, mix_seed(&[seed, epoch, 0x5a]))
+        })
+    }
+
+    fn forward(
+        &mut self,
+        model: &PseudoLabelModel,
+        views: &[Tensor<4>],
+        batch: &Batch,
+        ctx: &StepContext,
+    ) -> Result<StepOutput, MethodError> {
+        let labels = self.labels.as_ref().ok_or_else(|| {
+            MethodError::State("DeepCluster has no pseudo-labels (no epoch start ran)".into())
+        })?;
+        let out = model.forward(
+            views[0].clone(),
+            Some(mix_seed(&[ctx.seed, ctx.iteration, 0xd20])),
+        );
+        let targets: Vec<usize> = batch.indices.iter().map(|&i| labels[i]).collect();
+        let (loss, acc) = weighted_cross_entropy(out.logits, &targets, self.weights.as_deref());
+        let mut sizes = vec![0usize; self.config.clusters];
+        labels.iter().for_each(|&l| sizes[l] += 1);
+        let mut metrics = vec![("acc".to_string(), acc)];
+        metrics.extend(size_stats(&sizes));
+        Ok(StepOutput {
+            loss,
+            metrics,
+            assignments: targets,
+            watch: Vec::new(),
+        })
+    }
+
+    fn pseudo_labels(&self) -> Option<&[usize]> {
+        self.labels.as_deref()
+    }
+
+    fn state(&self) -> BTreeMap<String, HostTensor> {
+        let mut s = BTreeMap::new();
+        if let Some(l) = &self.labels {
+            s.insert(
+                "deepcluster.labels".into(),
+                HostTensor {
+                    shape: vec![l.len()],
+                    data: l.iter().map(|&v| v as f32).collect(),
+                },
+            );
+        }
+        s
+    }
+
+    fn load_state(
+        &mut self,
+        state: &BTreeMap<String, HostTensor>,
+        _device: &Device,
+    ) -> Result<(), MethodError> {
+        match state.get("deepcluster.labels") {
+            Some(l) => {
+                let labels: Vec<usize> = l.data.iter().map(|&v| v as usize).collect();
+                if labels.iter().any(|&v| v >= self.config.clusters) {
+                    return Err(MethodError::State(
+                        "saved DeepCluster labels exceed the cluster count".into(),
+                    ));
+                }
+                self.set_labels(labels);
+            }
+            None => self.labels = None,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Clustering the whole data set's features (OpenSelfSup's `Kmeans.cluster`): optional PCA
+//! whitening, L2 normalisation, k-means.
+
+use crate::method::MethodError;
+use burn::tensor::Tensor;
+use protoclust_nn::cluster::{kmeans, pca_whiten, KMeansConfig, KMeansResult};
+use serde::{Deserialize, Serialize};
+
+/// How features are clustered into pseudo-labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusteringConfig {
+    /// PCA-whiten to this many dimensions first (0: no PCA; DeepCluster uses 256, ODC none).
+    pub pca_dim: usize,
+    /// k-means settings (`k` is set from the method's cluster count).
+    pub kmeans: KMeansConfig,
+}
+
+impl Default for ClusteringConfig {
+    fn default() -> Self {
+        Self {
+            pca_dim: 0,
+            kmeans: KMeansConfig {
+                max_iterations: 20,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Whitens (optionally), normalises rows by (‖x‖ + 1e-10) and runs k-means with `k` clusters.
+pub fn cluster_features(
+    features: &Tensor<2>,
+    k: usize,
+    config: &ClusteringConfig,
+    seed: u64,
+) -> Result<KMeansResult, MethodError> {
+    let x = if config.pca_dim > 0 {
+        pca_whiten(features, config.pca_dim, 1e-5).map_err(|e| MethodError::Config {
+            field: "clustering.pca_dim".into(),
+            reason: e.to_string(),
+        })?
+    } else {
+        features.clone()
+    };
+    let x = crate::odc::memory::odc_normalize(x);
+    let cfg = KMeansConfig {
+        k,
+        seed,
+        ..config.kmeans.clone()
+    };
+    kmeans(&x, &cfg).map_err(|e| MethodError::Data(e.to_string()))
+}

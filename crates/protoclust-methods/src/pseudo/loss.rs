@@ -1,0 +1,44 @@
+//! Class re-weighting and the weighted cross-entropy of pseudo-label classification.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::Tensor;
+use protoclust_nn::ops::host::{index_tensor, to_indices};
+
+/// ODC's per-class loss weights: w_c ∝ (1/(n_c + 1e-5))^pow, normalised to sum 1, computed in
+/// float32 as the official numpy code (empty classes get a huge raw weight).
+pub fn class_weights(labels: &[usize], k: usize, pow: f64) -> Vec<f32> {
+    let mut hist = vec![0f32; k];
+    labels
+        .iter()
+        .filter(|&&l| l < k)
+        .for_each(|&l| hist[l] += 1.0);
+    let w: Vec<f32> = hist
+        .iter()
+        .map(|&h| (1f32 / (h + 1e-5f32)).powf(pow as f32))
+        .collect();
+    let s: f32 = w.iter().sum();
+    w.into_iter().map(|v| v / s).collect()
+}
+
+/// Weighted cross-entropy Σ w_y·nll / Σ w_y (PyTorch's `CrossEntropyLoss(weight)`), and the
+/// top-1 accuracy in percent.
+pub fn weighted_cross_entropy(
+    logits: Tensor<2>,
+    targets: &[usize],
+    weights: Option<&[f32]>,
+) -> (Tensor<1>, f64) {
+    let device = logits.device();
+    let [n, k] = logits.dims();
+    let pred = to_indices(logits.clone().detach().argmax(1));
+    let hits = pred.iter().zip(targets).filter(|(p, t)| p == t).count();
+    let acc = 100.0 * hits as f64 / n.max(1) as f64;
+    let t = index_tensor(targets, &device).unsqueeze_dim::<2>(1);
+    let nll = log_softmax(logits, 1).gather(1, t).neg().reshape([n]);
+    let w: Vec<f32> = match weights {
+        Some(w) => targets.iter().map(|&t| w[t.min(k - 1)]).collect(),
+        None => vec![1.0; n],
+    };
+    let total: f32 = w.iter().sum();
+    let w = Tensor::<1>::from_floats(w.as_slice(), &device);
+    ((nll * w).sum().div_scalar(total as f64), acc)
+}

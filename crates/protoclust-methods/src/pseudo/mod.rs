@@ -1,0 +1,12 @@
+//! Pieces shared by the pseudo-label methods (ODC, DeepCluster): the classifier network,
+//! ODC's neck, class re-weighting and the weighted cross-entropy.
+
+pub mod clustering;
+pub mod loss;
+pub mod model;
+pub mod neck;
+
+pub use clustering::{cluster_features, ClusteringConfig};
+pub use loss::{class_weights, weighted_cross_entropy};
+pub use model::{PseudoLabelForward, PseudoLabelModel};
+pub use neck::{Neck, NeckConfig};

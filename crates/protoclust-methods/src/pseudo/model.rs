@@ -1,0 +1,75 @@
+//! The network of pseudo-label methods: backbone → optional neck → linear classifier.
+
+use super::neck::{normal_linear, Neck, NeckConfig};
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use protoclust_nn::backbone::{BackboneError, ResNet, ResNetConfig};
+use protoclust_nn::init::Init;
+use protoclust_nn::running::SyncRunningStats;
+
+/// Backbone, neck and a classifier over K clusters.
+#[derive(Module, Debug)]
+pub struct PseudoLabelModel {
+    /// Feature extractor.
+    pub backbone: ResNet,
+    /// ODC's non-linear neck (absent: the classifier reads the pooled backbone features).
+    pub neck: Option<Neck>,
+    /// Linear classifier over the clusters (`fc_cls`).
+    pub classifier: Linear,
+}
+
+/// Features (what the clustering sees) and classifier logits of a batch.
+pub struct PseudoLabelForward {
+    /// Neck output (or pooled backbone features), N × D.
+    pub features: Tensor<2>,
+    /// N × K logits.
+    pub logits: Tensor<2>,
+}
+
+impl PseudoLabelModel {
+    /// Builds the network; the classifier is N(0, 0.01²) with zero bias, as OpenSelfSup's ClsHead.
+    pub fn new(
+        backbone: &ResNetConfig,
+        neck: Option<&NeckConfig>,
+        clusters: usize,
+        init: &mut Init,
+    ) -> Result<Self, BackboneError> {
+        let net = backbone.init(init)?;
+        let neck = neck.map(|c| Neck::new(c, backbone.out_dim(), init));
+        let dim = Self::feature_dim_of(backbone, neck.as_ref());
+        Ok(Self {
+            backbone: net,
+            classifier: normal_linear(dim, clusters, 0.01, init),
+            neck,
+        })
+    }
+
+    fn feature_dim_of(backbone: &ResNetConfig, neck: Option<&Neck>) -> usize {
+        neck.map(|n| n.fc1.weight.dims()[1])
+            .unwrap_or_else(|| backbone.out_dim())
+    }
+
+    /// The features the clustering works on (inference mode when `dropout_seed` is None).
+    pub fn features(&self, x: Tensor<4>, dropout_seed: Option<u64>) -> Tensor<2> {
+        let pooled = self.backbone.forward(x).pooled;
+        match &self.neck {
+            Some(n) => n.forward(pooled, dropout_seed),
+            None => pooled,
+        }
+    }
+
+    /// Features and logits.
+    pub fn forward(&self, x: Tensor<4>, dropout_seed: Option<u64>) -> PseudoLabelForward {
+        let features = self.features(x, dropout_seed);
+        let logits = self.classifier.forward(features.clone());
+        PseudoLabelForward { features, logits }
+    }
+}
+
+impl SyncRunningStats for PseudoLabelModel {
+    fn sync_running_stats(&self) {
+        self.backbone.sync_running_stats();
+        self.neck.sync_running_stats();
+    }
+}

@@ -1,0 +1,33 @@
+//! Moving small tensors between device and host.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+/// All values of a float tensor as f32, row-major.
+pub fn to_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// All values of an integer tensor as indices, row-major.
+pub fn to_indices<const D: usize>(t: Tensor<D, Int>) -> Vec<usize> {
+    t.into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.max(0) as usize)
+        .collect()
+}
+
+/// A 1-d integer tensor of `values`.
+pub fn index_tensor(values: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = values.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(v, [values.len()]), device)
+}
+
+/// A rank-2 float tensor from row-major values.
+pub fn matrix(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [rows, cols]), device)
+}
