@@ -14,7 +14,14 @@ pub struct ClusterAgreement {
     pub samples: usize,
 }
 
-fn contingency(a: &[usize], b: &[usize]) -> (HashMap<(usize, usize), f64>, Vec<f64>, Vec<f64>) {
+/// Joint counts of (a-cluster, b-cluster) pairs and the marginal counts of each side.
+struct Contingency {
+    cells: HashMap<(usize, usize), f64>,
+    rows: Vec<f64>,
+    cols: Vec<f64>,
+}
+
+fn contingency(a: &[usize], b: &[usize]) -> Contingency {
     let mut ai: HashMap<usize, usize> = HashMap::new();
     let mut bi: HashMap<usize, usize> = HashMap::new();
     let mut cells = HashMap::new();
@@ -34,7 +41,11 @@ fn contingency(a: &[usize], b: &[usize]) -> (HashMap<(usize, usize), f64>, Vec<f
         rb[j] += 1.0;
         *cells.entry((i, j)).or_insert(0.0) += 1.0;
     }
-    (cells, ra, rb)
+    Contingency {
+        cells,
+        rows: ra,
+        cols: rb,
+    }
 }
 
 fn entropy(counts: &[f64], n: f64) -> f64 {
@@ -56,7 +67,11 @@ pub fn cluster_agreement(pred: &[usize], truth: &[usize]) -> ClusterAgreement {
             samples: 0,
         };
     }
-    let (cells, ra, rb) = contingency(pred, truth);
+    let Contingency {
+        cells,
+        rows: ra,
+        cols: rb,
+    } = contingency(pred, truth);
     let nf = n as f64;
     let mi: f64 = cells
         .iter()

@@ -86,6 +86,9 @@ enum Command {
         /// Batches through the augmentation pipeline.
         #[arg(long, default_value_t = 4)]
         pipeline_batches: usize,
+        /// Instead: time k-means on N×D features into K clusters, given as NxDxK.
+        #[arg(long, value_name = "NxDxK")]
+        kmeans: Option<String>,
     },
 }
 
@@ -178,7 +181,11 @@ fn main() {
             set,
             steps,
             pipeline_batches,
-        } => commands::bench::run(&config, &set, steps, pipeline_batches),
+            kmeans,
+        } => match kmeans {
+            Some(shape) => commands::bench::kmeans(&shape),
+            None => commands::bench::run(&config, &set, steps, pipeline_batches),
+        },
     };
     if let Err(e) = result {
         // One line: the chain of contexts, outermost first.

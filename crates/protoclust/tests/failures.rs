@@ -150,3 +150,33 @@ fn non_finite_codes_stop_the_run_and_keep_the_last_checkpoint() {
     cfg.swav.sinkhorn_mode = protoclust_nn::ops::SinkhornMode::Stable;
     runner::run(&cfg, Some(&first.last_checkpoint), true, &dev).unwrap();
 }
+
+#[test]
+fn more_clusters_than_images_is_a_configuration_error_not_a_crash() {
+    let d = common::scratch("bad-k");
+    let cfg = d.join("c.toml");
+    for method in ["odc", "deepcluster"] {
+        std::fs::write(
+            &cfg,
+            format!(
+                "method = \"{method}\"\n[data]\nkind = \"synthetic\"\nlen = 50\n[{method}]\nclusters = 100\n[train]\nrun_dir = {:?}\n",
+                d.join("run")
+            ),
+        )
+        .unwrap();
+        let (ok, err) = protoclust(&["train", cfg.to_str().unwrap()]);
+        assert!(!ok);
+        assert_one_line_error(&err, &[&format!("{method}.clusters"), "100", "50"]);
+    }
+    // When the size is only known after opening (an image folder), k-means itself refuses.
+    let x = protoclust_nn::ops::host::matrix(vec![0.5; 12], 6, 2, &Device::flex());
+    let e = protoclust_nn::cluster::kmeans(
+        &x,
+        &protoclust_nn::cluster::KMeansConfig {
+            k: 7,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("k = 7 clusters but 6 samples"));
+}

@@ -45,7 +45,8 @@ pub struct KMeansConfig {
     pub init: KMeansInit,
     /// Distance.
     pub metric: KMeansMetric,
-    /// Stop when the inertia improves by less than this fraction.
+    /// Stop when the inertia improves by less than this fraction (0: only when no label
+    /// changes).
     pub tolerance: f64,
     /// Seed of the initialisation draws.
     pub seed: u64,
@@ -285,7 +286,10 @@ fn lloyd(x: &Tensor<2>, norms: &[f32], init: Tensor<2>, cfg: &KMeansConfig) -> K
         let changed = l.iter().zip(&labels).any(|(a, b)| a != b);
         labels = l;
         dist = d;
-        let converged = !changed || (prev - inertia) <= cfg.tolerance * prev.abs().max(1e-30);
+        let converged = !changed
+            || (cfg.tolerance > 0.0
+                && prev.is_finite()
+                && (prev - inertia) <= cfg.tolerance * prev.abs().max(1e-30));
         prev = inertia;
         if converged {
             break;
@@ -439,6 +443,20 @@ mod tests {
         assert!(same_partition(&r.labels, &dir) && same_partition(&dir, &r.labels));
         let c = to_f32(r.centroids.powf_scalar(2.0).sum_dim(1));
         assert!(c.iter().all(|v| (v - 1.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn a_tolerance_does_not_stop_lloyd_after_its_first_iteration() {
+        let (x, _) = blobs(25, &[[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]], 5);
+        let init = rows(x.clone(), 0..1).repeat_dim(0, 4)
+            + matrix(
+                vec![0.0, 0.0, 0.1, 0.0, 0.0, 0.1, 0.1, 0.1],
+                4,
+                2,
+                &x.device(),
+            );
+        let r = kmeans_from(&x, init, &KMeansConfig::default()).unwrap();
+        assert!(r.iterations > 1, "{} iterations", r.iterations);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `protoclust bench`: images per second of the SwAV training step and of the multi-crop pipeline.
+//! `protoclust bench`: images per second of the SwAV training step and of the multi-crop
+//! pipeline; with `--kmeans`, the time of k-means on synthetic features.
 
 use crate::{config, device, runner};
 use anyhow::Result;
@@ -80,6 +81,55 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
     println!(
         "| SwAV training step (protoclust) | {step_ips:.1} | {:.1} |",
         step_ips * crops as f64
+    );
+    Ok(())
+}
+
+/// Times k-means (k-means++ seeding, 20 Lloyd iterations, one restart) on N × D features drawn
+/// around K random centres; `shape` is `NxDxK`.
+pub fn kmeans(shape: &str) -> Result<()> {
+    use protoclust_nn::cluster::{kmeans, KMeansConfig};
+    use rand::{Rng, SeedableRng};
+    let dims: Vec<usize> = shape
+        .split('x')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--kmeans {shape}: expected NxDxK, e.g. 50000x256x1000"))?;
+    let [n, d, k] = dims[..] else {
+        anyhow::bail!("--kmeans {shape}: expected three numbers NxDxK");
+    };
+    let dev = device::select()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let centres: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut v = Vec::with_capacity(n * d);
+    for _ in 0..n {
+        let c = rng.random_range(0..k);
+        for j in 0..d {
+            v.push(centres[c * d + j] + rng.random_range(-0.5..0.5));
+        }
+    }
+    let x = protoclust_nn::ops::host::matrix(v, n, d, &dev);
+    let cfg = KMeansConfig {
+        k,
+        max_iterations: 20,
+        restarts: 1,
+        tolerance: 0.0,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let r = kmeans(&x, &cfg)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "protoclust bench --kmeans: {n} x {d} features, K = {k}, {} threads, device {}",
+        rayon::current_num_threads(),
+        device::describe(&dev)
+    );
+    println!("| what | seconds | Lloyd iterations | s / iteration (incl. seeding) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| k-means++ + Lloyd (protoclust) | {secs:.2} | {} | {:.3} |",
+        r.iterations,
+        secs / r.iterations.max(1) as f64
     );
     Ok(())
 }

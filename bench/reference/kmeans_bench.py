@@ -1,0 +1,37 @@
+"""Reference timing for `protoclust bench --kmeans NxDxK`: scikit-learn's KMeans (and faiss when
+installed) on the same kind of data: N points around K uniform centres in [-1, 1]^D with uniform
+noise of half-width 0.5; k-means++ seeding, one restart, 20 Lloyd iterations."""
+import argparse
+import time
+
+import numpy as np
+
+p = argparse.ArgumentParser()
+p.add_argument("--shape", default="50000x256x1000")
+a = p.parse_args()
+n, d, k = (int(v) for v in a.shape.split("x"))
+rng = np.random.default_rng(0)
+centres = rng.uniform(-1, 1, (k, d)).astype(np.float32)
+x = centres[rng.integers(0, k, n)] + rng.uniform(-0.5, 0.5, (n, d)).astype(np.float32)
+print(f"reference k-means: {n} x {d}, K = {k}")
+print("| what | seconds | Lloyd iterations | s / iteration (incl. seeding) |")
+print("|---|---|---|---|")
+try:
+    from sklearn.cluster import KMeans
+
+    t = time.time()
+    km = KMeans(k, n_init=1, max_iter=20, tol=0.0, algorithm="lloyd", random_state=0).fit(x)
+    s = time.time() - t
+    print(f"| k-means++ + Lloyd (scikit-learn) | {s:.2f} | {km.n_iter_} | {s / km.n_iter_:.3f} |")
+except ImportError:
+    print("(scikit-learn not installed: pip install scikit-learn)")
+try:
+    import faiss
+
+    t = time.time()
+    km = faiss.Kmeans(d, k, niter=20, seed=0, max_points_per_centroid=10_000_000)
+    km.train(x)
+    s = time.time() - t
+    print(f"| random init + Lloyd (faiss) | {s:.2f} | 20 | {s / 20:.3f} |")
+except ImportError:
+    print("(faiss not installed: pip install faiss-cpu)")
