@@ -6,8 +6,9 @@ use super::sampler::uniform_over_clusters;
 use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
 use crate::odc::method::size_stats;
 use crate::pseudo::neck::normal_linear;
-use crate::pseudo::{class_weights, cluster_features, weighted_cross_entropy, PseudoLabelModel};
-use burn::module::Module;
+use crate::pseudo::{
+    class_weights, cluster_training_set, weighted_cross_entropy, PseudoLabelModel,
+};
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
@@ -59,16 +60,14 @@ impl Method for DeepCluster {
     }
 
     fn init_model(&self, seed: u64, device: &Device) -> Result<PseudoLabelModel, MethodError> {
-        PseudoLabelModel::new(
+        PseudoLabelModel::for_method(
+            "deepcluster",
             &self.config.backbone,
             self.config.neck.as_ref(),
             self.config.clusters,
-            &mut Init::new(seed, device),
+            seed,
+            device,
         )
-        .map_err(|e| MethodError::Config {
-            field: "deepcluster.backbone".into(),
-            reason: e.to_string(),
-        })
     }
 
     fn backbone(model: &PseudoLabelModel) -> &ResNet {
@@ -84,10 +83,9 @@ impl Method for DeepCluster {
         mut model: PseudoLabelModel,
         ctx: &EpochContext<'_>,
     ) -> Result<PseudoLabelModel, MethodError> {
-        let net = model.valid();
-        let features = ctx.data.run(&|x| net.features(x, None))?;
-        let res = cluster_features(
-            &features,
+        let (_, res) = cluster_training_set(
+            &model,
+            ctx,
             self.config.clusters,
             &self.config.clustering,
             mix_seed(&[ctx.seed, ctx.epoch, 0xdc]),

@@ -4,14 +4,14 @@
 use super::config::OdcConfig;
 use super::memory::OdcMemory;
 use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
-use crate::pseudo::{class_weights, cluster_features, weighted_cross_entropy, PseudoLabelModel};
-use burn::module::Module;
+use crate::pseudo::{
+    class_weights, cluster_training_set, weighted_cross_entropy, PseudoLabelModel,
+};
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::ResNet;
-use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,16 +89,14 @@ impl Method for Odc {
     }
 
     fn init_model(&self, seed: u64, device: &Device) -> Result<PseudoLabelModel, MethodError> {
-        PseudoLabelModel::new(
+        PseudoLabelModel::for_method(
+            "odc",
             &self.config.backbone,
             Some(&self.config.neck),
             self.config.clusters,
-            &mut Init::new(seed, device),
+            seed,
+            device,
         )
-        .map_err(|e| MethodError::Config {
-            field: "odc.backbone".into(),
-            reason: e.to_string(),
-        })
     }
 
     fn backbone(model: &PseudoLabelModel) -> &ResNet {
@@ -115,10 +113,9 @@ impl Method for Odc {
         ctx: &EpochContext<'_>,
     ) -> Result<PseudoLabelModel, MethodError> {
         if self.memory.is_none() {
-            let net = model.valid();
-            let features = ctx.data.run(&|x| net.features(x, None))?;
-            let res = cluster_features(
-                &features,
+            let (features, res) = cluster_training_set(
+                &model,
+                ctx,
                 self.config.clusters,
                 &self.config.clustering,
                 mix_seed(&[ctx.seed, 0x0dc]),

@@ -1,7 +1,9 @@
 //! Clustering the whole data set's features (OpenSelfSup's `Kmeans.cluster`): optional PCA
 //! whitening, L2 normalisation, k-means.
 
-use crate::method::MethodError;
+use super::PseudoLabelModel;
+use crate::method::{EpochContext, MethodError};
+use burn::module::Module;
 use burn::tensor::Tensor;
 use protoclust_nn::cluster::{kmeans, pca_whiten, KMeansConfig, KMeansResult};
 use serde::{Deserialize, Serialize};
@@ -50,4 +52,19 @@ pub fn cluster_features(
         ..config.kmeans.clone()
     };
     kmeans(&x, &cfg).map_err(|e| MethodError::Data(e.to_string()))
+}
+
+/// Features of the whole training set from `model` in inference mode (N × D, data-set order)
+/// and their clustering into `k` clusters.
+pub fn cluster_training_set(
+    model: &PseudoLabelModel,
+    ctx: &EpochContext<'_>,
+    k: usize,
+    config: &ClusteringConfig,
+    seed: u64,
+) -> Result<(Tensor<2>, KMeansResult), MethodError> {
+    let net = model.valid();
+    let features = ctx.data.run(&|x| net.features(x, None))?;
+    let res = cluster_features(&features, k, config, seed)?;
+    Ok((features, res))
 }

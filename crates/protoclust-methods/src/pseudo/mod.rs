@@ -6,7 +6,7 @@ pub mod loss;
 pub mod model;
 pub mod neck;
 
-pub use clustering::{cluster_features, ClusteringConfig};
+pub use clustering::{cluster_features, cluster_training_set, ClusteringConfig};
 pub use loss::{class_weights, weighted_cross_entropy};
 pub use model::{PseudoLabelForward, PseudoLabelModel};
 pub use neck::{Neck, NeckConfig};

@@ -1,9 +1,10 @@
 //! The network of pseudo-label methods: backbone → optional neck → linear classifier.
 
 use super::neck::{normal_linear, Neck, NeckConfig};
+use crate::method::MethodError;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use protoclust_nn::backbone::{BackboneError, ResNet, ResNetConfig};
 use protoclust_nn::init::Init;
 use protoclust_nn::running::SyncRunningStats;
@@ -42,6 +43,23 @@ impl PseudoLabelModel {
             backbone: net,
             classifier: normal_linear(dim, clusters, 0.01, init),
             neck,
+        })
+    }
+
+    /// Builds the network of the method configured under `section`, seeded by `seed`.
+    pub fn for_method(
+        section: &str,
+        backbone: &ResNetConfig,
+        neck: Option<&NeckConfig>,
+        clusters: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self, MethodError> {
+        Self::new(backbone, neck, clusters, &mut Init::new(seed, device)).map_err(|e| {
+            MethodError::Config {
+                field: format!("{section}.backbone"),
+                reason: e.to_string(),
+            }
         })
     }
 
