@@ -142,7 +142,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.bin");
         std::fs::write(&f, vec![0u8; 3073 * 2 + 100]).unwrap();
-        let err = Cifar::open(CifarKind::Cifar10, &[f.clone()]).unwrap_err();
+        let err = Cifar::open(CifarKind::Cifar10, std::slice::from_ref(&f)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bad.bin") && msg.contains("3073"), "{msg}");
         assert!(!msg.contains('\n'));

@@ -79,16 +79,18 @@ mod tests {
 
     #[test]
     fn multi_crop_of_two_sizes_gives_scores_for_every_crop_and_a_finite_loss() {
-        let mut cfg = SwavConfig::default();
-        cfg.backbone = protoclust_nn::backbone::ResNetConfig {
-            depth: 18,
-            width: 4,
-            small_stem: true,
-            zero_init_residual: true,
+        let mut cfg = SwavConfig {
+            backbone: protoclust_nn::backbone::ResNetConfig {
+                depth: 18,
+                width: 4,
+                small_stem: true,
+                zero_init_residual: true,
+            },
+            prototypes: 12,
+            ..Default::default()
         };
         cfg.projector.hidden = vec![16];
         cfg.projector.out_dim = 8;
-        cfg.prototypes = 12;
         cfg.views.crops = vec![
             CropGroup {
                 count: 2,
@@ -115,6 +117,7 @@ mod tests {
             epoch: 0,
             iters_per_epoch: 1,
             device: dev.clone(),
+            seed: 0,
         };
         let model = swav.before_forward(model, &ctx);
         let batch = protoclust_data::loader::Batch {

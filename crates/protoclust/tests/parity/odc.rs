@@ -1,7 +1,7 @@
 //! ODC cases: the memory pipeline (init → forward → memory update → centroids → small
 //! clusters → re-weighting) and the re-weighted cross-entropy.
 
-use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture, Stored};
+use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture};
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::odc::OdcMemory;
 use protoclust_methods::pseudo::{class_weights, weighted_cross_entropy};
@@ -19,8 +19,7 @@ fn as_i64(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&x| x as i64).collect()
 }
 
-fn vector(name: &str, v: &[f32]) -> (Vec<usize>, Vec<f64>) {
-    let _ = name;
+fn vector(v: &[f32]) -> (Vec<usize>, Vec<f64>) {
     (vec![v.len()], v.iter().map(|&x| x as f64).collect())
 }
 
@@ -43,7 +42,7 @@ pub fn reweight_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     Ok(vec![
         compare_float(
             "loss_weight",
-            vector("w", &w),
+            vector(&w),
             &f.tensor("outputs", "loss_weight")?,
         )?,
         compare_float("loss", host(&loss), &f.tensor("outputs", "loss")?)?,
@@ -76,7 +75,7 @@ pub fn pipeline_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     )?);
     res.push(compare_float(
         "init_loss_weight",
-        vector("w", &w0),
+        vector(&w0),
         &f.tensor("outputs", "init_loss_weight")?,
     )?);
 
@@ -206,14 +205,6 @@ pub fn pipeline_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
         &cent_ref,
     )?);
     let w1 = class_weights(&mem.labels, k, f.param_f64("hook_reweight_pow")?);
-    res.push(compare_float(
-        "loss_weight_final",
-        vector("w", &w1),
-        &w_ref,
-    )?);
-    let _ = Stored {
-        shape: vec![],
-        data: vec![],
-    };
+    res.push(compare_float("loss_weight_final", vector(&w1), &w_ref)?);
     Ok(res)
 }
