@@ -46,6 +46,25 @@ impl FloatImage {
         self.width * self.height
     }
 
+    /// The pixels of columns `x0..x1` and rows `y0..y1` (clamped to the image).
+    pub fn crop(&self, x0: usize, y0: usize, x1: usize, y1: usize) -> FloatImage {
+        let (x1, y1) = (x1.min(self.width), y1.min(self.height));
+        let (x0, y0) = (x0.min(x1), y0.min(y1));
+        let (w, h) = (x1 - x0, y1 - y0);
+        let mut data = Vec::with_capacity(3 * w * h);
+        for c in 0..3 {
+            let plane = &self.data[c * self.plane()..(c + 1) * self.plane()];
+            for y in y0..y1 {
+                data.extend_from_slice(&plane[y * self.width + x0..y * self.width + x1]);
+            }
+        }
+        FloatImage {
+            width: w,
+            height: h,
+            data,
+        }
+    }
+
     /// Back to 8-bit RGB (values clamped to [0, 1] and rounded).
     pub fn to_rgb(&self) -> RgbImage {
         let n = self.plane();

@@ -9,6 +9,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub mod jigsaw;
+pub use jigsaw::JigsawPatches;
+
 /// One augmented view of an image with the geometry it came from.
 #[derive(Debug, Clone)]
 pub struct View {

@@ -5,6 +5,7 @@
 //! backbones) live in `protoclust-nn`.
 
 pub mod deepcluster;
+pub mod jigclu;
 pub mod method;
 pub mod odc;
 pub mod pseudo;

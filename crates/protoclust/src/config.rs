@@ -5,6 +5,7 @@ use protoclust_data::loader::LoaderConfig;
 use protoclust_data::views::CenterView;
 use protoclust_eval::LinearProbeConfig;
 use protoclust_methods::deepcluster::DeepClusterConfig;
+use protoclust_methods::jigclu::JigCluConfig;
 use protoclust_methods::odc::OdcConfig;
 use protoclust_methods::swav::SwavConfig;
 use protoclust_nn::backbone::ResNetConfig;
@@ -83,7 +84,7 @@ impl Default for MonitorSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    /// Method name: "swav", "odc" or "deepcluster".
+    /// Method name: "swav", "odc", "deepcluster" or "jigclu".
     pub method: String,
     /// Seed of model init and data order/augmentation.
     pub seed: u64,
@@ -97,6 +98,8 @@ pub struct RunConfig {
     pub odc: OdcConfig,
     /// DeepCluster settings (used when method = "deepcluster").
     pub deepcluster: DeepClusterConfig,
+    /// JigClu settings (used when method = "jigclu").
+    pub jigclu: JigCluConfig,
     /// Optimiser.
     pub optim: OptimConfig,
     /// Learning-rate schedule.
@@ -121,6 +124,7 @@ impl Default for RunConfig {
             swav: SwavConfig::default(),
             odc: OdcConfig::default(),
             deepcluster: DeepClusterConfig::default(),
+            jigclu: JigCluConfig::default(),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
             train: TrainSection::default(),
@@ -132,7 +136,7 @@ impl Default for RunConfig {
 }
 
 /// The methods a config can name.
-pub const METHODS: [&str; 3] = ["swav", "odc", "deepcluster"];
+pub const METHODS: [&str; 4] = ["swav", "odc", "deepcluster", "jigclu"];
 
 impl RunConfig {
     /// The backbone of the configured method.
@@ -140,6 +144,7 @@ impl RunConfig {
         match self.method.as_str() {
             "odc" => &self.odc.backbone,
             "deepcluster" => &self.deepcluster.backbone,
+            "jigclu" => &self.jigclu.backbone,
             _ => &self.swav.backbone,
         }
     }
@@ -218,6 +223,7 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
         "swav" => cfg.swav.validate(side),
         "odc" => cfg.odc.validate(side, cfg.data.known_len()),
         "deepcluster" => cfg.deepcluster.validate(side, cfg.data.known_len()),
+        "jigclu" => cfg.jigclu.validate(side),
         other => bail!("method = {other:?}: expected one of {}", METHODS.join(", ")),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -270,6 +276,26 @@ mod tests {
         assert!(e.contains("swav.prototypes"), "{e}");
         let e = parse("[swav\n", "x.toml", &[]).unwrap_err().to_string();
         assert!(e.starts_with("x.toml:1"), "{e}");
+    }
+
+    #[test]
+    fn jigclu_grid_and_patch_errors_name_their_field() {
+        let e = parse(
+            "method = \"jigclu\"\n[jigclu.views]\ngrid = 1\n",
+            "j.toml",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("jigclu.views.grid"), "{e}");
+        let e = parse(
+            "method = \"jigclu\"\n[jigclu]\nupsample = 1\n",
+            "j.toml",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("jigclu.upsample"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
 use protoclust_methods::deepcluster::DeepCluster;
+use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::odc::Odc;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::Method;
@@ -62,6 +63,13 @@ pub fn run(
         "odc" => run_method(&mut Odc::new(cfg.odc.clone()), cfg, resume, quiet, device),
         "deepcluster" => run_method(
             &mut DeepCluster::new(cfg.deepcluster.clone()),
+            cfg,
+            resume,
+            quiet,
+            device,
+        ),
+        "jigclu" => run_method(
+            &mut JigClu::new(cfg.jigclu.clone()),
             cfg,
             resume,
             quiet,

@@ -103,6 +103,10 @@ fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::
     c.deepcluster.clusters = 4;
     c.deepcluster.clustering.pca_dim = 8;
     c.deepcluster.views = one;
+    c.jigclu.backbone = c.swav.backbone.clone();
+    c.jigclu.dim = 8;
+    c.jigclu.views.size = 8;
+    c.jigclu.views.photometric = c.swav.views.photometric.clone();
     c.optim = protoclust_nn::optim::OptimConfig {
         kind: protoclust_nn::optim::OptimKind::Sgd,
         lr: 0.05,
@@ -115,9 +119,9 @@ fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::
 }
 
 #[test]
-fn odc_and_deepcluster_resume_mid_epoch_with_their_memories() {
+fn odc_deepcluster_and_jigclu_resume_mid_epoch_with_their_memories() {
     let dev = Device::flex();
-    for method in ["odc", "deepcluster"] {
+    for method in ["odc", "deepcluster", "jigclu"] {
         let a_dir = common::scratch(&format!("resume-{method}-a"));
         let b_dir = common::scratch(&format!("resume-{method}-b"));
         let a = runner::run(&tiny_pseudo_label_config(&a_dir, method), None, true, &dev).unwrap();
@@ -131,10 +135,10 @@ fn odc_and_deepcluster_resume_mid_epoch_with_their_memories() {
             (1, 2),
             "{method}: stopped mid-epoch"
         );
-        let memory_keys: &[&str] = if method == "odc" {
-            &["odc.bank", "odc.centroids", "odc.labels", "odc.loss_weight"]
-        } else {
-            &["deepcluster.labels"]
+        let memory_keys: &[&str] = match method {
+            "odc" => &["odc.bank", "odc.centroids", "odc.labels", "odc.loss_weight"],
+            "deepcluster" => &["deepcluster.labels"],
+            _ => &[], // JigClu keeps no state: its montage permutation is drawn from (seed, iteration)
         };
         for k in memory_keys {
             assert!(ck.method.contains_key(*k), "{method}: {k} is checkpointed");

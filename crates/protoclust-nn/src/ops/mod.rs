@@ -2,9 +2,11 @@
 
 pub mod host;
 pub mod normalize;
+pub mod resize;
 pub mod rows;
 pub mod sinkhorn;
 
 pub use normalize::l2_normalize;
+pub use resize::{adaptive_avg_pool, resize_bilinear};
 pub use rows::rows;
 pub use sinkhorn::{sinkhorn, SinkhornMode};

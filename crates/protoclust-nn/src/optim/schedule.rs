@@ -31,6 +31,8 @@ pub struct ScheduleConfig {
     pub milestones: Vec<u64>,
     /// Decay factor of the step schedule.
     pub gamma: f64,
+    /// Hold the cosine constant within an epoch (MoCo/JigClu's `adjust_learning_rate`).
+    pub per_epoch: bool,
 }
 
 impl Default for ScheduleConfig {
@@ -42,6 +44,7 @@ impl Default for ScheduleConfig {
             final_lr: 0.0,
             milestones: Vec::new(),
             gamma: 0.1,
+            per_epoch: false,
         }
     }
 }
@@ -83,7 +86,12 @@ impl Schedule {
             ScheduleKind::Constant => self.base_lr,
             ScheduleKind::Cosine => {
                 let span = self.total.saturating_sub(warmup).max(1) as f64;
-                let t = (it - warmup) as f64;
+                let at = if c.per_epoch {
+                    (it / self.iters_per_epoch * self.iters_per_epoch).max(warmup)
+                } else {
+                    it
+                };
+                let t = (at - warmup) as f64;
                 c.final_lr
                     + 0.5
                         * (self.base_lr - c.final_lr)
@@ -131,5 +139,18 @@ mod tests {
             10,
         );
         assert!((step.lr(19) - 0.06).abs() < 1e-12 && (step.lr(20) - 0.024).abs() < 1e-12);
+        // JigClu/MoCo: lr·0.5·(1 + cos(π·epoch/epochs)), constant within an epoch.
+        let epochwise = Schedule::new(
+            ScheduleConfig {
+                per_epoch: true,
+                ..Default::default()
+            },
+            0.03,
+            4,
+            10,
+        );
+        assert!((epochwise.lr(0) - 0.03).abs() < 1e-12 && (epochwise.lr(9) - 0.03).abs() < 1e-12);
+        let e1 = 0.03 * 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos());
+        assert!((epochwise.lr(10) - e1).abs() < 1e-12 && (epochwise.lr(19) - e1).abs() < 1e-12);
     }
 }

@@ -1,86 +1,157 @@
-//! `protoclust bench`: images per second of the SwAV training step and of the multi-crop
-//! pipeline; with `--kmeans`, the time of k-means on synthetic features.
+//! `protoclust bench`: images per second of a method's training step (SwAV, JigClu) and of its
+//! augmentation pipeline; with `--kmeans`, the time of k-means on synthetic features.
 
+use crate::config::RunConfig;
 use crate::{config, device, runner};
 use anyhow::Result;
 use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use protoclust_data::loader::Loader;
+use protoclust_methods::jigclu::JigClu;
+use protoclust_methods::swav::Swav;
 use protoclust_methods::{Method, StepContext};
 use protoclust_nn::optim::Optimizer;
 use protoclust_train::engine::views_to_tensors;
 use std::path::Path;
 use std::time::Instant;
 
-/// Measures and prints a table.
-pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: usize) -> Result<()> {
-    let cfg = config::load(path, overrides)?;
-    let dev = device::select()?;
-    let ad = dev.clone().autodiff();
-    let (mut swav, loader) = runner::build(&cfg)?;
-    let bs = cfg.loader.batch_size;
-    let crops = cfg.swav.views.total();
-    let threads = rayon::current_num_threads();
+/// Throughput of one method on one config.
+struct Measured {
+    pipeline_ips: f64,
+    step_ips: f64,
+    views: usize,
+    backbone_passes: usize,
+    layout: String,
+}
 
-    // Multi-crop pipeline: decode + all crops + photometric, in parallel.
+/// Pipeline and step throughput of `method` (steps timed after two warm-up steps).
+fn measure<M: Method>(
+    method: &mut M,
+    loader: &Loader,
+    cfg: &RunConfig,
+    steps: usize,
+    pipeline_batches: usize,
+    ad: &Device,
+) -> Result<(f64, f64)> {
+    let bs = cfg.loader.batch_size;
+    // Augmentation pipeline: decode + all views + photometric, in parallel.
     let order = loader.order(0);
-    let n = (pipeline_batches * bs).min(order.len());
+    let n = (pipeline_batches.max(1) * bs).min(order.len());
     let t = Instant::now();
     let mut batches = Vec::new();
     for chunk in order[..n].chunks(bs) {
         batches.push(loader.load(0, chunk)?);
     }
-    let pipe_ips = n as f64 / t.elapsed().as_secs_f64();
+    let pipeline_ips = n as f64 / t.elapsed().as_secs_f64();
 
-    // Training step: forward, backward, optimiser, on prepared batches.
-    let mut model = swav.init_model(cfg.seed, &ad)?;
+    // Training step: forward, backward, optimiser, on a prepared batch.
+    let mut model = method.init_model(cfg.seed, ad)?;
     let mut opt = Optimizer::new(cfg.optim.clone());
     let batch = &batches[0];
-    let views = views_to_tensors(batch, &ad);
+    let views = views_to_tensors(batch, ad);
     let mut time = 0.0;
     let warmup = 2;
     for i in 0..steps + warmup {
         let ctx = StepContext {
-            iteration: 1_000_000,
+            iteration: 1_000_000 + i as u64,
             epoch: 0,
             iters_per_epoch: 1,
             device: ad.clone(),
             seed: cfg.seed,
         };
         let t = Instant::now();
-        model = swav.before_forward(model, &ctx);
-        let out = swav.forward(&model, &views, batch, &ctx)?;
+        model = method.before_forward(model, &ctx);
+        let out = method.forward(&model, &views, batch, &ctx)?;
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         model = opt.step(model, grads, 0.01);
-        let _ = model.prototypes.weight.val().sum().into_scalar::<f32>();
+        // Wait for the update (lazy backends) before stopping the clock.
+        let _ = M::backbone(&model)
+            .conv1
+            .weight
+            .val()
+            .sum()
+            .into_scalar::<f32>();
         if i >= warmup {
             time += t.elapsed().as_secs_f64();
         }
     }
-    let step_ips = (steps * batch.len()) as f64 / time;
-    let sizes: Vec<String> = cfg
-        .swav
-        .views
-        .crops
-        .iter()
-        .map(|c| format!("{}x{}", c.count, c.size))
-        .collect();
+    Ok((pipeline_ips, (steps * batch.len()) as f64 / time))
+}
+
+/// Measures and prints a table.
+pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: usize) -> Result<()> {
+    let cfg = config::load(path, overrides)?;
+    let dev = device::select()?;
+    let ad = dev.clone().autodiff();
+    let m = match cfg.method.as_str() {
+        "swav" => {
+            let mut swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size);
+            let loader = runner::loader_for(&cfg, &swav)?;
+            let (p, s) = measure(&mut swav, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            let sizes: Vec<String> = cfg
+                .swav
+                .views
+                .crops
+                .iter()
+                .map(|c| format!("{}x{}", c.count, c.size))
+                .collect();
+            Measured {
+                pipeline_ips: p,
+                step_ips: s,
+                views: cfg.swav.views.total(),
+                backbone_passes: cfg.swav.views.total(),
+                layout: format!("crops {}", sizes.join("+")),
+            }
+        }
+        "jigclu" => {
+            let mut jig = JigClu::new(cfg.jigclu.clone());
+            let loader = runner::loader_for(&cfg, &jig)?;
+            let (p, s) = measure(&mut jig, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            let v = &cfg.jigclu.views;
+            Measured {
+                pipeline_ips: p,
+                step_ips: s,
+                views: v.count(),
+                backbone_passes: 1,
+                layout: format!(
+                    "{0}x{0} patches of {1} px -> one {2}-px montage per image",
+                    v.grid,
+                    v.size,
+                    v.grid * v.size
+                ),
+            }
+        }
+        other => anyhow::bail!(
+            "bench measures the swav and jigclu training steps; {other} needs its whole-data-set \
+             pass first (time a short `train` run instead)"
+        ),
+    };
+    let b = cfg.backbone();
     println!(
-        "protoclust bench: {} (backbone ResNet-{} width {}, crops {}, batch {bs}, {} threads, device {})",
+        "protoclust bench: {} ({} on ResNet-{} width {}, {}, batch {}, {} threads, device {})",
         path.display(),
-        cfg.swav.backbone.depth,
-        cfg.swav.backbone.width,
-        sizes.join("+"),
-        threads,
+        cfg.method,
+        b.depth,
+        b.width,
+        m.layout,
+        cfg.loader.batch_size,
+        rayon::current_num_threads(),
         device::describe(&dev)
     );
-    println!("| what | images/s | crops/s |");
-    println!("|---|---|---|");
+    println!("| what | images/s | views/s | backbone passes per image |");
+    println!("|---|---|---|---|");
     println!(
-        "| multi-crop pipeline (protoclust) | {pipe_ips:.1} | {:.1} |",
-        pipe_ips * crops as f64
+        "| {} augmentation pipeline (protoclust) | {:.1} | {:.1} | – |",
+        cfg.method,
+        m.pipeline_ips,
+        m.pipeline_ips * m.views as f64
     );
     println!(
-        "| SwAV training step (protoclust) | {step_ips:.1} | {:.1} |",
-        step_ips * crops as f64
+        "| {} training step (protoclust) | {:.1} | {:.1} | {} |",
+        cfg.method,
+        m.step_ips,
+        m.step_ips * m.views as f64,
+        m.backbone_passes
     );
     Ok(())
 }

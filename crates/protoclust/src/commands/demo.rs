@@ -117,6 +117,7 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
         linear: Default::default(),
         odc: Default::default(),
         deepcluster: Default::default(),
+        jigclu: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! `PROTOCLUST_SKIP_UNIMPLEMENTED=1`) is given, which reports them as skipped.
 
 mod fixture;
+mod jigclu;
 mod odc;
 mod swav;
 
@@ -56,7 +57,15 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
         "swav" if function.starts_with("train") => swav::loss_case(&f, device),
         "odc" if function.starts_with("ODCMemory.init_memory") => odc::pipeline_case(&f, device),
         "odc" if function.starts_with("ODC.set_reweight") => odc::reweight_case(&f, device),
-        "jigclu" | "slotcon" => {
+        "jigclu" if function == "JigClu._batch_gather_ddp" => jigclu::montage_case(&f, device),
+        "jigclu" if function.starts_with("ResNet.forward tail") => {
+            jigclu::decouple_case(&f, device)
+        }
+        "jigclu" if function.starts_with("JigClu.forward (label") => {
+            jigclu::loss_heads_case(&f, device)
+        }
+        "jigclu" if function == "JigClu.forward" => jigclu::full_forward_case(&f, device),
+        "slotcon" => {
             return Outcome::Unimplemented(format!("{method} is not implemented yet ({function})"))
         }
         _ => Err(format!(
