@@ -10,6 +10,8 @@ if python3 -c "import torch, torchvision" 2>/dev/null; then
 else
   echo "(PyTorch not installed: pip install torch torchvision to add the reference rows)"
 fi
+# JigClu: one backbone pass per image over montages (issue #4's row; compare with SwAV's above).
+./target/release/protoclust bench configs/jigclu_cifar10.toml --steps 5 --pipeline-batches 8
 # k-means on 50,000 x 256 features into 1,000 clusters (issue #3's benchmark row).
 ./target/release/protoclust bench --kmeans 50000x256x1000
 python3 bench/reference/kmeans_bench.py --shape 50000x256x1000 || true

@@ -9,6 +9,7 @@ pub mod jigclu;
 pub mod method;
 pub mod odc;
 pub mod pseudo;
+pub mod slotcon;
 pub mod swav;
 
 pub use method::{EpochContext, FeaturePass, Method, MethodError, StepContext, StepOutput};

@@ -3,10 +3,12 @@
 pub mod host;
 pub mod normalize;
 pub mod resize;
+pub mod roi_align;
 pub mod rows;
 pub mod sinkhorn;
 
 pub use normalize::l2_normalize;
 pub use resize::{adaptive_avg_pool, resize_bilinear};
+pub use roi_align::{roi_align_flip, RoiBox};
 pub use rows::rows;
 pub use sinkhorn::{sinkhorn, SinkhornMode};

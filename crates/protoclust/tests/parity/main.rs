@@ -9,6 +9,7 @@
 mod fixture;
 mod jigclu;
 mod odc;
+mod slotcon;
 mod swav;
 
 use burn::tensor::Device;
@@ -65,6 +66,19 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
             jigclu::loss_heads_case(&f, device)
         }
         "jigclu" if function == "JigClu.forward" => jigclu::full_forward_case(&f, device),
+        "slotcon" if function == "SemanticGrouping.forward" => slotcon::grouping_case(&f, device),
+        "slotcon" if function.starts_with("SlotCon.invaug") => slotcon::invaug_case(&f, device),
+        "slotcon" if function == "SlotCon.self_distill" => slotcon::self_distill_case(&f, device),
+        "slotcon" if function == "SlotCon.update_center" => slotcon::update_center_case(&f, device),
+        "slotcon" if function.starts_with("SlotCon.forward grouping-loss") => {
+            slotcon::group_loss_case(&f, device)
+        }
+        "slotcon" if function.starts_with("SlotCon.ctr_loss_filtered") => {
+            slotcon::ctr_loss_case(&f, device)
+        }
+        "slotcon" if function.starts_with("SlotCon.forward (encoders") => {
+            slotcon::forward_case(&f, device)
+        }
         "slotcon" => {
             return Outcome::Unimplemented(format!("{method} is not implemented yet ({function})"))
         }
