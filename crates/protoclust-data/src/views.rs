@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub mod jigsaw;
+pub mod overlap;
 pub use jigsaw::JigsawPatches;
+pub use overlap::OverlapPair;
 
 /// One augmented view of an image with the geometry it came from.
 #[derive(Debug, Clone)]

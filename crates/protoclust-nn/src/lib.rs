@@ -6,6 +6,7 @@
 pub mod backbone;
 pub mod cluster;
 pub mod collective;
+pub mod ema;
 pub mod heads;
 pub mod init;
 pub mod io;

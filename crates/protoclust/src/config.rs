@@ -7,6 +7,7 @@ use protoclust_eval::LinearProbeConfig;
 use protoclust_methods::deepcluster::DeepClusterConfig;
 use protoclust_methods::jigclu::JigCluConfig;
 use protoclust_methods::odc::OdcConfig;
+use protoclust_methods::slotcon::SlotConConfig;
 use protoclust_methods::swav::SwavConfig;
 use protoclust_nn::backbone::ResNetConfig;
 use protoclust_nn::optim::{OptimConfig, ScheduleConfig};
@@ -84,7 +85,7 @@ impl Default for MonitorSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    /// Method name: "swav", "odc", "deepcluster" or "jigclu".
+    /// Method name: "swav", "odc", "deepcluster", "jigclu" or "slotcon".
     pub method: String,
     /// Seed of model init and data order/augmentation.
     pub seed: u64,
@@ -100,6 +101,8 @@ pub struct RunConfig {
     pub deepcluster: DeepClusterConfig,
     /// JigClu settings (used when method = "jigclu").
     pub jigclu: JigCluConfig,
+    /// SlotCon settings (used when method = "slotcon").
+    pub slotcon: SlotConConfig,
     /// Optimiser.
     pub optim: OptimConfig,
     /// Learning-rate schedule.
@@ -125,6 +128,7 @@ impl Default for RunConfig {
             odc: OdcConfig::default(),
             deepcluster: DeepClusterConfig::default(),
             jigclu: JigCluConfig::default(),
+            slotcon: SlotConConfig::default(),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
             train: TrainSection::default(),
@@ -136,15 +140,24 @@ impl Default for RunConfig {
 }
 
 /// The methods a config can name.
-pub const METHODS: [&str; 4] = ["swav", "odc", "deepcluster", "jigclu"];
+pub const METHODS: [&str; 5] = ["swav", "odc", "deepcluster", "jigclu", "slotcon"];
 
 impl RunConfig {
+    /// Path prefix of the evaluated backbone inside a checkpoint's model tensors.
+    pub fn backbone_prefix(&self) -> &'static str {
+        match self.method.as_str() {
+            "slotcon" => "teacher.backbone.",
+            _ => "backbone.",
+        }
+    }
+
     /// The backbone of the configured method.
     pub fn backbone(&self) -> &ResNetConfig {
         match self.method.as_str() {
             "odc" => &self.odc.backbone,
             "deepcluster" => &self.deepcluster.backbone,
             "jigclu" => &self.jigclu.backbone,
+            "slotcon" => &self.slotcon.backbone,
             _ => &self.swav.backbone,
         }
     }
@@ -224,6 +237,7 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
         "odc" => cfg.odc.validate(side, cfg.data.known_len()),
         "deepcluster" => cfg.deepcluster.validate(side, cfg.data.known_len()),
         "jigclu" => cfg.jigclu.validate(side),
+        "slotcon" => cfg.slotcon.validate(cfg.loader.batch_size),
         other => bail!("method = {other:?}: expected one of {}", METHODS.join(", ")),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -111,6 +111,36 @@ enum EvalCommand {
         #[arg(long, value_delimiter = ',', default_value = "0.1,0.07")]
         t: Vec<f64>,
     },
+    /// Unsupervised semantic segmentation: k-means on dense features, Hungarian-matched to the
+    /// mask classes; mIoU, pixel accuracy and image | truth | prediction PNGs.
+    Segment {
+        /// Checkpoint or exported backbone (with --random-init: a config file).
+        model: PathBuf,
+        /// Evaluation images.
+        #[arg(long, default_value = "../shared/data/camvid/val")]
+        images: PathBuf,
+        /// Masks of class ids, same file names as the images.
+        #[arg(long, default_value = "../shared/data/camvid/valannot")]
+        masks: PathBuf,
+        /// Number of classes (and clusters).
+        #[arg(long, default_value_t = 11)]
+        classes: usize,
+        /// Mask value to ignore.
+        #[arg(long, default_value_t = 11)]
+        ignore: u8,
+        /// Folder for the PNG panels.
+        #[arg(long, default_value = "segment")]
+        out: PathBuf,
+        /// Number of panels to write.
+        #[arg(long, default_value_t = 6)]
+        panels: usize,
+        /// k-means seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Evaluate the untrained backbone of the config given as MODEL.
+        #[arg(long)]
+        random_init: bool,
+    },
     /// Linear classifier on frozen features.
     Linear {
         /// Checkpoint or exported backbone.
@@ -150,6 +180,29 @@ fn main() {
                 k,
                 t,
             } => commands::eval::knn(&model, train.as_deref(), test.as_deref(), &k, &t),
+            EvalCommand::Segment {
+                model,
+                images,
+                masks,
+                classes,
+                ignore,
+                out,
+                panels,
+                seed,
+                random_init,
+            } => commands::segment::run(
+                &model,
+                &commands::segment::SegmentArgs {
+                    images,
+                    masks,
+                    classes,
+                    ignore,
+                    out,
+                    panels,
+                    seed,
+                    random_init,
+                },
+            ),
             EvalCommand::Linear {
                 model,
                 train,

@@ -8,6 +8,7 @@ use protoclust_data::loader::Loader;
 use protoclust_methods::deepcluster::DeepCluster;
 use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::odc::Odc;
+use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::Method;
 use protoclust_nn::backbone::ResNet;
@@ -63,6 +64,13 @@ pub fn run(
         "odc" => run_method(&mut Odc::new(cfg.odc.clone()), cfg, resume, quiet, device),
         "deepcluster" => run_method(
             &mut DeepCluster::new(cfg.deepcluster.clone()),
+            cfg,
+            resume,
+            quiet,
+            device,
+        ),
+        "slotcon" => run_method(
+            &mut SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs),
             cfg,
             resume,
             quiet,
@@ -125,12 +133,12 @@ pub fn run_method<M: Method>(
     Ok(s.map_model(|m| M::backbone(&m).clone()))
 }
 
-/// The backbone tensors of a checkpoint's model (`backbone.` prefix removed).
-fn backbone_tensors(model: &NamedTensors) -> NamedTensors {
+/// The backbone tensors of a checkpoint's model (`prefix` removed).
+fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
     model
         .iter()
         .filter_map(|(k, v)| {
-            k.strip_prefix("backbone.")
+            k.strip_prefix(prefix)
                 .map(|rest| (rest.to_string(), v.clone()))
         })
         .collect()
@@ -148,7 +156,7 @@ pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<Run
             &[],
         )?;
         let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, device)?;
-        let net = load_named(net, &backbone_tensors(&ck.model))
+        let net = load_named(net, &backbone_tensors(&ck.model, cfg.backbone_prefix()))
             .with_context(|| format!("{}", path.display()))?;
         return Ok((net.valid(), Some(cfg)));
     }

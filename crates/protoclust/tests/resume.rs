@@ -107,6 +107,14 @@ fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::
     c.jigclu.dim = 8;
     c.jigclu.views.size = 8;
     c.jigclu.views.photometric = c.swav.views.photometric.clone();
+    c.slotcon.backbone = c.swav.backbone.clone();
+    c.slotcon.projector.hidden = 8;
+    c.slotcon.projector.out_dim = 8;
+    c.slotcon.predictor.hidden = 8;
+    c.slotcon.prototypes = 4;
+    c.slotcon.views.size = 16;
+    c.slotcon.views.view1 = c.swav.views.photometric.clone();
+    c.slotcon.views.view2 = c.swav.views.photometric.clone();
     c.optim = protoclust_nn::optim::OptimConfig {
         kind: protoclust_nn::optim::OptimKind::Sgd,
         lr: 0.05,
@@ -119,9 +127,9 @@ fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::
 }
 
 #[test]
-fn odc_deepcluster_and_jigclu_resume_mid_epoch_with_their_memories() {
+fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
     let dev = Device::flex();
-    for method in ["odc", "deepcluster", "jigclu"] {
+    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
         let a_dir = common::scratch(&format!("resume-{method}-a"));
         let b_dir = common::scratch(&format!("resume-{method}-b"));
         let a = runner::run(&tiny_pseudo_label_config(&a_dir, method), None, true, &dev).unwrap();
@@ -138,6 +146,7 @@ fn odc_deepcluster_and_jigclu_resume_mid_epoch_with_their_memories() {
         let memory_keys: &[&str] = match method {
             "odc" => &["odc.bank", "odc.centroids", "odc.labels", "odc.loss_weight"],
             "deepcluster" => &["deepcluster.labels"],
+            "slotcon" => &["slotcon.center"], // the teacher is part of the model
             _ => &[], // JigClu keeps no state: its montage permutation is drawn from (seed, iteration)
         };
         for k in memory_keys {
@@ -152,7 +161,7 @@ fn odc_deepcluster_and_jigclu_resume_mid_epoch_with_their_memories() {
         .unwrap();
         assert_eq!(c.iterations, 8);
         assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
-        if method != "odc" {
+        if method != "odc" && method != "slotcon" {
             continue;
         }
         // The memories did change after the stop (the comparison is not vacuous).

@@ -1,4 +1,4 @@
-//! `protoclust bench`: images per second of a method's training step (SwAV, JigClu) and of its
+//! `protoclust bench`: images per second of a method's training step (SwAV, JigClu, SlotCon) and of its
 //! augmentation pipeline; with `--kmeans`, the time of k-means on synthetic features.
 
 use crate::config::RunConfig;
@@ -8,6 +8,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
 use protoclust_methods::jigclu::JigClu;
+use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::{Method, StepContext};
 use protoclust_nn::optim::Optimizer;
@@ -121,8 +122,23 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
                 ),
             }
         }
+        "slotcon" => {
+            let mut sc = SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs);
+            let loader = runner::loader_for(&cfg, &sc)?;
+            let (p, s) = measure(&mut sc, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            Measured {
+                pipeline_ips: p,
+                step_ips: s,
+                views: 2,
+                backbone_passes: 4,
+                layout: format!(
+                    "2 overlapping {0}-px views, student and teacher",
+                    cfg.slotcon.views.size
+                ),
+            }
+        }
         other => anyhow::bail!(
-            "bench measures the swav and jigclu training steps; {other} needs its whole-data-set \
+            "bench measures the swav, jigclu and slotcon training steps; {other} needs its whole-data-set \
              pass first (time a short `train` run instead)"
         ),
     };

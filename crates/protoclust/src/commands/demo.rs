@@ -118,6 +118,7 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
         odc: Default::default(),
         deepcluster: Default::default(),
         jigclu: Default::default(),
+        slotcon: Default::default(),
     }
 }
 

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod segment;
 pub mod train;

@@ -1,0 +1,115 @@
+//! `eval segment` end to end on a few real CamVid frames (skipped without ../shared/data), and
+//! its clear errors on a broken image+mask set.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn protoclust(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn link_first(src: &Path, dst: &Path, n: usize) -> Vec<String> {
+    std::fs::create_dir_all(dst).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(src)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names.truncate(n);
+    for name in &names {
+        std::os::unix::fs::symlink(src.join(name), dst.join(name)).unwrap();
+    }
+    names
+}
+
+const TINY: &str = "method = \"slotcon\"\n[slotcon]\nprototypes = 4\n[slotcon.backbone]\ndepth = 18\nwidth = 4\nsmall_stem = true\n[slotcon.projector]\nhidden = 8\nout_dim = 8\n[slotcon.predictor]\nhidden = 8\n[slotcon.views]\nsize = 32\n";
+
+#[test]
+fn segment_scores_camvid_frames_and_draws_panels() {
+    let Some(data) = common::shared_data() else {
+        eprintln!("skipped: ../shared/data is missing (CamVid frames needed)");
+        return;
+    };
+    let d = common::scratch("segment-camvid");
+    let (images, masks) = (d.join("images"), d.join("masks"));
+    let names = link_first(&data.join("camvid/val"), &images, 3);
+    std::fs::create_dir_all(&masks).unwrap();
+    for n in &names {
+        std::os::unix::fs::symlink(data.join("camvid/valannot").join(n), masks.join(n)).unwrap();
+    }
+    let cfg = d.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = d.join("panels");
+    let args = [
+        "eval",
+        "segment",
+        cfg.to_str().unwrap(),
+        "--random-init",
+        "--images",
+        images.to_str().unwrap(),
+        "--masks",
+        masks.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--panels",
+        "2",
+    ];
+    let (ok, stdout, stderr) = protoclust(&args);
+    assert!(ok, "{stderr}");
+    let miou: f64 = stdout
+        .split("mIoU ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no mIoU in: {stdout}"));
+    assert!((0.0..=100.0).contains(&miou) && miou > 0.0, "{stdout}");
+    let pngs: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(pngs.len(), 2);
+    // Each panel is image | truth | prediction side by side with 4-px gaps.
+    let img = image::open(out.join("segment_000.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 240 + 8, 180));
+    // Same seed, same numbers.
+    let (_, again, _) = protoclust(&args);
+    assert_eq!(stdout.lines().nth(1), again.lines().nth(1));
+}
+
+#[test]
+fn a_missing_mask_is_a_one_line_error_naming_it() {
+    let d = common::scratch("segment-missing-mask");
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    std::fs::create_dir_all(d.join("masks")).unwrap();
+    image::RgbImage::new(16, 16)
+        .save(d.join("images/a.png"))
+        .unwrap();
+    let cfg = d.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let (ok, _, stderr) = protoclust(&[
+        "eval",
+        "segment",
+        cfg.to_str().unwrap(),
+        "--random-init",
+        "--images",
+        d.join("images").to_str().unwrap(),
+        "--masks",
+        d.join("masks").to_str().unwrap(),
+        "--panels",
+        "0",
+    ]);
+    assert!(!ok);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("");
+    assert!(line.contains("a.png") && line.contains("mask"), "{stderr}");
+}
