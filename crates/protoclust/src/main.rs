@@ -140,6 +140,10 @@ enum EvalCommand {
         /// Evaluate the untrained backbone of the config given as MODEL.
         #[arg(long)]
         random_init: bool,
+        /// Backbone path prefix inside the checkpoint (default: the method's evaluated one;
+        /// SlotCon's student: `student.backbone.`).
+        #[arg(long)]
+        backbone_prefix: Option<String>,
     },
     /// Linear classifier on frozen features.
     Linear {
@@ -190,6 +194,7 @@ fn main() {
                 panels,
                 seed,
                 random_init,
+                backbone_prefix,
             } => commands::segment::run(
                 &model,
                 &commands::segment::SegmentArgs {
@@ -201,6 +206,7 @@ fn main() {
                     panels,
                     seed,
                     random_init,
+                    backbone_prefix,
                 },
             ),
             EvalCommand::Linear {

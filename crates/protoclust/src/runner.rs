@@ -147,6 +147,16 @@ fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
 /// A backbone loaded from a training checkpoint or an exported safetensors file, with the
 /// run config it came from when known.
 pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<RunConfig>)> {
+    load_backbone_at(path, None, device)
+}
+
+/// [`load_backbone`], reading a checkpoint's backbone under `prefix` (e.g. SlotCon's
+/// `student.backbone.`) instead of the method's evaluated one.
+pub fn load_backbone_at(
+    path: &Path,
+    prefix: Option<&str>,
+    device: &Device,
+) -> Result<(ResNet, Option<RunConfig>)> {
     let (tensors, meta) = io::load(path)?;
     if meta.contains_key("protoclust") {
         let ck = Checkpoint::from_parts(path, tensors, &meta)?;
@@ -156,7 +166,10 @@ pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<Run
             &[],
         )?;
         let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, device)?;
-        let net = load_named(net, &backbone_tensors(&ck.model, cfg.backbone_prefix()))
+        let net = load_named(
+            net,
+            &backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix())),
+        )
             .with_context(|| format!("{}", path.display()))?;
         return Ok((net.valid(), Some(cfg)));
     }

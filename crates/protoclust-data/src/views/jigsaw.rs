@@ -8,7 +8,8 @@
 //! label.
 
 use super::{Photometric, View, ViewBuilder};
-use crate::transform::{ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop};
+use crate::transform::{resample, ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop};
+use rand::Rng;
 use crate::{DataError, RgbImage};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct JigsawPatches {
     pub scale: [f32; 2],
     /// Resampling filter.
     pub interpolation: Interpolation,
+    /// Probability of flipping the whole image before cutting the crops (0 in the paper, which
+    /// flips each patch through `photometric.flip_p` and so hides left from right).
+    pub image_flip_p: f32,
     /// Photometric augmentation of every patch.
     pub photometric: Photometric,
 }
@@ -40,6 +44,7 @@ impl Default for JigsawPatches {
             size: 112,
             scale: [0.2, 1.0],
             interpolation: Interpolation::Bilinear,
+            image_flip_p: 0.0,
             photometric: Photometric {
                 jitter: ColorJitter::default(),
                 grayscale_p: 0.2,
@@ -88,6 +93,12 @@ impl JigsawPatches {
         if !(2..=4).contains(&self.grid) {
             return Err(bad("grid", format!("{} is outside 2..=4", self.grid)));
         }
+        if !(0.0..=1.0).contains(&self.image_flip_p) {
+            return Err(bad(
+                "image_flip_p",
+                format!("{} is not a probability in [0, 1]", self.image_flip_p),
+            ));
+        }
         if !(0.0..0.5).contains(&self.cross) {
             return Err(bad("cross", format!("{} is outside [0, 0.5)", self.cross)));
         }
@@ -121,7 +132,13 @@ impl ViewBuilder for JigsawPatches {
     }
 
     fn build(&self, image: &RgbImage, rng: &mut ChaCha8Rng) -> Vec<View> {
-        let src = image.to_float();
+        let mut src = image.to_float();
+        // A flipped image is cut in its own (mirrored) frame: crop i is at position i of what
+        // the network sees; the geometry maps it back to the original pixels.
+        let mirrored = self.image_flip_p > 0.0 && rng.random::<f32>() < self.image_flip_p;
+        if mirrored {
+            resample::hflip(&mut src);
+        }
         let rrc = RandomResizedCrop {
             size: self.size,
             scale: self.scale,
@@ -134,9 +151,10 @@ impl ViewBuilder for JigsawPatches {
                 let part = src.crop(x0, y0, x1, y1);
                 let b = rrc.sample_box(part.width, part.height, rng);
                 let mut img = rrc.apply_box(&part, &b);
+                let x = b.x + x0 as f32;
                 let mut geometry = Geometry {
                     crop: CropBox {
-                        x: b.x + x0 as f32,
+                        x: if mirrored { src.width as f32 - x - b.w } else { x },
                         y: b.y + y0 as f32,
                         w: b.w,
                         h: b.h,
@@ -146,6 +164,8 @@ impl ViewBuilder for JigsawPatches {
                     flipped: false,
                 };
                 self.photometric.apply(&mut img, &mut geometry, rng);
+                // A patch flip on top of the image flip undoes it.
+                geometry.flipped ^= mirrored;
                 View {
                     image: img,
                     geometry,
@@ -169,6 +189,47 @@ mod tests {
         assert_eq!(j.crop_box(1, w, h), (0, 32, 179, 160)); // bottom-left
         assert_eq!(j.crop_box(2, w, h), (45, 0, 224, 128)); // top-right
         assert_eq!(j.crop_box(3, w, h), (45, 32, 224, 160)); // bottom-right
+    }
+
+    #[test]
+    fn an_image_flip_cuts_the_mirrored_image_and_maps_boxes_back() {
+        let j = JigsawPatches {
+            size: 8,
+            image_flip_p: 1.0,
+            photometric: Photometric {
+                flip_p: 0.0,
+                jitter: ColorJitter {
+                    p: 0.0,
+                    ..Default::default()
+                },
+                grayscale_p: 0.0,
+                blur_p: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // Left half black, right half white: the top-left crop of the mirrored image is white
+        // on its left, and its box in the original frame lies on the right.
+        let mut pixels = vec![0u8; 32 * 32 * 3];
+        for y in 0..32 {
+            for x in 16..32 {
+                pixels[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3].copy_from_slice(&[255; 3]);
+            }
+        }
+        let img = RgbImage {
+            width: 32,
+            height: 32,
+            pixels,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let views = j.build(&img, &mut rng);
+        let tl = &views[0];
+        assert!(tl.geometry.flipped);
+        assert!(tl.geometry.crop.x + tl.geometry.crop.w > 16.0);
+        // The mirrored image is white on the left: its top-left patch is brighter than its
+        // top-right one.
+        let mean = |v: &View| v.image.data.iter().sum::<f32>() / v.image.data.len() as f32;
+        assert!(mean(tl) > mean(&views[2]), "{} vs {}", mean(tl), mean(&views[2]));
     }
 
     #[test]

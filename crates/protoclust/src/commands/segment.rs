@@ -29,6 +29,8 @@ pub struct SegmentArgs {
     pub seed: u64,
     /// `model` is a config: evaluate its untrained (random-init) backbone.
     pub random_init: bool,
+    /// Read the checkpoint's backbone under this path prefix (SlotCon: `student.backbone.`).
+    pub backbone_prefix: Option<String>,
 }
 
 /// Runs the evaluation and prints mIoU, pixel accuracy and per-class IoU.
@@ -39,7 +41,7 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, &dev)?.valid();
         (net, Some(cfg))
     } else {
-        runner::load_backbone(model, &dev)?
+        runner::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?
     };
     let normalize = cfg
         .as_ref()
