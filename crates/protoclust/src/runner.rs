@@ -170,7 +170,7 @@ pub fn load_backbone_at(
             net,
             &backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix())),
         )
-            .with_context(|| format!("{}", path.display()))?;
+        .with_context(|| format!("{}", path.display()))?;
         return Ok((net.valid(), Some(cfg)));
     }
     if let Some(json) = meta.get("protoclust_backbone") {

@@ -8,9 +8,11 @@
 //! label.
 
 use super::{Photometric, View, ViewBuilder};
-use crate::transform::{resample, ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop};
-use rand::Rng;
+use crate::transform::{
+    resample, ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop,
+};
 use crate::{DataError, RgbImage};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +156,11 @@ impl ViewBuilder for JigsawPatches {
                 let x = b.x + x0 as f32;
                 let mut geometry = Geometry {
                     crop: CropBox {
-                        x: if mirrored { src.width as f32 - x - b.w } else { x },
+                        x: if mirrored {
+                            src.width as f32 - x - b.w
+                        } else {
+                            x
+                        },
                         y: b.y + y0 as f32,
                         w: b.w,
                         h: b.h,
@@ -229,7 +235,12 @@ mod tests {
         // The mirrored image is white on the left: its top-left patch is brighter than its
         // top-right one.
         let mean = |v: &View| v.image.data.iter().sum::<f32>() / v.image.data.len() as f32;
-        assert!(mean(tl) > mean(&views[2]), "{} vs {}", mean(tl), mean(&views[2]));
+        assert!(
+            mean(tl) > mean(&views[2]),
+            "{} vs {}",
+            mean(tl),
+            mean(&views[2])
+        );
     }
 
     #[test]
