@@ -1,5 +1,6 @@
 //! Loading golden fixtures and comparing against them with the fixtures README's tolerances.
 
+use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use std::path::Path;
@@ -89,6 +90,30 @@ impl Fixture {
         Ok(Stored { shape, data })
     }
 
+    /// Integer tensor `name` of `section` as indices.
+    pub fn indices(&self, section: &str, name: &str) -> Result<Vec<usize>, String> {
+        Ok(self
+            .tensor(section, name)?
+            .data
+            .iter()
+            .map(|&v| v as usize)
+            .collect())
+    }
+
+    /// A torch `Linear.weight` input (out × in) as burn's in × out trainable parameter.
+    pub fn linear_weight(&self, name: &str, device: &Device) -> Result<Param<Tensor<2>>, String> {
+        Ok(Param::from_tensor(
+            self.input::<2>(name, device)?.transpose().require_grad(),
+        ))
+    }
+
+    /// A 1-d input (bias, BatchNorm affine) as a trainable parameter.
+    pub fn vector_param(&self, name: &str, device: &Device) -> Result<Param<Tensor<1>>, String> {
+        Ok(Param::from_tensor(
+            self.input::<1>(name, device)?.require_grad(),
+        ))
+    }
+
     /// Input tensor uploaded as f32.
     pub fn input<const D: usize>(&self, name: &str, device: &Device) -> Result<Tensor<D>, String> {
         let s = self.tensor("inputs", name)?;
@@ -169,4 +194,9 @@ pub fn compare_exact(name: &str, got: &[i64], reference: &Stored) -> Compared {
         max_abs: mismatches as f64,
         bound: 0.0,
     }
+}
+
+/// Indices as i64, for [`compare_exact`].
+pub fn as_i64(v: &[usize]) -> Vec<i64> {
+    v.iter().map(|&x| x as i64).collect()
 }

@@ -1,8 +1,7 @@
 //! JigClu cases: montage assembly, the decoupling module with its backward, the loss heads
 //! (labels, SupCluLoss, location CE) and the whole forward with a pooling trunk.
 
-use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture};
-use burn::module::Param;
+use crate::fixture::{as_i64, compare_exact, compare_float, host, Compared, Fixture};
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::jigclu::{
     decouple, jigsaw_labels, montage, sup_clu_loss, JigCluConfig, JigCluHeads,
@@ -11,18 +10,6 @@ use protoclust_methods::pseudo::weighted_cross_entropy;
 use protoclust_nn::init::Init;
 use protoclust_nn::ops::{adaptive_avg_pool, l2_normalize, resize_bilinear};
 
-fn permutation(f: &Fixture) -> Result<Vec<usize>, String> {
-    Ok(f.tensor("inputs", "permute")?
-        .data
-        .iter()
-        .map(|&v| v as usize)
-        .collect())
-}
-
-fn as_i64(v: &[usize]) -> Vec<i64> {
-    v.iter().map(|&x| x as i64).collect()
-}
-
 fn patches(f: &Fixture, device: &Device) -> Result<Vec<Tensor<4>>, String> {
     (0..4)
         .map(|i| f.input::<4>(&format!("images_{i}"), device))
@@ -30,7 +17,7 @@ fn patches(f: &Fixture, device: &Device) -> Result<Vec<Tensor<4>>, String> {
 }
 
 pub fn montage_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {
-    let permute = permutation(f)?;
+    let permute = f.indices("inputs", "permute")?;
     let out = montage(&patches(f, device)?, &permute, 2);
     Ok(vec![
         compare_float("montage", host(&out), &f.tensor("outputs", "montage")?)?,
@@ -79,7 +66,7 @@ pub fn loss_heads_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, St
     let n = f.param_usize("n")?;
     let t = f.param_f64("T")?;
     let base = f.param_f64("base_temperature")?;
-    let permute = permutation(f)?;
+    let permute = f.indices("inputs", "permute")?;
     let raw: Tensor<2> = f.input::<2>("q_clu_raw", &ad)?.require_grad();
     let q_loc: Tensor<2> = f.input::<2>("q_loc", &ad)?.require_grad();
     let (label_clu, label_loc) = jigsaw_labels(&permute, n);
@@ -119,19 +106,6 @@ pub fn loss_heads_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, St
     ])
 }
 
-/// A torch `Linear.weight` (out × in) as burn's in × out parameter.
-fn linear_weight(f: &Fixture, name: &str, device: &Device) -> Result<Param<Tensor<2>>, String> {
-    Ok(Param::from_tensor(
-        f.input::<2>(name, device)?.transpose().require_grad(),
-    ))
-}
-
-fn bias(f: &Fixture, name: &str, device: &Device) -> Result<Param<Tensor<1>>, String> {
-    Ok(Param::from_tensor(
-        f.input::<1>(name, device)?.require_grad(),
-    ))
-}
-
 pub fn full_forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {
     let ad = device.clone().autodiff();
     let n = f.param_usize("n")?;
@@ -145,7 +119,7 @@ pub fn full_forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, 
         loc_weight: f.param_f64("loss_loc_weight")?,
         ..Default::default()
     };
-    let permute = permutation(f)?;
+    let permute = f.indices("inputs", "permute")?;
     let images = montage(&patches(f, &ad)?, &permute, 2);
     if images.dims()[0] != n {
         return Err(format!("{} montages for n = {n}", images.dims()[0]));
@@ -155,12 +129,12 @@ pub fn full_forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, 
     let feat = decouple(map, 2, 8).detach().require_grad();
     let mut heads = JigCluHeads::new(c, cfg.dim, 4, &mut Init::new(0, &ad));
     let p = "param.encoder";
-    heads.clu.linears[0].weight = linear_weight(f, &format!("{p}.fc_clu.0.weight"), &ad)?;
-    heads.clu.linears[0].bias = Some(bias(f, &format!("{p}.fc_clu.0.bias"), &ad)?);
-    heads.clu.linears[1].weight = linear_weight(f, &format!("{p}.fc_clu.2.weight"), &ad)?;
-    heads.clu.linears[1].bias = Some(bias(f, &format!("{p}.fc_clu.2.bias"), &ad)?);
-    heads.loc.weight = linear_weight(f, &format!("{p}.fc_loc.weight"), &ad)?;
-    heads.loc.bias = Some(bias(f, &format!("{p}.fc_loc.bias"), &ad)?);
+    heads.clu.linears[0].weight = f.linear_weight(&format!("{p}.fc_clu.0.weight"), &ad)?;
+    heads.clu.linears[0].bias = Some(f.vector_param(&format!("{p}.fc_clu.0.bias"), &ad)?);
+    heads.clu.linears[1].weight = f.linear_weight(&format!("{p}.fc_clu.2.weight"), &ad)?;
+    heads.clu.linears[1].bias = Some(f.vector_param(&format!("{p}.fc_clu.2.bias"), &ad)?);
+    heads.loc.weight = f.linear_weight(&format!("{p}.fc_loc.weight"), &ad)?;
+    heads.loc.bias = Some(f.vector_param(&format!("{p}.fc_loc.bias"), &ad)?);
     let out = heads.losses(feat.clone(), &permute, &cfg);
     let grads = out.loss.backward();
     let mut compared = vec![

@@ -1,23 +1,11 @@
 //! ODC cases: the memory pipeline (init → forward → memory update → centroids → small
 //! clusters → re-weighting) and the re-weighted cross-entropy.
 
-use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture};
+use crate::fixture::{as_i64, compare_exact, compare_float, host, Compared, Fixture};
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::odc::OdcMemory;
 use protoclust_methods::pseudo::{class_weights, weighted_cross_entropy};
 use std::collections::BTreeSet;
-
-fn indices(f: &Fixture, section: &str, name: &str) -> Result<Vec<usize>, String> {
-    Ok(f.tensor(section, name)?
-        .data
-        .iter()
-        .map(|&v| v as usize)
-        .collect())
-}
-
-fn as_i64(v: &[usize]) -> Vec<i64> {
-    v.iter().map(|&x| x as i64).collect()
-}
 
 fn vector(v: &[f32]) -> (Vec<usize>, Vec<f64>) {
     (vec![v.len()], v.iter().map(|&x| x as f64).collect())
@@ -31,8 +19,8 @@ pub fn reweight_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let ad = device.clone().autodiff();
     let k = f.param_usize("K")?;
     let pow = f.param_f64("reweight_pow")?;
-    let bank = indices(f, "inputs", "label_bank")?;
-    let targets = indices(f, "inputs", "targets")?;
+    let bank = f.indices("inputs", "label_bank")?;
+    let targets = f.indices("inputs", "targets")?;
     let w = class_weights(&bank, k, pow);
     let logits: Tensor<2> = f.input::<2>("logits", &ad)?.require_grad();
     let (loss, acc) = weighted_cross_entropy(logits.clone(), &targets, Some(&w));
@@ -56,8 +44,8 @@ pub fn pipeline_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let k = f.param_usize("K")?;
     let momentum = f.param_f64("momentum")?;
     let min_cluster = f.param_usize("min_cluster")?;
-    let labels = indices(f, "inputs", "labels")?;
-    let batch_ind = indices(f, "inputs", "batch_ind")?;
+    let labels = f.indices("inputs", "labels")?;
+    let batch_ind = f.indices("inputs", "batch_ind")?;
     let mut res = Vec::new();
 
     // 1. init_memory + set_reweight(init pow).
@@ -157,8 +145,8 @@ pub fn pipeline_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let mut w_ref = f.tensor("outputs", "loss_weight_final")?;
     let d = cent_ref.shape[1];
     for (j, s) in report.splits.iter().enumerate() {
-        let sub1 = indices(f, "outputs", &format!("split{j}_sub1_ind"))?;
-        let sub2 = indices(f, "outputs", &format!("split{j}_sub2_ind"))?;
+        let sub1 = f.indices("outputs", &format!("split{j}_sub1_ind"))?;
+        let sub2 = f.indices("outputs", &format!("split{j}_sub2_ind"))?;
         let swapped = if s.kept == sub1 && s.moved == sub2 {
             false
         } else if s.kept == sub2 && s.moved == sub1 {

@@ -2,7 +2,6 @@
 //! the centre, the grouping loss and the slot contrast.
 
 use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture};
-use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::slotcon::{
     group_loss, invaug, self_distill, semantic_grouping, slot_contrast, slotcon_loss,
@@ -189,18 +188,6 @@ pub fn ctr_loss_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     ])
 }
 
-fn param2(f: &Fixture, name: &str, device: &Device) -> Result<Param<Tensor<2>>, String> {
-    Ok(Param::from_tensor(
-        f.input::<2>(name, device)?.transpose().require_grad(),
-    ))
-}
-
-fn param1(f: &Fixture, name: &str, device: &Device) -> Result<Param<Tensor<1>>, String> {
-    Ok(Param::from_tensor(
-        f.input::<1>(name, device)?.require_grad(),
-    ))
-}
-
 /// Absolute comparison for gradients that are analytically zero (biases before a training BN).
 fn compare_abs(name: &str, got: (Vec<usize>, Vec<f64>), bound: f64) -> Compared {
     Compared {
@@ -234,16 +221,16 @@ pub fn forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Strin
         .add(sp.clone().detach().mul_scalar(1.0 - m));
     let mut head = DinoHead::new(d, &DinoHeadConfig { hidden }, &mut Init::new(0, &ad));
     let pre = "predictor.mlp";
-    head.fc0.weight = param2(f, &format!("{pre}.0.weight"), &ad)?;
-    head.fc0.bias = Some(param1(f, &format!("{pre}.0.bias"), &ad)?);
-    head.bn0.gamma = param1(f, &format!("{pre}.1.weight"), &ad)?;
-    head.bn0.beta = param1(f, &format!("{pre}.1.bias"), &ad)?;
-    head.fc1.weight = param2(f, &format!("{pre}.3.weight"), &ad)?;
-    head.fc1.bias = Some(param1(f, &format!("{pre}.3.bias"), &ad)?);
-    head.bn1.gamma = param1(f, &format!("{pre}.4.weight"), &ad)?;
-    head.bn1.beta = param1(f, &format!("{pre}.4.bias"), &ad)?;
-    head.fc2.weight = param2(f, &format!("{pre}.6.weight"), &ad)?;
-    head.fc2.bias = Some(param1(f, &format!("{pre}.6.bias"), &ad)?);
+    head.fc0.weight = f.linear_weight(&format!("{pre}.0.weight"), &ad)?;
+    head.fc0.bias = Some(f.vector_param(&format!("{pre}.0.bias"), &ad)?);
+    head.bn0.gamma = f.vector_param(&format!("{pre}.1.weight"), &ad)?;
+    head.bn0.beta = f.vector_param(&format!("{pre}.1.bias"), &ad)?;
+    head.fc1.weight = f.linear_weight(&format!("{pre}.3.weight"), &ad)?;
+    head.fc1.bias = Some(f.vector_param(&format!("{pre}.3.bias"), &ad)?);
+    head.bn1.gamma = f.vector_param(&format!("{pre}.4.weight"), &ad)?;
+    head.bn1.beta = f.vector_param(&format!("{pre}.4.bias"), &ad)?;
+    head.fc2.weight = f.linear_weight(&format!("{pre}.6.weight"), &ad)?;
+    head.fc2.bias = Some(f.vector_param(&format!("{pre}.6.bias"), &ad)?);
     let out = slotcon_loss(
         [x1.clone(), x2.clone()],
         [f.input::<4>("y1", &ad)?, f.input::<4>("y2", &ad)?],
