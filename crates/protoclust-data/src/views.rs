@@ -105,6 +105,26 @@ impl Photometric {
         Ok(())
     }
 
+    /// The view of a `crop` (already cut and resized into `image`) of a `source_width ×
+    /// source_height` image after this pipeline, with its geometry.
+    pub fn view(
+        &self,
+        mut image: FloatImage,
+        crop: crate::transform::CropBox,
+        source_width: usize,
+        source_height: usize,
+        rng: &mut impl Rng,
+    ) -> View {
+        let mut geometry = Geometry {
+            crop,
+            source_width,
+            source_height,
+            flipped: false,
+        };
+        self.apply(&mut image, &mut geometry, rng);
+        View { image, geometry }
+    }
+
     /// Flips (recording it), then jitter, grayscale, blur, solarize, normalise.
     pub fn apply(&self, img: &mut FloatImage, geometry: &mut Geometry, rng: &mut impl Rng) {
         if rng.random::<f32>() < self.flip_p {
@@ -236,18 +256,8 @@ impl ViewBuilder for MultiCrop {
             };
             for _ in 0..g.count {
                 let b = rrc.sample_box(src.width, src.height, rng);
-                let mut img = rrc.apply_box(&src, &b);
-                let mut geometry = Geometry {
-                    crop: b,
-                    source_width: src.width,
-                    source_height: src.height,
-                    flipped: false,
-                };
-                self.photometric.apply(&mut img, &mut geometry, rng);
-                out.push(View {
-                    image: img,
-                    geometry,
-                });
+                let img = rrc.apply_box(&src, &b);
+                out.push(self.photometric.view(img, b, src.width, src.height, rng));
             }
         }
         out

@@ -8,9 +8,7 @@
 //! label.
 
 use super::{Photometric, View, ViewBuilder};
-use crate::transform::{
-    resample, ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop,
-};
+use crate::transform::{resample, ColorJitter, CropBox, Interpolation, RandomResizedCrop};
 use crate::{DataError, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -152,30 +150,22 @@ impl ViewBuilder for JigsawPatches {
                 let (x0, y0, x1, y1) = self.crop_box(i, src.width, src.height);
                 let part = src.crop(x0, y0, x1, y1);
                 let b = rrc.sample_box(part.width, part.height, rng);
-                let mut img = rrc.apply_box(&part, &b);
+                let img = rrc.apply_box(&part, &b);
                 let x = b.x + x0 as f32;
-                let mut geometry = Geometry {
-                    crop: CropBox {
-                        x: if mirrored {
-                            src.width as f32 - x - b.w
-                        } else {
-                            x
-                        },
-                        y: b.y + y0 as f32,
-                        w: b.w,
-                        h: b.h,
+                let crop = CropBox {
+                    x: if mirrored {
+                        src.width as f32 - x - b.w
+                    } else {
+                        x
                     },
-                    source_width: src.width,
-                    source_height: src.height,
-                    flipped: false,
+                    y: b.y + y0 as f32,
+                    w: b.w,
+                    h: b.h,
                 };
-                self.photometric.apply(&mut img, &mut geometry, rng);
+                let mut view = self.photometric.view(img, crop, src.width, src.height, rng);
                 // A patch flip on top of the image flip undoes it.
-                geometry.flipped ^= mirrored;
-                View {
-                    image: img,
-                    geometry,
-                }
+                view.geometry.flipped ^= mirrored;
+                view
             })
             .collect()
     }

@@ -2,7 +2,7 @@
 //! first, each flipped (recorded) and augmented with its own photometric pipeline.
 
 use super::{Photometric, View, ViewBuilder};
-use crate::transform::{ColorJitter, CropBox, Geometry, Interpolation, RandomResizedCrop};
+use crate::transform::{ColorJitter, CropBox, Interpolation, RandomResizedCrop};
 use crate::{DataError, RgbImage};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -120,18 +120,7 @@ impl ViewBuilder for OverlapPair {
             .iter()
             .zip([&self.view1, &self.view2])
             .map(|(b, photometric)| {
-                let mut img = rrc.apply_box(&src, b);
-                let mut geometry = Geometry {
-                    crop: *b,
-                    source_width: src.width,
-                    source_height: src.height,
-                    flipped: false,
-                };
-                photometric.apply(&mut img, &mut geometry, rng);
-                View {
-                    image: img,
-                    geometry,
-                }
+                photometric.view(rrc.apply_box(&src, b), *b, src.width, src.height, rng)
             })
             .collect()
     }
