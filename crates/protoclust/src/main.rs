@@ -116,34 +116,8 @@ enum EvalCommand {
     Segment {
         /// Checkpoint or exported backbone (with --random-init: a config file).
         model: PathBuf,
-        /// Evaluation images.
-        #[arg(long, default_value = "../shared/data/camvid/val")]
-        images: PathBuf,
-        /// Masks of class ids, same file names as the images.
-        #[arg(long, default_value = "../shared/data/camvid/valannot")]
-        masks: PathBuf,
-        /// Number of classes (and clusters).
-        #[arg(long, default_value_t = 11)]
-        classes: usize,
-        /// Mask value to ignore.
-        #[arg(long, default_value_t = 11)]
-        ignore: u8,
-        /// Folder for the PNG panels.
-        #[arg(long, default_value = "segment")]
-        out: PathBuf,
-        /// Number of panels to write.
-        #[arg(long, default_value_t = 6)]
-        panels: usize,
-        /// k-means seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Evaluate the untrained backbone of the config given as MODEL.
-        #[arg(long)]
-        random_init: bool,
-        /// Backbone path prefix inside the checkpoint (default: the method's evaluated one;
-        /// SlotCon's student: `student.backbone.`).
-        #[arg(long)]
-        backbone_prefix: Option<String>,
+        #[command(flatten)]
+        args: commands::segment::SegmentArgs,
     },
     /// Linear classifier on frozen features.
     Linear {
@@ -184,31 +158,7 @@ fn main() {
                 k,
                 t,
             } => commands::eval::knn(&model, train.as_deref(), test.as_deref(), &k, &t),
-            EvalCommand::Segment {
-                model,
-                images,
-                masks,
-                classes,
-                ignore,
-                out,
-                panels,
-                seed,
-                random_init,
-                backbone_prefix,
-            } => commands::segment::run(
-                &model,
-                &commands::segment::SegmentArgs {
-                    images,
-                    masks,
-                    classes,
-                    ignore,
-                    out,
-                    panels,
-                    seed,
-                    random_init,
-                    backbone_prefix,
-                },
-            ),
+            EvalCommand::Segment { model, args } => commands::segment::run(&model, &args),
             EvalCommand::Linear {
                 model,
                 train,

@@ -99,9 +99,6 @@ impl Method for SlotCon {
         let total = self.epochs * ctx.iters_per_epoch as u64;
         let m = teacher_momentum(self.config.teacher_momentum, ctx.iteration, total);
         model.teacher = ema_update(model.teacher, &model.student, m);
-        if self.center.is_none() {
-            self.center = Some(Tensor::zeros([1, self.config.prototypes], &ctx.device));
-        }
         model
     }
 
@@ -121,6 +118,7 @@ impl Method for SlotCon {
             model.teacher.project(views[0].clone().detach()).detach(),
             model.teacher.project(views[1].clone().detach()).detach(),
         ];
+        // The official centre starts at zero.
         let center = self
             .center
             .clone()

@@ -5,31 +5,41 @@ use crate::{config, device, runner};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use protoclust_data::source::{ImageMaskPairs, Source};
-use protoclust_data::transform::Normalize;
 use protoclust_eval::segment_png::{panel, png_bytes, CAMVID_COLOURS};
 use protoclust_eval::{segment_eval, SegmentConfig};
 use protoclust_nn::io::atomic_write;
 use std::path::{Path, PathBuf};
 
-/// What `eval segment` needs besides the model.
+/// What `eval segment` needs besides the model (its command-line options).
+#[derive(Debug, Clone, clap::Args)]
 pub struct SegmentArgs {
     /// Evaluation images.
+    #[arg(long, default_value = "../shared/data/camvid/val")]
     pub images: PathBuf,
-    /// Same-named masks of class ids.
+    /// Masks of class ids, same file names as the images.
+    #[arg(long, default_value = "../shared/data/camvid/valannot")]
     pub masks: PathBuf,
-    /// Number of classes.
+    /// Number of classes (and clusters).
+    #[arg(long, default_value_t = 11)]
     pub classes: usize,
-    /// Mask id left out of every count.
+    /// Mask value to ignore.
+    #[arg(long, default_value_t = 11)]
     pub ignore: u8,
     /// Folder for the PNG panels.
+    #[arg(long, default_value = "segment")]
     pub out: PathBuf,
-    /// How many panels to draw.
+    /// Number of panels to write.
+    #[arg(long, default_value_t = 6)]
     pub panels: usize,
     /// k-means seed.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// `model` is a config: evaluate its untrained (random-init) backbone.
+    /// Evaluate the untrained backbone of the config given as MODEL.
+    #[arg(long)]
     pub random_init: bool,
-    /// Read the checkpoint's backbone under this path prefix (SlotCon: `student.backbone.`).
+    /// Backbone path prefix inside the checkpoint (default: the method's evaluated one;
+    /// SlotCon's student: `student.backbone.`).
+    #[arg(long)]
     pub backbone_prefix: Option<String>,
 }
 
@@ -57,7 +67,7 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
     let sc = SegmentConfig {
         classes: a.classes,
         ignore: a.ignore,
-        normalize: Normalize { ..normalize },
+        normalize,
         restarts: 3,
         seed: a.seed,
     };
