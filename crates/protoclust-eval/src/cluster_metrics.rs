@@ -1,22 +1,27 @@
-//! Agreement between a clustering and reference labels: NMI and adjusted Rand index.
+//! Agreement between a clustering and reference labels: NMI, adjusted Rand index and
+//! Hungarian-matched accuracy.
 
-use serde::Serialize;
-use std::collections::HashMap;
+use pathfinding::prelude::{kuhn_munkres, Matrix};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 
-/// NMI and ARI of one clustering against reference labels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// NMI, ARI and Hungarian accuracy of one clustering against reference labels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClusterAgreement {
     /// Normalised mutual information (arithmetic-mean normalisation, as scikit-learn).
     pub nmi: f64,
     /// Adjusted Rand index.
     pub ari: f64,
+    /// Accuracy in percent after the one-to-one cluster → class matching that maximises it
+    /// (clusters left unmatched when there are more clusters than classes count as wrong).
+    pub accuracy: f64,
     /// Samples compared.
     pub samples: usize,
 }
 
 /// Joint counts of (a-cluster, b-cluster) pairs and the marginal counts of each side.
 struct Contingency {
-    cells: HashMap<(usize, usize), f64>,
+    cells: BTreeMap<(usize, usize), f64>,
     rows: Vec<f64>,
     cols: Vec<f64>,
 }
@@ -24,7 +29,7 @@ struct Contingency {
 fn contingency(a: &[usize], b: &[usize]) -> Contingency {
     let mut ai: HashMap<usize, usize> = HashMap::new();
     let mut bi: HashMap<usize, usize> = HashMap::new();
-    let mut cells = HashMap::new();
+    let mut cells = BTreeMap::new();
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
     for (&x, &y) in a.iter().zip(b) {
         let n = ai.len();
@@ -64,6 +69,7 @@ pub fn cluster_agreement(pred: &[usize], truth: &[usize]) -> ClusterAgreement {
         return ClusterAgreement {
             nmi: 0.0,
             ari: 0.0,
+            accuracy: 0.0,
             samples: 0,
         };
     }
@@ -96,11 +102,31 @@ pub fn cluster_agreement(pred: &[usize], truth: &[usize]) -> ClusterAgreement {
     } else {
         (sum_cells - expected) / (max - expected)
     };
+    let accuracy = 100.0 * hungarian_matches(&cells, ra.len(), rb.len()) / nf;
     ClusterAgreement {
         nmi,
         ari,
+        accuracy,
         samples: n,
     }
+}
+
+/// Samples on the diagonal of the best one-to-one matching of a rows × cols contingency table.
+fn hungarian_matches(cells: &BTreeMap<(usize, usize), f64>, rows: usize, cols: usize) -> f64 {
+    // kuhn_munkres needs no more rows than columns: put the smaller side on the rows.
+    let transpose = rows > cols;
+    let (r, c) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
+    let mut weights = Matrix::new(r, c, 0i64);
+    for (&(i, j), &v) in cells {
+        let at = if transpose { (j, i) } else { (i, j) };
+        weights[at] = v as i64;
+    }
+    let (total, _) = kuhn_munkres(&weights);
+    total as f64
 }
 
 #[cfg(test)]
@@ -113,6 +139,23 @@ mod tests {
         let b = [5, 5, 3, 3, 9, 9];
         let r = cluster_agreement(&a, &b);
         assert!((r.nmi - 1.0).abs() < 1e-12 && (r.ari - 1.0).abs() < 1e-12);
+        assert_eq!(r.accuracy, 100.0);
+    }
+
+    #[test]
+    fn hungarian_accuracy_matches_one_cluster_per_class() {
+        // Clusters 0 and 1 are both mostly class 7: only one of them may take it.
+        let pred = [0, 0, 0, 1, 1, 2, 2, 2];
+        let truth = [7, 7, 7, 7, 8, 9, 9, 8];
+        let r = cluster_agreement(&pred, &truth);
+        // 0→7 (3), 1→8 (1), 2→9 (2) = 6 of 8; a majority vote would give 7 of 8.
+        assert!((r.accuracy - 75.0).abs() < 1e-12, "{r:?}");
+        // More clusters than classes: the extra cluster's samples count as wrong.
+        let r = cluster_agreement(&[0, 1, 2, 3], &[0, 0, 1, 1]);
+        assert!((r.accuracy - 50.0).abs() < 1e-12, "{r:?}");
+        // Fewer clusters than classes.
+        let r = cluster_agreement(&[0, 0, 0, 0], &[0, 1, 2, 2]);
+        assert!((r.accuracy - 50.0).abs() < 1e-12, "{r:?}");
     }
 
     #[test]

@@ -2,10 +2,10 @@
 
 use crate::features::Features;
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Accuracy of one kNN evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct KnnResult {
     /// Neighbours used.
     pub k: usize,
@@ -15,6 +15,20 @@ pub struct KnnResult {
     pub top1: f64,
     /// Top-5 accuracy in percent.
     pub top5: f64,
+}
+
+/// Neighbour counts of the standard sweep.
+pub const SWEEP_K: [usize; 7] = [1, 5, 10, 20, 50, 100, 200];
+/// Temperatures of the standard sweep.
+pub const SWEEP_T: [f64; 4] = [0.02, 0.07, 0.1, 0.2];
+
+/// Every (k, T) pair of the standard sweep whose k fits `train_len` samples.
+pub fn sweep_settings(train_len: usize) -> Vec<(usize, f64)> {
+    SWEEP_K
+        .iter()
+        .filter(|&&k| k <= train_len)
+        .flat_map(|&k| SWEEP_T.iter().map(move |&t| (k, t)))
+        .collect()
 }
 
 /// Why kNN could not run.

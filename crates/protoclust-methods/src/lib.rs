@@ -12,4 +12,6 @@ pub mod pseudo;
 pub mod slotcon;
 pub mod swav;
 
-pub use method::{EpochContext, FeaturePass, Method, MethodError, StepContext, StepOutput};
+pub use method::{
+    EpochContext, FeaturePass, HeadOutputs, Method, MethodError, StepContext, StepOutput,
+};

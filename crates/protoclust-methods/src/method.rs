@@ -63,6 +63,15 @@ pub struct StepOutput {
     pub watch: Vec<(String, Tensor<2>)>,
 }
 
+/// What a method's head makes of an inference batch, where it has such a head.
+#[derive(Debug, Default)]
+pub struct HeadOutputs {
+    /// Embedding the method trains on (SwAV's normalised projection, ODC's neck output), N × E.
+    pub embedding: Option<Tensor<2>>,
+    /// Scores of the method's clusters or prototypes, N × K; the argmax is the assignment.
+    pub scores: Option<Tensor<2>>,
+}
+
 /// Why a method step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MethodError {
@@ -105,6 +114,11 @@ pub trait Method: Send {
     fn init_model(&self, seed: u64, device: &Device) -> Result<Self::Model, MethodError>;
     /// The backbone inside the model (for evaluation and export).
     fn backbone(model: &Self::Model) -> &ResNet;
+    /// The head's embedding and cluster scores of an inference batch (model in inference mode,
+    /// non-autodiff device); empty when the method has no such head.
+    fn head_outputs(_model: &Self::Model, _x: Tensor<4>) -> HeadOutputs {
+        HeadOutputs::default()
+    }
     /// Number of clusters/prototypes, when the method has them.
     fn num_clusters(&self) -> Option<usize> {
         None

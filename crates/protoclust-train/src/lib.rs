@@ -6,6 +6,7 @@ pub mod cluster_stats;
 pub mod engine;
 pub mod metrics;
 pub mod monitor;
+pub mod tensorboard;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use engine::{train, RunSummary, TrainError, TrainOptions};

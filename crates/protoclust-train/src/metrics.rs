@@ -6,9 +6,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 
-/// Appends JSON records to the run's `metrics.jsonl`.
+/// Appends JSON records to the run's `metrics.jsonl`, and their numbers to TensorBoard event
+/// files in `tb/` beside it.
 pub struct MetricsLog {
     out: BufWriter<File>,
+    tb: Option<crate::tensorboard::EventWriter>,
 }
 
 impl MetricsLog {
@@ -20,8 +22,12 @@ impl MetricsLog {
             .append(append)
             .truncate(!append)
             .open(path)?;
+        let tb = path
+            .parent()
+            .and_then(|dir| crate::tensorboard::EventWriter::create(&dir.join("tb")).ok());
         Ok(Self {
             out: BufWriter::new(f),
+            tb,
         })
     }
 
@@ -29,6 +35,10 @@ impl MetricsLog {
     pub fn write(&mut self, record: &Value) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;
+        if let Some(tb) = &mut self.tb {
+            let (step, scalars) = crate::tensorboard::record_scalars(record);
+            tb.scalars(step, &scalars)?;
+        }
         self.out.flush()
     }
 }

@@ -208,6 +208,7 @@ pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<RunConfig
             .unwrap_or(0);
         anyhow::anyhow!("{origin}:{line}: {}", e.message().trim())
     })?;
+    upgrade_legacy(&mut table);
     for o in overrides {
         apply_override(&mut table, o)?;
     }
@@ -220,6 +221,17 @@ pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<RunConfig
         })?;
     validate(&cfg).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     Ok(cfg)
+}
+
+/// Rewrites keys of configs embedded in older checkpoints: `linear.lr` (one rate) became the
+/// grid `linear.lrs`, and the probe lost its weight decay (the protocol has none).
+fn upgrade_legacy(table: &mut toml::Table) {
+    if let Some(toml::Value::Table(linear)) = table.get_mut("linear") {
+        if let Some(lr) = linear.remove("lr") {
+            linear.insert("lrs".into(), toml::Value::Array(vec![lr]));
+        }
+        linear.remove("weight_decay");
+    }
 }
 
 /// Reads and parses a config file.

@@ -5,4 +5,6 @@ pub mod commands;
 pub mod config;
 pub mod data_spec;
 pub mod device;
+pub mod model_file;
 pub mod runner;
+pub mod suite;

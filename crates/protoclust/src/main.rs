@@ -3,7 +3,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use protoclust::commands;
-use protoclust_eval::LinearProbeConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -49,14 +48,14 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Export the backbone with torchvision parameter names.
+    /// Export the backbone: torchvision-named safetensors, or ONNX (images in, features out).
     Export {
         /// Training checkpoint.
         checkpoint: PathBuf,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// Output format.
+        /// Output format: safetensors or onnx.
         #[arg(long, default_value = "safetensors")]
         format: String,
     },
@@ -71,6 +70,12 @@ enum Command {
         /// Override a demo config value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+    /// Evaluate a run and write <run-dir>/report/index.html (curves, cluster grids, feature
+    /// map, kNN sweep, linear probe, semi-supervised, clustering metrics, config).
+    Report {
+        #[command(flatten)]
+        args: commands::report::ReportArgs,
     },
     /// Measure images/s of the training step and the augmentation pipeline.
     Bench {
@@ -94,22 +99,20 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EvalCommand {
-    /// Weighted kNN on frozen, L2-normalised features.
+    /// Weighted kNN on frozen, L2-normalised features (--sweep: k 1..200 × T 0.02..0.2 on
+    /// backbone and head features).
     Knn {
-        /// Checkpoint or exported backbone.
-        model: PathBuf,
-        /// Labelled memory bank (default: the run's monitor.train).
-        #[arg(long)]
-        train: Option<String>,
-        /// Labelled queries (default: the run's monitor.test).
-        #[arg(long)]
-        test: Option<String>,
+        #[command(flatten)]
+        target: commands::eval::Target,
         /// Neighbour counts, paired with --t.
         #[arg(long, value_delimiter = ',', default_value = "200,20")]
         k: Vec<usize>,
         /// Temperatures, paired with --k.
         #[arg(long, value_delimiter = ',', default_value = "0.1,0.07")]
         t: Vec<f64>,
+        /// The standard sweep instead of --k/--t, on backbone and head features.
+        #[arg(long)]
+        sweep: bool,
     },
     /// Unsupervised semantic segmentation: k-means on dense features, Hungarian-matched to the
     /// mask classes; mIoU, pixel accuracy and image | truth | prediction PNGs.
@@ -119,22 +122,49 @@ enum EvalCommand {
         #[command(flatten)]
         args: commands::segment::SegmentArgs,
     },
-    /// Linear classifier on frozen features.
+    /// Linear probe (SGD momentum 0.9, cosine, no weight decay, RandomResizedCrop + flip,
+    /// lr grid chosen on a held-out 10% of the training split); top-1/top-5.
     Linear {
-        /// Checkpoint or exported backbone.
-        model: PathBuf,
-        /// Labelled training split (default: the run's monitor.train).
+        #[command(flatten)]
+        target: commands::eval::Target,
+        #[command(flatten)]
+        args: commands::eval::LinearArgs,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Fine-tune backbone + linear head on class-balanced 1% / 10% of the training labels.
+    Semisup {
+        #[command(flatten)]
+        target: commands::eval::Target,
+        #[command(flatten)]
+        args: commands::eval::SemiSupArgs,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// NMI, ARI and Hungarian accuracy of the method's assignments and of k-means on features.
+    Cluster {
+        #[command(flatten)]
+        target: commands::eval::Target,
+        /// Seed of k-means.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Everything: kNN sweeps, clustering metrics, linear probe, semi-supervised.
+    All {
+        #[command(flatten)]
+        target: commands::eval::Target,
+        #[command(flatten)]
+        linear: commands::eval::LinearArgs,
+        #[command(flatten)]
+        semisup: commands::eval::SemiSupArgs,
+        /// Skip the linear probe.
         #[arg(long)]
-        train: Option<String>,
-        /// Labelled test split (default: the run's monitor.test).
+        no_linear: bool,
+        /// Skip the semi-supervised runs.
         #[arg(long)]
-        test: Option<String>,
-        /// Epochs.
-        #[arg(long, default_value_t = 100)]
-        epochs: usize,
-        /// Learning rate.
-        #[arg(long, default_value_t = 0.1)]
-        lr: f64,
+        no_semisup: bool,
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -152,30 +182,31 @@ fn main() {
         } => commands::train::run(&config, &set, resume, quiet),
         Command::Eval { what } => match what {
             EvalCommand::Knn {
-                model,
-                train,
-                test,
+                target,
                 k,
                 t,
-            } => commands::eval::knn(&model, train.as_deref(), test.as_deref(), &k, &t),
+                sweep,
+            } => commands::eval::knn(&target, &k, &t, sweep),
             EvalCommand::Segment { model, args } => commands::segment::run(&model, &args),
-            EvalCommand::Linear {
-                model,
-                train,
-                test,
-                epochs,
-                lr,
+            EvalCommand::Linear { target, args, seed } => {
+                commands::eval::linear(&target, &args, seed)
+            }
+            EvalCommand::Semisup { target, args, seed } => {
+                commands::eval::semisup(&target, &args, seed)
+            }
+            EvalCommand::Cluster { target, seed } => commands::eval::cluster(&target, seed),
+            EvalCommand::All {
+                target,
+                linear,
+                semisup,
+                no_linear,
+                no_semisup,
                 seed,
-            } => commands::eval::linear(
-                &model,
-                train.as_deref(),
-                test.as_deref(),
-                &LinearProbeConfig {
-                    epochs,
-                    lr,
-                    seed,
-                    ..Default::default()
-                },
+            } => commands::eval::all(
+                &target,
+                (!no_linear).then_some(&linear),
+                (!no_semisup).then_some(&semisup),
+                seed,
             ),
         },
         Command::Extract { model, data, out } => commands::extract::run(&model, &data, &out),
@@ -184,6 +215,9 @@ fn main() {
             out,
             format,
         } => commands::export::run(&checkpoint, &out, &format),
+        Command::Report { args } => commands::report::run(&args).map(|index| {
+            println!("report: {}", index.display());
+        }),
         Command::Demo { out, epochs, set } => commands::demo::run(out, epochs, &set),
         Command::Bench {
             config,

@@ -2,7 +2,6 @@
 
 use crate::config::RunConfig;
 use anyhow::{Context, Result};
-use burn::module::Module;
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
 use protoclust_methods::deepcluster::DeepCluster;
@@ -12,10 +11,9 @@ use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::Method;
 use protoclust_nn::backbone::ResNet;
-use protoclust_nn::io::{self, NamedTensors};
-use protoclust_nn::named::load_named;
+use protoclust_nn::io;
 use protoclust_train::monitor::KnnMonitor;
-use protoclust_train::{train, Checkpoint, RunSummary, TrainOptions};
+use protoclust_train::{train, RunSummary, TrainOptions};
 use std::path::Path;
 
 /// The SwAV method and its loader for a config.
@@ -52,6 +50,39 @@ pub fn monitor(cfg: &RunConfig) -> Result<Option<KnnMonitor>> {
     }
 }
 
+/// Something to do with a method of any type (see [`with_method`]).
+pub trait WithMethod {
+    /// What it produces.
+    type Out;
+    /// Runs on the method built from the config.
+    fn call<M: Method>(self, method: M) -> Self::Out;
+}
+
+/// Builds the method `cfg` names and hands it to `w`.
+pub fn with_method<W: WithMethod>(cfg: &RunConfig, w: W) -> W::Out {
+    match cfg.method.as_str() {
+        "odc" => w.call(Odc::new(cfg.odc.clone())),
+        "deepcluster" => w.call(DeepCluster::new(cfg.deepcluster.clone())),
+        "slotcon" => w.call(SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs)),
+        "jigclu" => w.call(JigClu::new(cfg.jigclu.clone())),
+        _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size)),
+    }
+}
+
+struct Train<'a> {
+    cfg: &'a RunConfig,
+    resume: Option<&'a Path>,
+    quiet: bool,
+    device: &'a Device,
+}
+
+impl WithMethod for Train<'_> {
+    type Out = Result<RunSummary<ResNet>>;
+    fn call<M: Method>(self, mut method: M) -> Self::Out {
+        run_method(&mut method, self.cfg, self.resume, self.quiet, self.device)
+    }
+}
+
 /// Trains the method `cfg` names, writing the resolved config into the run directory; the
 /// summary carries the trained backbone.
 pub fn run(
@@ -60,37 +91,15 @@ pub fn run(
     quiet: bool,
     device: &Device,
 ) -> Result<RunSummary<ResNet>> {
-    match cfg.method.as_str() {
-        "odc" => run_method(&mut Odc::new(cfg.odc.clone()), cfg, resume, quiet, device),
-        "deepcluster" => run_method(
-            &mut DeepCluster::new(cfg.deepcluster.clone()),
+    with_method(
+        cfg,
+        Train {
             cfg,
             resume,
             quiet,
             device,
-        ),
-        "slotcon" => run_method(
-            &mut SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs),
-            cfg,
-            resume,
-            quiet,
-            device,
-        ),
-        "jigclu" => run_method(
-            &mut JigClu::new(cfg.jigclu.clone()),
-            cfg,
-            resume,
-            quiet,
-            device,
-        ),
-        _ => run_method(
-            &mut Swav::new(cfg.swav.clone(), cfg.loader.batch_size),
-            cfg,
-            resume,
-            quiet,
-            device,
-        ),
-    }
+        },
+    )
 }
 
 /// Trains `method` with the data, optimiser and loop settings of `cfg`.
@@ -131,58 +140,4 @@ pub fn run_method<M: Method>(
         device,
     )?;
     Ok(s.map_model(|m| M::backbone(&m).clone()))
-}
-
-/// The backbone tensors of a checkpoint's model (`prefix` removed).
-fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
-    model
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(prefix)
-                .map(|rest| (rest.to_string(), v.clone()))
-        })
-        .collect()
-}
-
-/// A backbone loaded from a training checkpoint or an exported safetensors file, with the
-/// run config it came from when known.
-pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<RunConfig>)> {
-    load_backbone_at(path, None, device)
-}
-
-/// [`load_backbone`], reading a checkpoint's backbone under `prefix` (e.g. SlotCon's
-/// `student.backbone.`) instead of the method's evaluated one.
-pub fn load_backbone_at(
-    path: &Path,
-    prefix: Option<&str>,
-    device: &Device,
-) -> Result<(ResNet, Option<RunConfig>)> {
-    let (tensors, meta) = io::load(path)?;
-    if meta.contains_key("protoclust") {
-        let ck = Checkpoint::from_parts(path, tensors, &meta)?;
-        let cfg = crate::config::parse(
-            &ck.meta.config,
-            &format!("{} (embedded config)", path.display()),
-            &[],
-        )?;
-        let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, device)?;
-        let net = load_named(
-            net,
-            &backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix())),
-        )
-        .with_context(|| format!("{}", path.display()))?;
-        return Ok((net.valid(), Some(cfg)));
-    }
-    if let Some(json) = meta.get("protoclust_backbone") {
-        let bcfg: protoclust_nn::backbone::ResNetConfig = serde_json::from_str(json)
-            .with_context(|| format!("{}: backbone metadata", path.display()))?;
-        let net = protoclust_nn::backbone::resnet(&bcfg, 0, device)?;
-        let ours = protoclust_eval::export::from_torchvision(&tensors);
-        let net = load_named(net, &ours).with_context(|| format!("{}", path.display()))?;
-        return Ok((net.valid(), None));
-    }
-    anyhow::bail!(
-        "{}: neither a protoclust checkpoint nor a protoclust backbone export",
-        path.display()
-    )
 }

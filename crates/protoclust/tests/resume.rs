@@ -82,59 +82,21 @@ fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
     }
 }
 
-/// A tiny ODC or DeepCluster run: 32 synthetic images, batch 8, 4 clusters.
-fn tiny_pseudo_label_config(dir: &std::path::Path, method: &str) -> protoclust::config::RunConfig {
-    let mut c = common::tiny_config(dir, 2);
-    c.method = method.into();
-    c.data.len = 32;
-    let views = c.swav.views.clone();
-    let mut one = views.clone();
-    one.crops.truncate(1);
-    one.crops[0].count = 1;
-    c.odc.backbone = c.swav.backbone.clone();
-    c.odc.neck.hidden = 16;
-    c.odc.neck.out_dim = 8;
-    c.odc.clusters = 4;
-    c.odc.min_cluster = 3;
-    c.odc.centroid_update_interval = 2;
-    c.odc.views = one.clone();
-    c.loader.replacement = method == "odc";
-    c.deepcluster.backbone = c.swav.backbone.clone();
-    c.deepcluster.clusters = 4;
-    c.deepcluster.clustering.pca_dim = 8;
-    c.deepcluster.views = one;
-    c.jigclu.backbone = c.swav.backbone.clone();
-    c.jigclu.dim = 8;
-    c.jigclu.views.size = 8;
-    c.jigclu.views.photometric = c.swav.views.photometric.clone();
-    c.slotcon.backbone = c.swav.backbone.clone();
-    c.slotcon.projector.hidden = 8;
-    c.slotcon.projector.out_dim = 8;
-    c.slotcon.predictor.hidden = 8;
-    c.slotcon.prototypes = 4;
-    c.slotcon.views.size = 16;
-    c.slotcon.views.view1 = c.swav.views.photometric.clone();
-    c.slotcon.views.view2 = c.swav.views.photometric.clone();
-    c.optim = protoclust_nn::optim::OptimConfig {
-        kind: protoclust_nn::optim::OptimKind::Sgd,
-        lr: 0.05,
-        momentum: 0.9,
-        ..Default::default()
-    };
-    c.eval_view.resize = 16;
-    c.eval_view.size = 16;
-    c
-}
-
 #[test]
 fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
     let dev = Device::flex();
     for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
         let a_dir = common::scratch(&format!("resume-{method}-a"));
         let b_dir = common::scratch(&format!("resume-{method}-b"));
-        let a = runner::run(&tiny_pseudo_label_config(&a_dir, method), None, true, &dev).unwrap();
+        let a = runner::run(
+            &common::tiny_method_config(&a_dir, method),
+            None,
+            true,
+            &dev,
+        )
+        .unwrap();
         assert_eq!(a.iterations, 8);
-        let mut part = tiny_pseudo_label_config(&b_dir, method);
+        let mut part = common::tiny_method_config(&b_dir, method);
         part.train.stop_after_iterations = Some(6);
         let b = runner::run(&part, None, true, &dev).unwrap();
         let ck = Checkpoint::load(&b.last_checkpoint).unwrap();
@@ -153,7 +115,7 @@ fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
             assert!(ck.method.contains_key(*k), "{method}: {k} is checkpointed");
         }
         let c = runner::run(
-            &tiny_pseudo_label_config(&b_dir, method),
+            &common::tiny_method_config(&b_dir, method),
             Some(&b.last_checkpoint),
             true,
             &dev,

@@ -4,6 +4,7 @@ pub mod cifar;
 pub mod folder;
 pub mod pairs;
 pub mod stl10;
+pub mod subset;
 pub mod synthetic;
 
 use crate::{DataError, RgbImage};
@@ -12,6 +13,7 @@ pub use cifar::Cifar;
 pub use folder::ImageFolder;
 pub use pairs::ImageMaskPairs;
 pub use stl10::Stl10;
+pub use subset::{balanced_split, Subset};
 pub use synthetic::Synthetic;
 
 /// One image with its data-set index and, when known, its label.

@@ -3,7 +3,7 @@
 
 use super::config::DeepClusterConfig;
 use super::sampler::uniform_over_clusters;
-use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
+use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use crate::odc::method::size_stats;
 use crate::pseudo::neck::normal_linear;
 use crate::pseudo::{
@@ -72,6 +72,15 @@ impl Method for DeepCluster {
 
     fn backbone(model: &PseudoLabelModel) -> &ResNet {
         &model.backbone
+    }
+
+    /// The neck's features and the classifier's logits over the clusters.
+    fn head_outputs(model: &PseudoLabelModel, x: Tensor<4>) -> HeadOutputs {
+        let out = model.forward(x, None);
+        HeadOutputs {
+            embedding: Some(out.features),
+            scores: Some(out.logits),
+        }
     }
 
     fn num_clusters(&self) -> Option<usize> {

@@ -4,7 +4,7 @@ use super::config::JigCluConfig;
 use super::decouple::{decouple, upsample_side};
 use super::model::JigCluModel;
 use super::montage::{draw_permutation, montage};
-use crate::method::{Method, MethodError, StepContext, StepOutput};
+use crate::method::{HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
@@ -60,6 +60,18 @@ impl Method for JigClu {
 
     fn backbone(model: &JigCluModel) -> &ResNet {
         &model.backbone
+    }
+
+    /// The clustering branch's normalised projection of the whole image.
+    fn head_outputs(model: &JigCluModel, x: Tensor<4>) -> HeadOutputs {
+        let pooled = model.backbone.forward(x).pooled;
+        HeadOutputs {
+            embedding: Some(protoclust_nn::ops::l2_normalize(
+                model.heads.clu.forward(pooled),
+                1,
+            )),
+            scores: None,
+        }
     }
 
     fn forward(

@@ -3,7 +3,7 @@
 
 use super::config::OdcConfig;
 use super::memory::OdcMemory;
-use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
+use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use crate::pseudo::{
     class_weights, cluster_training_set, weighted_cross_entropy, PseudoLabelModel,
 };
@@ -101,6 +101,15 @@ impl Method for Odc {
 
     fn backbone(model: &PseudoLabelModel) -> &ResNet {
         &model.backbone
+    }
+
+    /// The neck's features and the classifier's logits over the clusters.
+    fn head_outputs(model: &PseudoLabelModel, x: Tensor<4>) -> HeadOutputs {
+        let out = model.forward(x, None);
+        HeadOutputs {
+            embedding: Some(out.features),
+            scores: Some(out.logits),
+        }
     }
 
     fn num_clusters(&self) -> Option<usize> {

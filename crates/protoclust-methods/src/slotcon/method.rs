@@ -5,7 +5,7 @@ use super::config::SlotConConfig;
 use super::forward::{slotcon_loss, teacher_momentum, SlotConLossParams};
 use super::invaug::{GroupLossParams, ViewPair};
 use super::model::SlotConModel;
-use crate::method::{Method, MethodError, StepContext, StepOutput};
+use crate::method::{HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
@@ -88,6 +88,23 @@ impl Method for SlotCon {
     /// The teacher's backbone: SlotCon evaluates and transfers the EMA encoder.
     fn backbone(model: &SlotConModel) -> &ResNet {
         &model.teacher.backbone
+    }
+
+    /// The teacher's pooled dense projection, and per prototype its strongest pixel cosine in
+    /// the image (so a prototype's top images are where it fires most: SlotCon's
+    /// prototype-nearest-neighbour view at image level).
+    fn head_outputs(model: &SlotConModel, x: Tensor<4>) -> HeadOutputs {
+        let dense = model.teacher.project(x);
+        let [b, d, _, _] = dense.dims();
+        let pooled = dense.clone().mean_dim(3).mean_dim(2).reshape([b, d]);
+        let dots =
+            super::grouping::semantic_grouping(dense, model.teacher.prototypes.val(), 1.0).dots;
+        let [_, k, h, w] = dots.dims();
+        let scores = dots.reshape([b, k, h * w]).max_dim(2).reshape([b, k]);
+        HeadOutputs {
+            embedding: Some(protoclust_nn::ops::l2_normalize(pooled, 1)),
+            scores: Some(scores),
+        }
     }
 
     fn num_clusters(&self) -> Option<usize> {

@@ -4,7 +4,7 @@ use super::config::SwavConfig;
 use super::loss::{swav_loss, SwavLossParams};
 use super::model::SwavModel;
 use super::queue::SwavQueue;
-use crate::method::{EpochContext, Method, MethodError, StepContext, StepOutput};
+use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
@@ -107,6 +107,15 @@ impl Method for Swav {
 
     fn backbone(model: &SwavModel) -> &ResNet {
         &model.backbone
+    }
+
+    /// The normalised projection and its prototype scores.
+    fn head_outputs(model: &SwavModel, x: Tensor<4>) -> HeadOutputs {
+        let out = model.forward(&[x]);
+        HeadOutputs {
+            embedding: Some(out.embeddings),
+            scores: Some(out.scores),
+        }
     }
 
     fn num_clusters(&self) -> Option<usize> {

@@ -231,6 +231,17 @@ impl Block {
 }
 
 impl ResNet {
+    /// Number of channels of the pooled output.
+    pub fn out_dim(&self) -> usize {
+        self.layer4
+            .last()
+            .map(|b| match &b.bn3 {
+                Some(bn) => bn.gamma.dims()[0],
+                None => b.bn2.gamma.dims()[0],
+            })
+            .unwrap_or(0)
+    }
+
     /// Runs the trunk on N × 3 × H × W images.
     pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
         let mut x = relu(self.bn1.forward(self.conv1.forward(x)));

@@ -183,5 +183,11 @@ pub fn run(out: PathBuf, epochs: u64, overrides: &[String]) -> Result<()> {
         out.join("metrics.jsonl").display(),
         out.join("config.toml").display()
     );
+    let index =
+        crate::commands::report::run(&crate::commands::report::ReportArgs::quick(out.clone()))?;
+    println!(
+        "report (curves, cluster grids, kNN sweep, feature map): open {}",
+        index.display()
+    );
     Ok(())
 }

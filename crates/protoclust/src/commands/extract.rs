@@ -1,7 +1,7 @@
 //! `protoclust extract <model> --data SPEC --out FILE`: pooled features to safetensors.
 
 use crate::data_spec::DataSpec;
-use crate::{device, runner};
+use crate::{device, model_file};
 use anyhow::{Context, Result};
 use protoclust_eval::extract;
 use protoclust_nn::io::{save_mixed, OutTensor};
@@ -12,7 +12,7 @@ use std::path::Path;
 /// Writes `features` (N × C), `indices` and, when labelled, `labels`.
 pub fn run(model: &Path, data: &str, out: &Path) -> Result<()> {
     let dev = device::select()?;
-    let (net, cfg) = runner::load_backbone(model, &dev)?;
+    let (net, cfg) = model_file::load_backbone(model, &dev)?;
     let spec = DataSpec::parse(data)?;
     let view = cfg
         .map(|c| c.eval_view)

@@ -5,5 +5,6 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod report;
 pub mod segment;
 pub mod train;

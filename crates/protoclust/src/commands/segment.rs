@@ -1,7 +1,7 @@
 //! `protoclust eval segment`: unsupervised semantic segmentation of an image+mask set with a
 //! backbone's dense features (k-means, Hungarian matching, mIoU), plus PNG panels.
 
-use crate::{config, device, runner};
+use crate::{config, device, model_file};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use protoclust_data::source::{ImageMaskPairs, Source};
@@ -51,7 +51,7 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, &dev)?.valid();
         (net, Some(cfg))
     } else {
-        runner::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?
+        model_file::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?
     };
     let normalize = cfg
         .as_ref()

@@ -31,6 +31,50 @@ pub fn tiny_config(run_dir: &Path, epochs: u64) -> RunConfig {
     c
 }
 
+/// A tiny run of any method: 32 synthetic images, batch 8, 4 clusters/prototypes.
+pub fn tiny_method_config(dir: &Path, method: &str) -> RunConfig {
+    let mut c = tiny_config(dir, 2);
+    c.method = method.into();
+    c.data.len = 32;
+    let views = c.swav.views.clone();
+    let mut one = views.clone();
+    one.crops.truncate(1);
+    one.crops[0].count = 1;
+    c.odc.backbone = c.swav.backbone.clone();
+    c.odc.neck.hidden = 16;
+    c.odc.neck.out_dim = 8;
+    c.odc.clusters = 4;
+    c.odc.min_cluster = 3;
+    c.odc.centroid_update_interval = 2;
+    c.odc.views = one.clone();
+    c.loader.replacement = method == "odc";
+    c.deepcluster.backbone = c.swav.backbone.clone();
+    c.deepcluster.clusters = 4;
+    c.deepcluster.clustering.pca_dim = 8;
+    c.deepcluster.views = one;
+    c.jigclu.backbone = c.swav.backbone.clone();
+    c.jigclu.dim = 8;
+    c.jigclu.views.size = 8;
+    c.jigclu.views.photometric = c.swav.views.photometric.clone();
+    c.slotcon.backbone = c.swav.backbone.clone();
+    c.slotcon.projector.hidden = 8;
+    c.slotcon.projector.out_dim = 8;
+    c.slotcon.predictor.hidden = 8;
+    c.slotcon.prototypes = 4;
+    c.slotcon.views.size = 16;
+    c.slotcon.views.view1 = c.swav.views.photometric.clone();
+    c.slotcon.views.view2 = c.swav.views.photometric.clone();
+    c.optim = protoclust_nn::optim::OptimConfig {
+        kind: protoclust_nn::optim::OptimKind::Sgd,
+        lr: 0.05,
+        momentum: 0.9,
+        ..Default::default()
+    };
+    c.eval_view.resize = 16;
+    c.eval_view.size = 16;
+    c
+}
+
 /// A fresh scratch directory under the target directory.
 pub fn scratch(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -1,0 +1,168 @@
+//! A model file opened for evaluation: a training checkpoint of any method (backbone, the
+//! method's head, its pseudo-labels) or an exported backbone.
+
+use crate::config::RunConfig;
+use crate::runner::{with_method, WithMethod};
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use protoclust_methods::{HeadOutputs, Method};
+use protoclust_nn::backbone::{ResNet, ResNetConfig};
+use protoclust_nn::io::{self, NamedTensors};
+use protoclust_nn::named::load_named;
+use protoclust_train::Checkpoint;
+use std::path::{Path, PathBuf};
+
+/// The method's head on an inference batch.
+pub type HeadFn = Box<dyn Fn(Tensor<4>) -> HeadOutputs>;
+
+/// What evaluation can read from a model file.
+pub struct ModelFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The evaluated backbone in inference mode.
+    pub backbone: ResNet,
+    /// Its architecture.
+    pub backbone_config: ResNetConfig,
+    /// Its tensors under the backbone's own names.
+    backbone_tensors: NamedTensors,
+    /// The run config (training checkpoints only).
+    pub config: Option<RunConfig>,
+    /// The method's head (training checkpoints of methods with one).
+    pub head: Option<HeadFn>,
+    /// The method's pseudo-label of every training image (ODC, DeepCluster).
+    pub pseudo_labels: Option<Vec<usize>>,
+    /// Training iterations completed (training checkpoints only).
+    pub iteration: Option<u64>,
+}
+
+/// The backbone tensors of a checkpoint's model (`prefix` removed).
+fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
+    model
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix)
+                .map(|rest| (rest.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+struct MethodParts<'a> {
+    cfg: &'a RunConfig,
+    ck: &'a Checkpoint,
+    path: &'a Path,
+    device: &'a Device,
+}
+
+impl WithMethod for MethodParts<'_> {
+    type Out = Result<(Option<HeadFn>, Option<Vec<usize>>)>;
+    fn call<M: Method>(self, mut method: M) -> Self::Out {
+        let at = || format!("{}", self.path.display());
+        let device = self.device.clone().without_autodiff();
+        let model = method.init_model(self.cfg.seed, &device).with_context(at)?;
+        let model = load_named(model, &self.ck.model).with_context(at)?.valid();
+        method
+            .load_state(&self.ck.method, &device)
+            .with_context(at)?;
+        let labels = method.pseudo_labels().map(<[usize]>::to_vec);
+        let probe = M::head_outputs(&model, Tensor::zeros([1, 3, 8, 8], &device));
+        let head: Option<HeadFn> = (probe.embedding.is_some() || probe.scores.is_some())
+            .then(|| Box::new(move |x: Tensor<4>| M::head_outputs(&model, x)) as HeadFn);
+        Ok((head, labels))
+    }
+}
+
+impl ModelFile {
+    /// Opens a checkpoint (reading its backbone under `prefix`, default the method's evaluated
+    /// one, e.g. SlotCon's `teacher.backbone.`) or an exported backbone. `with_head` also loads
+    /// the method's head and state.
+    pub fn open(
+        path: &Path,
+        prefix: Option<&str>,
+        with_head: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let (tensors, meta) = io::load(path)?;
+        let at = || format!("{}", path.display());
+        if meta.contains_key("protoclust") {
+            let ck = Checkpoint::from_parts(path, tensors, &meta)?;
+            let cfg = crate::config::parse(
+                &ck.meta.config,
+                &format!("{} (embedded config)", path.display()),
+                &[],
+            )?;
+            let bcfg = cfg.backbone().clone();
+            let own = backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix()));
+            let net = protoclust_nn::backbone::resnet(&bcfg, cfg.seed, device)?;
+            let net = load_named(net, &own).with_context(at)?.valid();
+            let (head, pseudo_labels) = if with_head {
+                with_method(
+                    &cfg,
+                    MethodParts {
+                        cfg: &cfg,
+                        ck: &ck,
+                        path,
+                        device,
+                    },
+                )?
+            } else {
+                (None, None)
+            };
+            return Ok(Self {
+                path: path.to_path_buf(),
+                backbone: net,
+                backbone_config: bcfg,
+                backbone_tensors: own,
+                iteration: Some(ck.meta.iteration),
+                config: Some(cfg),
+                head,
+                pseudo_labels,
+            });
+        }
+        if let Some(json) = meta.get("protoclust_backbone") {
+            let bcfg: ResNetConfig = serde_json::from_str(json)
+                .with_context(|| format!("{}: backbone metadata", path.display()))?;
+            let net = protoclust_nn::backbone::resnet(&bcfg, 0, device)?;
+            let own = protoclust_eval::export::from_torchvision(&tensors);
+            let net = load_named(net, &own).with_context(at)?.valid();
+            return Ok(Self {
+                path: path.to_path_buf(),
+                backbone: net,
+                backbone_config: bcfg,
+                backbone_tensors: own,
+                config: None,
+                head: None,
+                pseudo_labels: None,
+                iteration: None,
+            });
+        }
+        anyhow::bail!(
+            "{}: neither a protoclust checkpoint nor a protoclust backbone export",
+            path.display()
+        )
+    }
+
+    /// The backbone rebuilt with gradients on `device`'s autodiff form, for fine-tuning.
+    pub fn trainable_backbone(&self, device: &Device) -> Result<ResNet> {
+        let ad = device.clone().without_autodiff().autodiff();
+        let net = protoclust_nn::backbone::resnet(&self.backbone_config, 0, &ad)?;
+        load_named(net, &self.backbone_tensors).with_context(|| format!("{}", self.path.display()))
+    }
+}
+
+/// A backbone loaded from a training checkpoint or an exported safetensors file, with the
+/// run config it came from when known.
+pub fn load_backbone(path: &Path, device: &Device) -> Result<(ResNet, Option<RunConfig>)> {
+    load_backbone_at(path, None, device)
+}
+
+/// [`load_backbone`], reading a checkpoint's backbone under `prefix` (e.g. SlotCon's
+/// `student.backbone.`) instead of the method's evaluated one.
+pub fn load_backbone_at(
+    path: &Path,
+    prefix: Option<&str>,
+    device: &Device,
+) -> Result<(ResNet, Option<RunConfig>)> {
+    let m = ModelFile::open(path, prefix, false, device)?;
+    Ok((m.backbone, m.config))
+}
