@@ -4,14 +4,13 @@
 //! training set.
 
 use crate::accuracy::{Accuracy, TopK};
-use crate::classifier_view::classifier_train_view;
+use crate::classifier_view::classifier_loader;
 use crate::error::EvalError;
 use crate::features::{extract_with, Features};
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use protoclust_data::loader::{Loader, LoaderConfig};
 use protoclust_data::source::{balanced_split, Source, Subset};
 use protoclust_data::views::CenterView;
 use protoclust_nn::optim::{OptimConfig, OptimKind, Optimizer};
@@ -159,7 +158,7 @@ pub fn linear_probe(
 ) -> Result<LinearProbeResult, EvalError> {
     if cfg.lrs.is_empty() || cfg.lrs.iter().any(|&l| l.is_nan() || l <= 0.0) {
         return Err(EvalError::Invalid(format!(
-            "linear probe lrs {:?}: need at least one positive value",
+            "--linear-lrs {:?}: every learning rate must be positive (and at least one given)",
             cfg.lrs
         )));
     }
@@ -181,17 +180,7 @@ pub fn linear_probe(
     let norm = Standardise::fit(&fit_centre);
     let dim = fit_centre.dim;
     let (yval, ytest) = (labels_of(&fval, "validation")?, labels_of(&ftest, "test")?);
-    let loader = Loader::new(
-        fit.clone(),
-        Arc::new(classifier_train_view(view, cfg.crop_scale)),
-        LoaderConfig {
-            batch_size: cfg.batch_size,
-            shuffle: true,
-            drop_last: false,
-            ..Default::default()
-        },
-        cfg.seed,
-    )?;
+    let loader = classifier_loader(fit.clone(), view, cfg.crop_scale, cfg.batch_size, cfg.seed)?;
     let mut heads: Vec<Linear> = cfg
         .lrs
         .iter()

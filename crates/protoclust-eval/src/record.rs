@@ -43,6 +43,10 @@ pub struct SuiteResult {
     pub method: Option<String>,
     /// Training iterations of the checkpoint.
     pub iteration: Option<u64>,
+    /// Size and modification time of the model file when it was evaluated (tells a rewritten
+    /// checkpoint from the one evaluated).
+    #[serde(default)]
+    pub model_stamp: String,
     /// Training and test splits.
     pub splits: [String; 2],
     /// Seed of every random choice of the suite.

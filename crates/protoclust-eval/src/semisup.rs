@@ -3,7 +3,7 @@
 //! head learning rates, SGD momentum 0.9, cosine schedule, RandomResizedCrop + flip.
 
 use crate::accuracy::{Accuracy, TopK};
-use crate::classifier_view::classifier_train_view;
+use crate::classifier_view::classifier_loader;
 use crate::error::EvalError;
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
@@ -116,17 +116,7 @@ pub fn semi_supervised(
         let (picked, _) = balanced_split(train.as_ref(), percent / 100.0, cfg.seed)?;
         let labelled = picked.len();
         let subset: Arc<dyn Source> = Arc::new(Subset::new(train.clone(), picked)?);
-        let loader = Loader::new(
-            subset,
-            Arc::new(classifier_train_view(view, cfg.crop_scale)),
-            LoaderConfig {
-                batch_size: cfg.batch_size,
-                shuffle: true,
-                drop_last: false,
-                ..Default::default()
-            },
-            cfg.seed,
-        )?;
+        let loader = classifier_loader(subset, view, cfg.crop_scale, cfg.batch_size, cfg.seed)?;
         let mut net = backbone.clone();
         let mut head = Head {
             weight: Param::from_tensor(Tensor::zeros([dim, classes], &ad)),

@@ -337,6 +337,20 @@ pub fn supervised(
     Ok((linear, semisup))
 }
 
+/// Size and modification time of a file, as text ("" when unreadable).
+pub fn model_stamp(path: &std::path::Path) -> String {
+    std::fs::metadata(path)
+        .map(|m| {
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{} bytes, mtime {t} ns", m.len())
+        })
+        .unwrap_or_default()
+}
+
 /// Runs the whole suite on `model`.
 pub fn run(
     model: &ModelFile,
@@ -361,6 +375,7 @@ pub fn run(
         model: model.path.display().to_string(),
         method: model.config.as_ref().map(|c| c.method.clone()),
         iteration: model.iteration,
+        model_stamp: model_stamp(&model.path),
         splits: splits.names.clone(),
         seed: opts.seed,
         knn,

@@ -180,3 +180,35 @@ fn more_clusters_than_images_is_a_configuration_error_not_a_crash() {
     .unwrap_err();
     assert!(e.to_string().contains("k = 7 clusters but 6 samples"));
 }
+
+#[test]
+fn evaluation_and_export_options_out_of_range_are_one_line_errors() {
+    let d = common::scratch("bad-eval");
+    let cfg = common::tiny_config(&d, 1);
+    let run = runner::run(&cfg, None, true, &Device::flex()).unwrap();
+    let ck = run.last_checkpoint.to_str().unwrap().to_string();
+    let (ok, err) = protoclust(&["eval", "linear", &ck, "--linear-lrs", "0,1"]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["--linear-lrs", "positive"]);
+    let out = d.join("x.bin");
+    let (ok, err) = protoclust(&[
+        "export",
+        &ck,
+        "--format",
+        "pdf",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && !out.exists());
+    assert_one_line_error(&err, &["--format pdf", "onnx"]);
+    let missing = d.join("no-such-run");
+    let (ok, err) = protoclust(&["report", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["no-such-run", "last.safetensors"]);
+    // A checkpoint that is not a checkpoint.
+    let junk = d.join("junk.safetensors");
+    std::fs::write(&junk, b"not a safetensors file").unwrap();
+    let (ok, err) = protoclust(&["eval", "cluster", junk.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&err, &["junk.safetensors"]);
+}

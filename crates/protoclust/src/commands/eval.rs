@@ -164,6 +164,7 @@ fn empty_result(model: &ModelFile, splits: &Splits, seed: u64) -> SuiteResult {
         model: model.path.display().to_string(),
         method: model.config.as_ref().map(|c| c.method.clone()),
         iteration: model.iteration,
+        model_stamp: suite::model_stamp(&model.path),
         splits: splits.names.clone(),
         seed,
         knn: Vec::new(),

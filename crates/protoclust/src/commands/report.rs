@@ -223,7 +223,9 @@ fn thumb_side(source: &dyn Source) -> u32 {
 fn cached(path: &Path, model: &ModelFile, opts: &SuiteOptions) -> Option<SuiteResult> {
     let text = std::fs::read_to_string(path).ok()?;
     let r: SuiteResult = serde_json::from_str(&text).ok()?;
-    let same_model = r.model == model.path.display().to_string() && r.iteration == model.iteration;
+    let same_model = r.model == model.path.display().to_string()
+        && r.iteration == model.iteration
+        && r.model_stamp == suite::model_stamp(&model.path);
     let same_linear = r.linear.as_ref().map(|l| &l.config) == opts.linear.as_ref();
     let same_semisup = r.semisup.as_ref().map(|s| &s.config) == opts.semisup.as_ref();
     (same_model && same_linear && same_semisup).then_some(r)
