@@ -16,6 +16,8 @@ pub struct ClusterStrip {
     pub images: Vec<usize>,
     /// Most frequent true label among the members and its share in percent, when labelled.
     pub majority: Option<(u32, f64)>,
+    /// Caption replacing "cluster C · N images".
+    pub caption: Option<String>,
 }
 
 fn thumbnail(source: &dyn Source, index: usize, side: u32) -> Result<image::RgbImage, ReportError> {
@@ -112,7 +114,64 @@ pub fn largest_clusters(
                 size: members[c].len(),
                 images: rows.iter().take(per_cluster).map(|&r| indices[r]).collect(),
                 majority,
+                caption: None,
             }
+        })
+        .collect()
+}
+
+/// For each of the `prototypes` columns of `scores` (N × K, row r is source index
+/// `indices[r]`) with the highest top-`per_prototype` mean, its `per_prototype` best rows: every
+/// prototype's nearest images over the whole split, whatever the argmax.
+pub fn prototype_neighbours(
+    scores: &[f32],
+    k: usize,
+    indices: &[usize],
+    prototypes: usize,
+    per_prototype: usize,
+) -> Vec<ClusterStrip> {
+    let n = indices.len();
+    if k == 0 || n == 0 {
+        return Vec::new();
+    }
+    let mut argmax_count = vec![0usize; k];
+    for r in 0..n {
+        let row = &scores[r * k..(r + 1) * k];
+        if let Some((c, _)) = row
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        {
+            argmax_count[c] += 1;
+        }
+    }
+    let mut ranked: Vec<(usize, Vec<usize>, f32)> = (0..k)
+        .map(|c| {
+            let mut rows: Vec<usize> = (0..n).collect();
+            rows.sort_by(|&a, &b| {
+                scores[b * k + c]
+                    .total_cmp(&scores[a * k + c])
+                    .then(a.cmp(&b))
+            });
+            rows.truncate(per_prototype);
+            let mean =
+                rows.iter().map(|&r| scores[r * k + c]).sum::<f32>() / rows.len().max(1) as f32;
+            (c, rows, mean)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    ranked
+        .into_iter()
+        .take(prototypes)
+        .map(|(c, rows, mean)| ClusterStrip {
+            cluster: c,
+            size: argmax_count[c],
+            images: rows.iter().map(|&r| indices[r]).collect(),
+            majority: None,
+            caption: Some(format!(
+                "prototype {c} · mean score of these images {mean:.3} · top prototype of {} images",
+                argmax_count[c]
+            )),
         })
         .collect()
 }
@@ -135,5 +194,21 @@ mod tests {
         assert_eq!(label, 7);
         assert!((share - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!((s[1].cluster, s[1].images.clone()), (0, vec![11, 15]));
+    }
+
+    #[test]
+    fn prototype_neighbours_rank_every_image_by_each_prototype() {
+        // Prototype 0 wins every argmax; prototype 1 still has its own nearest images.
+        let scores = [0.9, 0.5, 0.8, 0.7, 0.95, 0.1, 0.85, 0.6];
+        let s = prototype_neighbours(&scores, 2, &[10, 11, 12, 13], 2, 2);
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].cluster, s[0].images.clone(), s[0].size),
+            (0, vec![12, 10], 4)
+        );
+        assert_eq!(
+            (s[1].cluster, s[1].images.clone(), s[1].size),
+            (1, vec![11, 13], 0)
+        );
     }
 }

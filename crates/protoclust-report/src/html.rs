@@ -243,10 +243,17 @@ fn clusters_html(
                 .majority
                 .map(|(l, share)| format!(" · {share:.0}% {}", esc(&class_name(names, l))))
                 .unwrap_or_default();
+            let caption = match &strip.caption {
+                Some(c) => esc(c),
+                None => format!(
+                    "cluster {} · {} images{majority}",
+                    strip.cluster, strip.size
+                ),
+            };
             let _ = write!(
                 s,
-                "<div class=strip><div>cluster {} · {} images{majority}</div><img src=\"{file}\" alt=\"cluster {}\"></div>",
-                strip.cluster, strip.size, strip.cluster
+                "<div class=strip><div>{caption}</div><img src=\"{file}\" alt=\"cluster {}\"></div>",
+                strip.cluster
             );
         }
     }

@@ -10,7 +10,7 @@ pub mod html;
 
 use std::path::{Path, PathBuf};
 
-pub use grid::ClusterStrip;
+pub use grid::{prototype_neighbours, ClusterStrip};
 pub use html::{write_report, ClusterSection, FeatureMap, ReportInput};
 
 /// An image file of the report with its caption.

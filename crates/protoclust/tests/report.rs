@@ -65,6 +65,7 @@ fn report_has_every_section_and_every_image_it_references() {
         "Semi-supervised fine-tuning",
         "Hungarian accuracy",
         "head assignments",
+        "nearest images of each prototype",
         "k-means (k = 6)",
         "map.svg",
         "loss.svg",
@@ -136,7 +137,7 @@ fn every_method_gets_a_report_with_its_own_assignments() {
         ("odc", "pseudo-labels kept by the method"),
         ("deepcluster", "pseudo-labels kept by the method"),
         ("jigclu", "k-means (k = 6)"),
-        ("slotcon", "head assignments (4 clusters/prototypes)"),
+        ("slotcon", "nearest images of each prototype (4 prototypes)"),
     ] {
         let d = common::scratch(&format!("report_{method}"));
         let mut cfg = common::tiny_method_config(&d, method);
