@@ -5,7 +5,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
-use protoclust_nn::backbone::ResNet;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,9 +114,10 @@ pub trait Method: Send {
     fn init_model(&self, seed: u64, device: &Device) -> Result<Self::Model, MethodError>;
     /// The backbone inside the model (for evaluation and export).
     fn backbone(model: &Self::Model) -> &ResNet;
-    /// The head's embedding and cluster scores of an inference batch (model in inference mode,
+    /// The head's embedding and cluster scores of an inference batch, given the output of the
+    /// method's evaluated backbone ([`Method::backbone`]) on it (model in inference mode,
     /// non-autodiff device); empty when the method has no such head.
-    fn head_outputs(_model: &Self::Model, _x: Tensor<4>) -> HeadOutputs {
+    fn head_outputs(_model: &Self::Model, _trunk: &ResNetOutput) -> HeadOutputs {
         HeadOutputs::default()
     }
     /// Number of clusters/prototypes, when the method has them.

@@ -7,14 +7,14 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::{HeadOutputs, Method};
-use protoclust_nn::backbone::{ResNet, ResNetConfig};
+use protoclust_nn::backbone::{ResNet, ResNetConfig, ResNetOutput};
 use protoclust_nn::io::{self, NamedTensors};
 use protoclust_nn::named::load_named;
 use protoclust_train::Checkpoint;
 use std::path::{Path, PathBuf};
 
-/// The method's head on an inference batch.
-pub type HeadFn = Box<dyn Fn(Tensor<4>) -> HeadOutputs>;
+/// The method's head on the evaluated backbone's output for an inference batch.
+pub type HeadFn = Box<dyn Fn(&ResNetOutput) -> HeadOutputs>;
 
 /// What evaluation can read from a model file.
 pub struct ModelFile {
@@ -65,9 +65,10 @@ impl WithMethod for MethodParts<'_> {
             .load_state(&self.ck.method, &device)
             .with_context(at)?;
         let labels = method.pseudo_labels().map(<[usize]>::to_vec);
-        let probe = M::head_outputs(&model, Tensor::zeros([1, 3, 8, 8], &device));
+        let trunk = M::backbone(&model).forward(Tensor::zeros([1, 3, 8, 8], &device));
+        let probe = M::head_outputs(&model, &trunk);
         let head: Option<HeadFn> = (probe.embedding.is_some() || probe.scores.is_some())
-            .then(|| Box::new(move |x: Tensor<4>| M::head_outputs(&model, x)) as HeadFn);
+            .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
         Ok((head, labels))
     }
 }
@@ -95,7 +96,10 @@ impl ModelFile {
             let own = backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix()));
             let net = protoclust_nn::backbone::resnet(&bcfg, cfg.seed, device)?;
             let net = load_named(net, &own).with_context(at)?.valid();
-            let (head, pseudo_labels) = if with_head {
+            // The head belongs to the method's evaluated backbone; another backbone's features
+            // (e.g. SlotCon's student) would not match it.
+            let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
+            let (head, pseudo_labels) = if with_head && own_backbone {
                 with_method(
                     &cfg,
                     MethodParts {

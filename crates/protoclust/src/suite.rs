@@ -100,10 +100,10 @@ pub fn split_features(
     let plain = device.clone().without_autodiff();
     let dims = std::cell::Cell::new([0usize; 3]);
     let all = extract_with(source, view, 256, &plain, &|x: Tensor<4>| {
-        let pooled = model.backbone.forward(x.clone()).pooled;
-        let mut parts = vec![pooled];
+        let trunk = model.backbone.forward(x);
+        let mut parts = vec![trunk.pooled.clone()];
         if let Some(head) = &model.head {
-            let out = head(x);
+            let out = head(&trunk);
             parts.extend(out.embedding);
             parts.extend(out.scores);
         }
@@ -217,14 +217,14 @@ pub fn kmeans_labels(f: &Features, k: usize, seed: u64, device: &Device) -> Resu
 }
 
 /// Clustering metrics of the training split: the head's argmax, the method's pseudo-labels,
-/// and k-means on backbone features.
+/// and k-means on backbone features; also returns the k-means labels.
 pub fn clustering(
     model: &ModelFile,
     train: &SplitFeatures,
     classes: usize,
     seed: u64,
     device: &Device,
-) -> Result<Vec<ClusteringRow>> {
+) -> Result<(Vec<ClusteringRow>, Vec<usize>)> {
     let f = &train.backbone;
     let mut rows = Vec::new();
     if let Some(scores) = &train.scores {
@@ -257,7 +257,7 @@ pub fn clustering(
         &km,
         f,
     ));
-    Ok(rows)
+    Ok((rows, km))
 }
 
 /// What to run beyond kNN and clustering.
@@ -278,6 +278,8 @@ pub struct SuiteRun {
     pub train: SplitFeatures,
     /// Test split features.
     pub test: SplitFeatures,
+    /// k-means labels of the training split (k = classes, the suite's seed).
+    pub kmeans: Vec<usize>,
     /// The numbers.
     pub result: SuiteResult,
 }
@@ -369,7 +371,7 @@ pub fn run(
     say("kNN sweep");
     let knn = knn_tables(&train, &test, splits.classes, device)?;
     say("clustering metrics");
-    let clustering = clustering(model, &train, splits.classes, opts.seed, device)?;
+    let (clustering, kmeans) = clustering(model, &train, splits.classes, opts.seed, device)?;
     let (linear, semisup) = supervised(model, splits, opts, device)?;
     let result = SuiteResult {
         model: model.path.display().to_string(),
@@ -386,6 +388,7 @@ pub fn run(
     Ok(SuiteRun {
         train,
         test,
+        kmeans,
         result,
     })
 }

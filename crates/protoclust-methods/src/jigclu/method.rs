@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
-use protoclust_nn::backbone::ResNet;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::init::Init;
 use std::sync::Arc;
 
@@ -63,11 +63,10 @@ impl Method for JigClu {
     }
 
     /// The clustering branch's normalised projection of the whole image.
-    fn head_outputs(model: &JigCluModel, x: Tensor<4>) -> HeadOutputs {
-        let pooled = model.backbone.forward(x).pooled;
+    fn head_outputs(model: &JigCluModel, trunk: &ResNetOutput) -> HeadOutputs {
         HeadOutputs {
             embedding: Some(protoclust_nn::ops::l2_normalize(
-                model.heads.clu.forward(pooled),
+                model.heads.clu.forward(trunk.pooled.clone()),
                 1,
             )),
             scores: None,

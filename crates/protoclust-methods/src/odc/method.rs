@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
-use protoclust_nn::backbone::ResNet;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,11 +104,11 @@ impl Method for Odc {
     }
 
     /// The neck's features and the classifier's logits over the clusters.
-    fn head_outputs(model: &PseudoLabelModel, x: Tensor<4>) -> HeadOutputs {
-        let out = model.forward(x, None);
+    fn head_outputs(model: &PseudoLabelModel, trunk: &ResNetOutput) -> HeadOutputs {
+        let features = model.head_features(trunk.pooled.clone(), None);
         HeadOutputs {
-            embedding: Some(out.features),
-            scores: Some(out.logits),
+            scores: Some(model.classifier.forward(features.clone())),
+            embedding: Some(features),
         }
     }
 

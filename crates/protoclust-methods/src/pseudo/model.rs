@@ -70,7 +70,11 @@ impl PseudoLabelModel {
 
     /// The features the clustering works on (inference mode when `dropout_seed` is None).
     pub fn features(&self, x: Tensor<4>, dropout_seed: Option<u64>) -> Tensor<2> {
-        let pooled = self.backbone.forward(x).pooled;
+        self.head_features(self.backbone.forward(x).pooled, dropout_seed)
+    }
+
+    /// [`PseudoLabelModel::features`] from the backbone's pooled output.
+    pub fn head_features(&self, pooled: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
         match &self.neck {
             Some(n) => n.forward(pooled, dropout_seed),
             None => pooled,

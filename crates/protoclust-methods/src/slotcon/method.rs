@@ -9,7 +9,7 @@ use crate::method::{HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
-use protoclust_nn::backbone::ResNet;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::ema::ema_update;
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::host::to_indices;
@@ -93,8 +93,8 @@ impl Method for SlotCon {
     /// The teacher's pooled dense projection, and per prototype its strongest pixel cosine in
     /// the image (so a prototype's top images are where it fires most: SlotCon's
     /// prototype-nearest-neighbour view at image level).
-    fn head_outputs(model: &SlotConModel, x: Tensor<4>) -> HeadOutputs {
-        let dense = model.teacher.project(x);
+    fn head_outputs(model: &SlotConModel, trunk: &ResNetOutput) -> HeadOutputs {
+        let dense = model.teacher.projector.forward(trunk.map.clone());
         let [b, d, _, _] = dense.dims();
         let pooled = dense.clone().mean_dim(3).mean_dim(2).reshape([b, d]);
         let dots =

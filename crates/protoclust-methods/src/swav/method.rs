@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
-use protoclust_nn::backbone::ResNet;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::collective::SingleProcess;
 use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
@@ -110,11 +110,12 @@ impl Method for Swav {
     }
 
     /// The normalised projection and its prototype scores.
-    fn head_outputs(model: &SwavModel, x: Tensor<4>) -> HeadOutputs {
-        let out = model.forward(&[x]);
+    fn head_outputs(model: &SwavModel, trunk: &ResNetOutput) -> HeadOutputs {
+        let embeddings =
+            protoclust_nn::ops::l2_normalize(model.projector.forward(trunk.pooled.clone()), 1);
         HeadOutputs {
-            embedding: Some(out.embeddings),
-            scores: Some(out.scores),
+            scores: Some(model.prototypes.forward(embeddings.clone())),
+            embedding: Some(embeddings),
         }
     }
 

@@ -150,7 +150,7 @@ pub fn cluster(t: &Target, seed: u64) -> Result<()> {
     let dev = device::select()?;
     let (model, splits) = open(t, true)?;
     let tr = suite::split_features(&model, splits.train.clone(), &splits.view, &dev)?;
-    let rows = suite::clustering(&model, &tr, splits.classes, seed, &dev)?;
+    let (rows, _) = suite::clustering(&model, &tr, splits.classes, seed, &dev)?;
     let r = SuiteResult {
         clustering: rows,
         ..empty_result(&model, &splits, seed)

@@ -138,10 +138,11 @@ fn sections(
     model: &ModelFile,
     train: &SplitFeatures,
     source: Arc<dyn Source>,
-    k: usize,
+    kmeans: Vec<usize>,
     args: &ReportArgs,
     thumb: u32,
 ) -> Result<Vec<ClusterSection>> {
+    let k = kmeans.iter().max().map_or(0, |m| m + 1);
     let f = &train.backbone;
     let t = truth(f);
     let method = model.config.as_ref().map_or("model", |c| c.method.as_str());
@@ -215,13 +216,12 @@ fn sections(
             );
         }
     }
-    let km = suite::kmeans_labels(f, k, args.seed, &device::select()?)?;
-    let score = centrality(f, &km);
+    let score = centrality(f, &kmeans);
     push(
         format!("k-means (k = {k}) on backbone features"),
         "Spherical k-means of the L2-normalised backbone features; images closest to the \
          centroid first.",
-        km,
+        kmeans,
         score,
     );
     Ok(out)
@@ -353,7 +353,7 @@ pub fn run(args: &ReportArgs) -> Result<PathBuf> {
                 &model,
                 &run.train,
                 splits.train.clone(),
-                splits.classes,
+                run.kmeans.clone(),
                 args,
                 thumb,
             )?;
@@ -388,11 +388,12 @@ pub fn run(args: &ReportArgs) -> Result<PathBuf> {
                 let source = c.data.open().context("data")?;
                 let view = c.eval_view.clone();
                 let f = suite::split_features(&model, source.clone(), &view, &dev)?;
-                let k = model.head.as_ref().map_or(10, |_| 10);
-                let thumb = thumb_side(source.as_ref());
-                clusters = sections(&model, &f, source, k, args, thumb)?;
-                let n = f.backbone.len().min(args.map_points);
+                // No labels to count classes by: show 10 k-means clusters.
+                let k = 10;
                 let km = suite::kmeans_labels(&f.backbone, k, args.seed, &dev)?;
+                let thumb = thumb_side(source.as_ref());
+                clusters = sections(&model, &f, source, km.clone(), args, thumb)?;
+                let n = f.backbone.len().min(args.map_points);
                 map = Some(FeatureMap {
                     title: format!("t-SNE of training-image backbone features, coloured by k-means cluster (k = {k})"),
                     data: f.backbone.data[..n * f.backbone.dim].to_vec(),
