@@ -1,17 +1,47 @@
 #!/usr/bin/env bash
-# Side-by-side throughput: protoclust's bench, then the PyTorch reference on the same settings.
-# Usage: bash bench/run.sh [config]   (from the repository root; PyTorch from pip for the second part)
+# Side by side in one run: protoclust's bench, then the PyTorch reference on the same settings.
+# Usage: bash bench/run.sh [--quick]   (from the repository root; PyTorch from pip for the
+# reference rows). Prints the CPU, then per setting: the SwAV step, protoclust (its kernels) and
+# PyTorch eager alternating for $rounds rounds (a shared machine drifts: compare the medians),
+# protoclust with burn-flex's own ops, the per-op rows of both and the peak RSS.
 set -euo pipefail
-config=${1:-configs/swav_cifar10.toml}
+steps=5
+rounds=3
+[ "${1:-}" = "--quick" ] && { steps=2; rounds=1; }
 cargo build --release -q
-./target/release/protoclust bench "$config" --steps 5 --pipeline-batches 8
-if python3 -c "import torch, torchvision" 2>/dev/null; then
-  python3 bench/reference/swav_bench.py --width 8 --batch 128 --crops 2x32 --prototypes 512 --threads "$(nproc)"
-else
-  echo "(PyTorch not installed: pip install torch torchvision to add the reference rows)"
-fi
-# JigClu: one backbone pass per image over montages (issue #4's row; compare with SwAV's above).
-./target/release/protoclust bench configs/jigclu_cifar10.toml --steps 5 --pipeline-batches 8
-# k-means on 50,000 x 256 features into 1,000 clusters (issue #3's benchmark row).
-./target/release/protoclust bench --kmeans 50000x256x1000
-python3 bench/reference/kmeans_bench.py --shape 50000x256x1000 || true
+bin=./target/release/protoclust
+grep -m1 "model name" /proc/cpuinfo
+echo "threads: $(nproc); AVX-512: $(grep -qm1 avx512f /proc/cpuinfo && echo yes || echo no)"
+torch=0
+python3 -c "import torch, torchvision" 2>/dev/null && torch=1
+[ $torch = 1 ] || echo "(PyTorch not installed: pip install torch torchvision to add the reference rows)"
+for wb in "8 128" "16 256" "64 64"; do
+  set -- $wb
+  echo
+  echo "## SwAV 2x32, width $1, batch $2"
+  args=(configs/swav_cifar10.toml --set swav.backbone.width="$1" --set loader.batch_size="$2" --steps "$steps" --pipeline-batches 2)
+  "$bin" bench "${args[@]}" --ops
+  echo "(burn-flex's own ops:)"
+  PROTOCLUST_KERNELS=burn "$bin" bench "${args[@]}" | grep "training step"
+  if [ $torch = 1 ]; then
+    python3 bench/reference/swav_bench.py --width "$1" --batch "$2" --crops 2x32 --prototypes 512 \
+      --threads "$(nproc)" --steps "$steps"
+    python3 bench/reference/ops_bench.py --width "$1" --images $(( 2 * $2 )) --size 32 --threads "$(nproc)"
+    echo "(alternating, $rounds rounds:)"
+    for _ in $(seq "$rounds"); do
+      "$bin" bench "${args[@]}" | grep "training step"
+      python3 bench/reference/swav_bench.py --width "$1" --batch "$2" --crops 2x32 --prototypes 512 \
+        --threads "$(nproc)" --steps "$steps" --pipeline-images 256 | grep "training step"
+    done
+  fi
+done
+echo
+echo "## JigClu and SlotCon steps (protoclust kernels, then burn-flex's ops)"
+for cfg in configs/jigclu_cifar10.toml configs/slotcon_camvid.toml; do
+  "$bin" bench "$cfg" --steps "$steps" --pipeline-batches 2 | grep "training step"
+  PROTOCLUST_KERNELS=burn "$bin" bench "$cfg" --steps "$steps" --pipeline-batches 2 | grep "training step"
+done
+echo
+echo "## k-means (issue #3's row)"
+"$bin" bench --kmeans 50000x256x1000
+[ $torch = 1 ] && python3 bench/reference/kmeans_bench.py --shape 50000x256x1000 || true

@@ -12,6 +12,7 @@ L2 normalise -> prototypes; SwAV loss with 3 Sinkhorn iterations (as main_swav.p
 flip, ColorJitter(0.4,0.4,0.2,0.1) p=0.8, grayscale p=0.2, ToTensor, Normalize, per crop.
 """
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -151,6 +152,8 @@ def main():
     print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads")
     print(f"| multi-crop pipeline (torchvision + PIL, {args.threads} workers) | {pipe:.1f} | {pipe * n_crops:.1f} |")
     print(f"| SwAV training step (PyTorch eager) | {step:.1f} | {step * n_crops:.1f} |")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| peak RSS of the process (ru_maxrss) | {rss:.0f} MB | – |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ pub mod ema;
 pub mod heads;
 pub mod init;
 pub mod io;
+pub mod kernels;
+pub mod layers;
 pub mod named;
 pub mod ops;
 pub mod optim;

@@ -94,6 +94,10 @@ enum Command {
         /// Instead: time k-means on N×D features into K clusters, given as NxDxK.
         #[arg(long, value_name = "NxDxK")]
         kmeans: Option<String>,
+        /// Also time each op of the backbone step (conv forward, weight and input gradient,
+        /// BatchNorm), the project's kernels beside burn-flex's.
+        #[arg(long)]
+        ops: bool,
     },
 }
 
@@ -173,6 +177,10 @@ enum EvalCommand {
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = protoclust_nn::kernels::KernelChoice::from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
     let result: Result<()> = match cli.command {
         Command::Train {
             config,
@@ -225,9 +233,10 @@ fn main() {
             steps,
             pipeline_batches,
             kmeans,
+            ops,
         } => match kmeans {
             Some(shape) => commands::bench::kmeans(&shape),
-            None => commands::bench::run(&config, &set, steps, pipeline_batches),
+            None => commands::bench::run(&config, &set, steps, pipeline_batches, ops),
         },
     };
     if let Err(e) = result {

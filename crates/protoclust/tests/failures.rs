@@ -212,3 +212,17 @@ fn evaluation_and_export_options_out_of_range_are_one_line_errors() {
     assert!(!ok);
     assert_one_line_error(&err, &["junk.safetensors"]);
 }
+
+#[test]
+fn an_unknown_kernel_choice_is_a_one_line_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(["bench", "--kmeans", "100x4x2"])
+        .env("PROTOCLUST_KERNELS", "fast")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_one_line_error(
+        &String::from_utf8_lossy(&out.stderr),
+        &["PROTOCLUST_KERNELS", "\"burn\""],
+    );
+}

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear};
 use burn::tensor::{Tensor, TensorData};
 use protoclust_nn::init::Init;
+use protoclust_nn::layers::BatchNormExt;
 use protoclust_nn::running::SyncRunningStats;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ impl Neck {
 
     /// Forward pass; `dropout_seed` draws the dropout mask (None: inference, no dropout).
     pub fn forward(&self, x: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
-        let h = burn::tensor::activation::relu(self.bn0.forward(self.fc0.forward(x)));
+        let h = burn::tensor::activation::relu(self.bn0.run(self.fc0.forward(x)));
         let h = match dropout_seed {
             Some(seed) if self.dropout > 0.0 => {
                 let [n, d] = h.dims();

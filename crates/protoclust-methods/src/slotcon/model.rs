@@ -10,6 +10,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 use protoclust_nn::backbone::{BackboneError, ResNet};
 use protoclust_nn::init::Init;
+use protoclust_nn::layers::{BatchNormExt, Conv2dExt};
 use protoclust_nn::running::SyncRunningStats;
 
 /// 1 × 1 convolutions with BatchNorm and GELU between them (the official `DINOHead2d`).
@@ -42,9 +43,9 @@ impl DenseProjector {
     /// B × C × H × W → B × D × H × W.
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
+            x = conv.run(x);
             if let Some(n) = self.norms.get(i) {
-                x = gelu(n.forward(x));
+                x = gelu(n.run(x));
             }
         }
         x

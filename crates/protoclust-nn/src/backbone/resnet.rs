@@ -5,6 +5,7 @@
 //! the exporter maps those.
 
 use crate::init::Init;
+use crate::layers::{BatchNormExt, Conv2dExt};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -218,13 +219,13 @@ impl ResNetConfig {
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.run(d.conv.run(x.clone())),
             None => x.clone(),
         };
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
-        out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = relu(self.bn1.run(self.conv1.run(x)));
+        out = self.bn2.run(self.conv2.run(out));
         if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
-            out = b3.forward(c3.forward(relu(out)));
+            out = b3.run(c3.run(relu(out)));
         }
         relu(out + identity)
     }
@@ -244,7 +245,7 @@ impl ResNet {
 
     /// Runs the trunk on N × 3 × H × W images.
     pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.run(self.conv1.run(x)));
         if self.maxpool {
             x = max_pool2d(
                 x,

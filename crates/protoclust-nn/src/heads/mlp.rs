@@ -1,6 +1,7 @@
 //! MLP projector: Linear-BN-ReLU blocks ending in a plain Linear.
 
 use crate::init::Init;
+use crate::layers::BatchNormExt;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -68,7 +69,7 @@ impl Mlp {
             x = l.forward(x);
             if i < last {
                 if let Some(n) = self.norms.get(i) {
-                    x = n.forward(x);
+                    x = n.run(x);
                 }
                 x = relu(x);
             }

@@ -23,6 +23,8 @@ struct Measured {
     views: usize,
     backbone_passes: usize,
     layout: String,
+    /// (images, pixels, passes) of the backbone passes with a backward, for `--ops`.
+    pass_shape: (usize, usize, usize),
 }
 
 /// Pipeline and step throughput of `method` (steps timed after two warm-up steps).
@@ -80,7 +82,13 @@ fn measure<M: Method>(
 }
 
 /// Measures and prints a table.
-pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: usize) -> Result<()> {
+pub fn run(
+    path: &Path,
+    overrides: &[String],
+    steps: usize,
+    pipeline_batches: usize,
+    ops: bool,
+) -> Result<()> {
     let cfg = config::load(path, overrides)?;
     let dev = device::select()?;
     let ad = dev.clone().autodiff();
@@ -102,6 +110,12 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
                 views: cfg.swav.views.total(),
                 backbone_passes: cfg.swav.views.total(),
                 layout: format!("crops {}", sizes.join("+")),
+                pass_shape: cfg
+                    .swav
+                    .views
+                    .crops
+                    .first()
+                    .map_or((0, 0, 0), |c| (c.count * cfg.loader.batch_size, c.size, 1)),
             }
         }
         "jigclu" => {
@@ -114,6 +128,7 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
                 step_ips: s,
                 views: v.count(),
                 backbone_passes: 1,
+                pass_shape: (cfg.loader.batch_size, v.grid * v.size, 1),
                 layout: format!(
                     "{0}x{0} patches of {1} px -> one {2}-px montage per image",
                     v.grid,
@@ -131,6 +146,7 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
                 step_ips: s,
                 views: 2,
                 backbone_passes: 4,
+                pass_shape: (cfg.loader.batch_size, cfg.slotcon.views.size, 2),
                 layout: format!(
                     "2 overlapping {0}-px views, student and teacher",
                     cfg.slotcon.views.size
@@ -169,7 +185,26 @@ pub fn run(path: &Path, overrides: &[String], steps: usize, pipeline_batches: us
         m.step_ips * m.views as f64,
         m.backbone_passes
     );
+    if let Some(mb) = peak_rss_mb() {
+        println!("| peak RSS of the process (VmHWM) | {mb:.0} MB | – | – |");
+    }
+    if ops {
+        let (images, size, passes) = m.pass_shape;
+        println!();
+        #[cfg(feature = "flex")]
+        super::bench_ops::run(b, images, size, passes, 3)?;
+        #[cfg(not(feature = "flex"))]
+        anyhow::bail!("bench --ops times the CPU kernels: build with the `flex` feature ({images} x {size} px, {passes} passes)");
+    }
     Ok(())
+}
+
+/// The process's peak resident set size in MB (Linux `VmHWM`), if the kernel reports it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// Times k-means (k-means++ seeding, 20 Lloyd iterations, one restart) on N × D features drawn

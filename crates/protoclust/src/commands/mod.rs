@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod bench;
+#[cfg(feature = "flex")]
+pub mod bench_ops;
 pub mod demo;
 pub mod eval;
 pub mod export;

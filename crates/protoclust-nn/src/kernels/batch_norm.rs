@@ -1,0 +1,181 @@
+//! BatchNorm with batch statistics on f32 slices laid out N × C × S (S = spatial size, 1 for
+//! a 2-d input): forward and backward in two passes each.
+//!
+//! Pass 1 reduces per channel (rayon over channels, f32 lanes summed into f64 per row: the
+//! result does not depend on scheduling); pass 2 is elementwise (rayon over images).
+
+use rayon::prelude::*;
+
+/// Batch layout: images, channels, elements per channel and image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// N.
+    pub n: usize,
+    /// C.
+    pub c: usize,
+    /// S.
+    pub s: usize,
+}
+
+impl Layout {
+    fn count(&self) -> f64 {
+        (self.n * self.s) as f64
+    }
+
+    fn rows<'a>(&self, x: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (c, s) = (self.c, self.s);
+        (0..self.n).map(move |i| &x[(i * c + ch) * s..(i * c + ch + 1) * s])
+    }
+}
+
+/// Σ a and Σ (a − shift)·(b − shift2) over a row, in 8 f32 lanes.
+fn row_sums(a: &[f32], b: &[f32], shift_a: f32, shift_b: f32) -> (f64, f64) {
+    let mut sa = [0f32; 8];
+    let mut sab = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..8 {
+            let u = xa[l] - shift_a;
+            sa[l] += u;
+            sab[l] += u * (xb[l] - shift_b);
+        }
+    }
+    let mut ta: f64 = sa.iter().map(|v| *v as f64).sum();
+    let mut tab: f64 = sab.iter().map(|v| *v as f64).sum();
+    for (xa, xb) in ra.iter().zip(rb) {
+        let u = xa - shift_a;
+        ta += u as f64;
+        tab += (u * (xb - shift_b)) as f64;
+    }
+    (ta, tab)
+}
+
+/// Coefficients of a second input: `out += k_c · (z − m_c)`.
+struct Second<'a> {
+    z: &'a [f32],
+    k: &'a [f32],
+    m: &'a [f32],
+}
+
+/// Applies `out = a_c · x + b_c` (plus the second input's term when given) per channel.
+fn affine(l: Layout, x: &[f32], z: Option<Second<'_>>, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let per_image = l.c * l.s;
+    out.par_chunks_mut(per_image)
+        .enumerate()
+        .for_each(|(i, oi)| {
+            let xi = &x[i * per_image..(i + 1) * per_image];
+            for ch in 0..l.c {
+                let r = ch * l.s..(ch + 1) * l.s;
+                let (ac, bc) = (a[ch], b[ch]);
+                match &z {
+                    None => oi[r.clone()]
+                        .iter_mut()
+                        .zip(&xi[r])
+                        .for_each(|(o, v)| *o = ac * v + bc),
+                    Some(sec) => {
+                        let zi = &sec.z[i * per_image..(i + 1) * per_image];
+                        let (kc, mc) = (sec.k[ch], sec.m[ch]);
+                        oi[r.clone()]
+                            .iter_mut()
+                            .zip(&xi[r.clone()])
+                            .zip(&zi[r])
+                            .for_each(|((o, v), w)| *o = ac * v + kc * (w - mc) + bc);
+                    }
+                }
+            }
+        });
+}
+
+/// Normalises `x` with its own per-channel mean and biased variance, then scales by `gamma`
+/// and shifts by `beta`. Returns (mean, biased variance) per channel.
+pub fn forward(
+    l: Layout,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    y: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let stats: Vec<(f64, f64)> = (0..l.c)
+        .into_par_iter()
+        .map(|ch| {
+            // Shifted sums: the first element keeps Σx² − (Σx)²/n well conditioned.
+            let shift = l
+                .rows(x, ch)
+                .next()
+                .and_then(|r| r.first().copied())
+                .unwrap_or(0.0);
+            let (s, ss) = l
+                .rows(x, ch)
+                .map(|r| row_sums(r, r, shift, shift))
+                .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v));
+            let m = s / l.count();
+            let var = (ss / l.count() - m * m).max(0.0);
+            (shift as f64 + m, var)
+        })
+        .collect();
+    let mut a = vec![0f32; l.c];
+    let mut b = vec![0f32; l.c];
+    for ch in 0..l.c {
+        let (m, v) = stats[ch];
+        let inv = 1.0 / (v + epsilon).sqrt();
+        a[ch] = (gamma[ch] as f64 * inv) as f32;
+        b[ch] = (beta[ch] as f64 - m * gamma[ch] as f64 * inv) as f32;
+    }
+    affine(l, x, None, &a, &b, y);
+    (
+        stats.iter().map(|s| s.0 as f32).collect(),
+        stats.iter().map(|s| s.1 as f32).collect(),
+    )
+}
+
+/// Gradients of [`forward`] given the output gradient `dy` and the statistics it returned:
+/// (dx into `dx`, dgamma, dbeta).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    l: Layout,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f64,
+    dx: &mut [f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let sums: Vec<(f64, f64)> = (0..l.c)
+        .into_par_iter()
+        .map(|ch| {
+            l.rows(dy, ch)
+                .zip(l.rows(x, ch))
+                .map(|(g, v)| row_sums(g, v, 0.0, mean[ch]))
+                .fold((0.0, 0.0), |(a, b), (u, w)| (a + u, b + w))
+        })
+        .collect();
+    let n = l.count();
+    let mut k1 = vec![0f32; l.c];
+    let mut k2 = vec![0f32; l.c];
+    let mut k3 = vec![0f32; l.c];
+    let mut dgamma = vec![0f32; l.c];
+    let mut dbeta = vec![0f32; l.c];
+    for ch in 0..l.c {
+        let (sdy, sdyx) = sums[ch];
+        let inv = 1.0 / (var[ch] as f64 + epsilon).sqrt();
+        let g = gamma[ch] as f64;
+        // dx = γ·inv·(dy − Σdy/n − (x − μ)·inv²·Σdy(x − μ)/n) = k1·dy + k2·(x − μ) + k3
+        let c1 = g * inv;
+        k1[ch] = c1 as f32;
+        k2[ch] = (-g * inv * inv * inv * sdyx / n) as f32;
+        k3[ch] = (-c1 * sdy / n) as f32;
+        dgamma[ch] = (sdyx * inv) as f32;
+        dbeta[ch] = sdy as f32;
+    }
+    let second = Second {
+        z: x,
+        k: &k2,
+        m: mean,
+    };
+    affine(l, dy, Some(second), &k1, &k3, dx);
+    (dgamma, dbeta)
+}

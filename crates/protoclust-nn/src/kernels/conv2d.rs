@@ -1,0 +1,172 @@
+//! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient, each as a
+//! lowering ([`Lowering`]) + one matrix product per chunk of images, chunks in parallel on rayon.
+
+use super::dot::{matmul_nt, Out, Rows};
+use super::gemm::{matmul, View};
+use super::geometry::ConvGeometry;
+use super::lowering::Lowering;
+use super::scratch::with_scratch;
+use rayon::prelude::*;
+
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Scratch for one chunk: (patch matrix, O-row matrix, padded image) lengths.
+fn scratch_lens(g: &ConvGeometry, low: &Lowering, nb: usize) -> [usize; 3] {
+    let cols = nb * low.span(g);
+    [g.patch_len() * cols, g.out_c * cols, low.image_scratch(g)]
+}
+
+fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let (a, rest) = buf.split_at_mut(lens[0]);
+    let (b, c) = rest.split_at_mut(lens[1]);
+    (a, b, &mut c[..lens[2]])
+}
+
+/// `y (N × O × OH × OW) = conv(x (N × C × H × W), w (O × C × KH × KW))`.
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
+    let low = Lowering::of(g);
+    let nb = g.images_per_chunk(threads());
+    let wv = View::rows(w, o, k);
+    y.par_chunks_mut(nb * g.out_len())
+        .zip(x.par_chunks(nb * g.in_len()))
+        .for_each(|(yc, xc)| {
+            let nb = yc.len() / g.out_len();
+            if nb == 1 && g.is_pointwise() {
+                return matmul(yc, p, false, wv, View::rows(xc, k, p));
+            }
+            let cols = nb * low.span(g);
+            let lens = scratch_lens(g, &low, nb);
+            with_scratch(lens.iter().sum(), |buf| {
+                let (col, tmp, pad) = split3(buf, lens);
+                low.patches(g, xc, nb, col, pad);
+                matmul(tmp, cols, false, wv, View::rows(col, k, cols));
+                low.scatter(g, tmp, nb, yc);
+            })
+        });
+}
+
+/// `dw (O × C × KH × KW) = Σ_n dy[n] · patches(x[n])ᵀ`, summed over a fixed partition of the
+/// batch (one partial sum per group, added in group order: the result does not depend on
+/// scheduling).
+pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (o, k) = (g.out_c, g.patch_len());
+    let low = Lowering::of(g);
+    let nb = g.images_per_chunk(threads());
+    let chunks = g.batch.div_ceil(nb);
+    let groups = threads().min(chunks).max(1);
+    let per_group = chunks.div_ceil(groups);
+    let partial = |grp: usize, acc: &mut [f32]| {
+        let mut first = true;
+        for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
+            let i0 = chunk * nb;
+            let nb = nb.min(g.batch - i0);
+            let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
+            let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
+            let cols = nb * low.span(g);
+            if nb == 1 && g.is_pointwise() {
+                let (a, b) = (
+                    Rows {
+                        data: dyc,
+                        rows: o,
+                        stride: cols,
+                    },
+                    Rows {
+                        data: xc,
+                        rows: k,
+                        stride: cols,
+                    },
+                );
+                matmul_nt(
+                    Out {
+                        dst: acc,
+                        ld: k,
+                        accumulate: !first,
+                    },
+                    a,
+                    b,
+                    cols,
+                );
+            } else {
+                let lens = scratch_lens(g, &low, nb);
+                with_scratch(lens.iter().sum(), |buf| {
+                    let (col, tmp, pad) = split3(buf, lens);
+                    low.patches(g, xc, nb, col, pad);
+                    low.gather(g, dyc, nb, tmp);
+                    let (a, b) = (
+                        Rows {
+                            data: tmp,
+                            rows: o,
+                            stride: cols,
+                        },
+                        Rows {
+                            data: col,
+                            rows: k,
+                            stride: cols,
+                        },
+                    );
+                    matmul_nt(
+                        Out {
+                            dst: acc,
+                            ld: k,
+                            accumulate: !first,
+                        },
+                        a,
+                        b,
+                        cols,
+                    );
+                });
+            }
+            first = false;
+        }
+        if first {
+            acc.fill(0.0);
+        }
+    };
+    if groups == 1 {
+        return partial(0, dw);
+    }
+    // Group 0 sums straight into `dw` while the others fill their own buffers.
+    let ((), sums) = rayon::join(
+        || partial(0, dw),
+        || {
+            (1..groups)
+                .into_par_iter()
+                .map(|grp| {
+                    let mut acc = vec![0.0; o * k];
+                    partial(grp, &mut acc);
+                    acc
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    for s in &sums {
+        dw.iter_mut().zip(s).for_each(|(d, v)| *d += *v);
+    }
+}
+
+/// `dx (N × C × H × W) = col2im(wᵀ · dy[n])` for every image.
+pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
+    let low = Lowering::of(g);
+    let nb = g.images_per_chunk(threads());
+    let wt = View::transposed(w, k, o);
+    dx.par_chunks_mut(nb * g.in_len())
+        .zip(dy.par_chunks(nb * g.out_len()))
+        .for_each(|(dxc, dyc)| {
+            let nb = dxc.len() / g.in_len();
+            if nb == 1 && g.is_pointwise() {
+                return matmul(dxc, p, false, wt, View::rows(dyc, o, p));
+            }
+            let cols = nb * low.span(g);
+            let lens = scratch_lens(g, &low, nb);
+            with_scratch(lens.iter().sum(), |buf| {
+                let (col, tmp, pad) = split3(buf, lens);
+                low.gather(g, dyc, nb, tmp);
+                matmul(col, cols, false, wt, View::rows(tmp, o, cols));
+                low.col2im(g, col, nb, dxc, pad);
+            })
+        });
+}

@@ -1,0 +1,169 @@
+//! The project's CPU kernels for the ops a ResNet step spends its time in: conv2d forward,
+//! weight gradient and input gradient, BatchNorm training forward and backward.
+//!
+//! They run on the `flex` device (with or without autodiff) through burn's backend-extension
+//! seam ([`backend::CpuKernels`]); every other backend, and shapes the kernels do not cover
+//! (groups, dilation, non-f32), take burn's own op. `PROTOCLUST_KERNELS=burn` turns them off
+//! (for side-by-side benchmarks).
+
+#[cfg(feature = "flex")]
+pub mod backend;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod dot;
+pub mod gemm;
+pub mod geometry;
+pub mod lowering;
+mod scratch;
+
+#[cfg(feature = "flex")]
+use backend::CpuKernels;
+#[cfg(feature = "flex")]
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+use std::sync::OnceLock;
+
+/// Which implementation the CPU ops use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// The project's kernels on `flex` (the default).
+    Protoclust,
+    /// burn's own ops everywhere.
+    Burn,
+}
+
+impl KernelChoice {
+    /// The choice of `PROTOCLUST_KERNELS` (`protoclust` when unset).
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("PROTOCLUST_KERNELS").as_deref() {
+            Err(_) | Ok("") | Ok("protoclust") => Ok(Self::Protoclust),
+            Ok("burn") => Ok(Self::Burn),
+            Ok(other) => Err(format!(
+                "PROTOCLUST_KERNELS = {other:?}: expected \"protoclust\" or \"burn\""
+            )),
+        }
+    }
+
+    /// The process-wide choice (read once; an invalid value falls back to the default and is
+    /// reported by the CLI at start).
+    pub fn current() -> Self {
+        static CHOICE: OnceLock<KernelChoice> = OnceLock::new();
+        *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Protoclust))
+    }
+}
+
+/// Whether `t` lives on the flex device as f32 and the project's kernels are switched on.
+fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+    KernelChoice::current() == KernelChoice::Protoclust && runs_on_flex(t)
+}
+
+/// Whether `t` is an f32 tensor on the flex device (with or without autodiff).
+pub fn runs_on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        t.dtype() == burn::tensor::DType::F32
+            && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = t;
+        false
+    }
+}
+
+/// conv2d with burn's semantics: the project's kernel for f32 on flex with groups 1 and
+/// dilation 1, burn's op otherwise.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if options.groups == 1 && options.dilation == [1, 1] && on_flex(&x) {
+        return conv2d_kernel(x, weight, bias, options);
+    }
+    burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// The project's conv2d kernel, unconditionally (f32 on flex, groups 1, dilation 1).
+#[cfg(feature = "flex")]
+pub fn conv2d_kernel(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let [sh, sw] = options.stride;
+    let y = Tensor::<4>::from_dispatch(<Dispatch as CpuKernels>::pc_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        sh,
+        sw,
+        pt,
+        pb,
+        pl,
+        pr,
+    ));
+    match bias {
+        Some(b) => {
+            let c = b.dims()[0];
+            y + b.reshape([1, c, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// Output and batch statistics of a training-mode BatchNorm.
+#[derive(Debug, Clone)]
+pub struct BatchNormTrain<const D: usize> {
+    /// Normalised, scaled and shifted input.
+    pub output: Tensor<D>,
+    /// Per-channel batch mean.
+    pub mean: Tensor<1>,
+    /// Per-channel biased batch variance.
+    pub variance: Tensor<1>,
+}
+
+/// BatchNorm with batch statistics, as `burn::tensor::module::batch_norm_train`: the
+/// project's kernel for f32 on flex, burn's op otherwise.
+pub fn batch_norm_train<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BatchNormTrain<D> {
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return batch_norm_train_kernel(x, gamma, beta, epsilon);
+    }
+    let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+    BatchNormTrain {
+        output: r.output,
+        mean: r.mean,
+        variance: r.variance,
+    }
+}
+
+/// The project's BatchNorm kernel, unconditionally (f32 on flex).
+#[cfg(feature = "flex")]
+pub fn batch_norm_train_kernel<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> BatchNormTrain<D> {
+    let (y, m, v) = <Dispatch as CpuKernels>::pc_batch_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    BatchNormTrain {
+        output: Tensor::from_dispatch(y),
+        mean: Tensor::from_dispatch(m),
+        variance: Tensor::from_dispatch(v),
+    }
+}
