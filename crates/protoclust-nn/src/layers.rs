@@ -44,40 +44,36 @@ pub trait BatchNormExt {
 
 impl BatchNormExt for BatchNorm {
     fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if !trains(self, &x) {
+        // Batch statistics exactly when burn's `forward` would use them.
+        if !(x.device().is_autodiff() && self.training.is_enabled()) {
             return self.forward(x);
         }
-        let r =
-            kernels::batch_norm_train(x.clone(), self.gamma.val(), self.beta.val(), self.epsilon);
-        update_running(self, &x, r)
-    }
-}
-
-/// Whether the layer normalises with batch statistics (as `BatchNorm::forward` decides).
-fn trains<const D: usize>(bn: &BatchNorm, x: &Tensor<D>) -> bool {
-    x.device().is_autodiff() && bn.training.is_enabled()
-}
-
-/// Folds the batch statistics into the running ones (PyTorch's rule) and returns the output.
-fn update_running<const D: usize>(
-    bn: &BatchNorm,
-    x: &Tensor<D>,
-    r: kernels::BatchNormTrain<D>,
-) -> Tensor<D> {
-    {
         let dims = x.dims();
-        let n = (dims.iter().product::<usize>() / dims[1].max(1)) as f64;
-        let device = x.device();
-        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-        let m = bn.momentum;
-        let mean = bn.running_mean.value_sync().to_device(&device);
-        let var = bn.running_var.value_sync().to_device(&device);
-        let mean = mean.mul_scalar(1.0 - m).add(r.mean.detach().mul_scalar(m));
-        let var = var
-            .mul_scalar(1.0 - m)
-            .add(r.variance.detach().mul_scalar(m * unbias));
-        bn.running_mean.update(mean.detach());
-        bn.running_var.update(var.detach());
+        let count = dims.iter().product::<usize>() / dims[1].max(1);
+        let r = kernels::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
+        update_running(self, r.mean, r.variance, count);
+        r.output
     }
-    r.output
+}
+
+/// Folds one batch's mean and biased variance over `count` values per channel into the
+/// running statistics, PyTorch's rule: `r ← (1 − m)·r + m·batch`, the variance made unbiased.
+fn update_running(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>, count: usize) {
+    let device = mean.device();
+    let unbias = if count > 1 {
+        count as f64 / (count - 1) as f64
+    } else {
+        1.0
+    };
+    let m = bn.momentum;
+    let run_mean = bn.running_mean.value_sync().to_device(&device);
+    let run_var = bn.running_var.value_sync().to_device(&device);
+    let run_mean = run_mean
+        .mul_scalar(1.0 - m)
+        .add(mean.detach().mul_scalar(m));
+    let run_var = run_var
+        .mul_scalar(1.0 - m)
+        .add(variance.detach().mul_scalar(m * unbias));
+    bn.running_mean.update(run_mean.detach());
+    bn.running_var.update(run_var.detach());
 }
