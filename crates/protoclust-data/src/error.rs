@@ -5,13 +5,14 @@ use std::path::PathBuf;
 /// What went wrong reading or transforming data.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
+    /// A file could not be read. (The OS error is part of the message, not a `source`: an
+    /// error chain printed with its causes would say it twice.)
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file's size or content does not match its declared format.
     #[error("{path}: {reason}")]

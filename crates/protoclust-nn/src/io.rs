@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 /// Why a tensor file could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    /// The OS refused.
-    #[error("{path}: {source}")]
+    /// The OS refused. (The OS error is part of the message, not a `source`: an error chain
+    /// printed with its causes would say it twice.)
+    #[error("{path}: {error}")]
     Os {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a valid safetensors file or holds an unexpected tensor.
     #[error("{path}: {reason}")]
@@ -33,9 +34,9 @@ pub type NamedTensors = BTreeMap<String, HostTensor>;
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
 /// crash never leaves a half-written file under the final name.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let os = |source| IoError::Os {
+    let os = |error| IoError::Os {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(os)?;
@@ -118,9 +119,9 @@ pub fn save_mixed(
 
 /// Reads every f32 tensor of a safetensors file, with its metadata.
 pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoError> {
-    let bytes = std::fs::read(path).map_err(|source| IoError::Os {
+    let bytes = std::fs::read(path).map_err(|error| IoError::Os {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let fmt = |reason: String| IoError::Format {
         path: path.to_path_buf(),

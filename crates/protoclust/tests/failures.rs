@@ -226,3 +226,12 @@ fn an_unknown_kernel_choice_is_a_one_line_error() {
         &["PROTOCLUST_KERNELS", "\"burn\""],
     );
 }
+
+#[test]
+fn a_missing_model_file_is_named_once_with_the_os_reason_once() {
+    let missing = common::scratch("missing-model").join("nope.safetensors");
+    let (ok, stderr) = protoclust(&["eval", "knn", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert_one_line_error(&stderr, &["nope.safetensors", "No such file"]);
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}

@@ -43,9 +43,9 @@ impl Cifar {
         let mut labels = Vec::new();
         let mut planes = Vec::new();
         for path in files {
-            let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+            let bytes = std::fs::read(path).map_err(|error| DataError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             Self::parse(kind, path, &bytes, &mut labels, &mut planes)?;
         }

@@ -22,9 +22,9 @@ fn is_image(p: &Path) -> bool {
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| DataError::Io {
+    let rd = std::fs::read_dir(dir).map_err(|error| DataError::Io {
         path: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let mut out: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     out.sort();
@@ -33,9 +33,9 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 
 /// Decodes an image file to 8-bit RGB (grey and alpha images are converted).
 pub fn decode(path: &Path) -> Result<RgbImage, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
         path: path.to_path_buf(),

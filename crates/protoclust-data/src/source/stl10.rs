@@ -17,9 +17,9 @@ pub struct Stl10 {
 impl Stl10 {
     /// Reads an `X` file and, for labelled splits, its `y` file.
     pub fn open(x: &Path, y: Option<&Path>) -> Result<Self, DataError> {
-        let images = std::fs::read(x).map_err(|source| DataError::Io {
+        let images = std::fs::read(x).map_err(|error| DataError::Io {
             path: x.to_path_buf(),
-            source,
+            error,
         })?;
         if images.is_empty() || images.len() % BYTES != 0 {
             return Err(DataError::Format {
@@ -34,9 +34,9 @@ impl Stl10 {
         let labels = match y {
             None => None,
             Some(y) => {
-                let l = std::fs::read(y).map_err(|source| DataError::Io {
+                let l = std::fs::read(y).map_err(|error| DataError::Io {
                     path: y.to_path_buf(),
-                    source,
+                    error,
                 })?;
                 if l.len() != n || l.iter().any(|&v| !(1..=10).contains(&v)) {
                     return Err(DataError::Format {
