@@ -54,6 +54,7 @@ impl KernelChoice {
 }
 
 /// Whether `t` lives on the flex device as f32 and the project's kernels are switched on.
+#[cfg(feature = "flex")]
 fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
     KernelChoice::current() == KernelChoice::Protoclust && runs_on_flex(t)
 }
