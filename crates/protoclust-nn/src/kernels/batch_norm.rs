@@ -52,6 +52,26 @@ fn row_sums(a: &[f32], b: &[f32], shift_a: f32, shift_b: f32) -> (f64, f64) {
     (ta, tab)
 }
 
+/// Per channel: (Σ (a − sa), Σ (a − sa)·(b − sb)) over the batch, with the shifts `shifts(ch)`,
+/// channels in parallel, rows summed in order.
+fn channel_sums(
+    l: Layout,
+    a: &[f32],
+    b: &[f32],
+    shifts: impl Fn(usize) -> (f32, f32) + Sync,
+) -> Vec<(f64, f64)> {
+    (0..l.c)
+        .into_par_iter()
+        .map(|ch| {
+            let (sa, sb) = shifts(ch);
+            l.rows(a, ch)
+                .zip(l.rows(b, ch))
+                .map(|(ra, rb)| row_sums(ra, rb, sa, sb))
+                .fold((0.0, 0.0), |(u, v), (p, q)| (u + p, v + q))
+        })
+        .collect()
+}
+
 /// Coefficients of a second input: `out += k_c · (z − m_c)`.
 struct Second<'a> {
     z: &'a [f32],
@@ -98,22 +118,18 @@ pub fn forward(
     epsilon: f64,
     y: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let stats: Vec<(f64, f64)> = (0..l.c)
-        .into_par_iter()
-        .map(|ch| {
-            // Shifted sums: the first element keeps Σx² − (Σx)²/n well conditioned.
-            let shift = l
-                .rows(x, ch)
-                .next()
-                .and_then(|r| r.first().copied())
-                .unwrap_or(0.0);
-            let (s, ss) = l
-                .rows(x, ch)
-                .map(|r| row_sums(r, r, shift, shift))
-                .fold((0.0, 0.0), |(a, b), (u, v)| (a + u, b + v));
+    // Shifted sums: each channel's first element keeps Σx² − (Σx)²/n well conditioned.
+    let shift = |ch: usize| {
+        let first = l.rows(x, ch).next().and_then(|r| r.first().copied());
+        first.unwrap_or(0.0)
+    };
+    let stats: Vec<(f64, f64)> = channel_sums(l, x, x, |ch| (shift(ch), shift(ch)))
+        .into_iter()
+        .enumerate()
+        .map(|(ch, (s, ss))| {
             let m = s / l.count();
             let var = (ss / l.count() - m * m).max(0.0);
-            (shift as f64 + m, var)
+            (shift(ch) as f64 + m, var)
         })
         .collect();
     let mut a = vec![0f32; l.c];
@@ -144,15 +160,7 @@ pub fn backward(
     epsilon: f64,
     dx: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
-    let sums: Vec<(f64, f64)> = (0..l.c)
-        .into_par_iter()
-        .map(|ch| {
-            l.rows(dy, ch)
-                .zip(l.rows(x, ch))
-                .map(|(g, v)| row_sums(g, v, 0.0, mean[ch]))
-                .fold((0.0, 0.0), |(a, b), (u, w)| (a + u, b + w))
-        })
-        .collect();
+    let sums = channel_sums(l, dy, x, |ch| (0.0, mean[ch]));
     let n = l.count();
     let mut k1 = vec![0f32; l.c];
     let mut k2 = vec![0f32; l.c];

@@ -12,15 +12,8 @@ use super::geometry::ConvGeometry;
 /// The column layout of a chunk's patch matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lowering {
-    /// Output pixels on the padded grid; `pitch` = padded width, `span` = columns per image.
-    Grid {
-        /// Padded input width Wp.
-        pitch: usize,
-        /// Padded input height Hp.
-        rows: usize,
-        /// Columns per image: (OH − 1)·Wp + OW.
-        span: usize,
-    },
+    /// Output pixels on the padded grid: (OH − 1)·Wp + OW columns per image.
+    Grid,
     /// Exactly the OH·OW output pixels per image.
     Patches,
 }
@@ -31,14 +24,10 @@ const MAX_GRID_OVERHEAD: f64 = 1.25;
 impl Lowering {
     /// The lowering used for `g`.
     pub fn of(g: &ConvGeometry) -> Self {
-        let pitch = g.in_w + g.pad_l + g.pad_r;
+        let (pitch, _) = padded(g);
         let stride_one = g.stride_h == 1 && g.stride_w == 1;
         if stride_one && pitch as f64 <= MAX_GRID_OVERHEAD * g.out_w as f64 {
-            Lowering::Grid {
-                pitch,
-                rows: g.in_h + g.pad_t + g.pad_b,
-                span: (g.out_h - 1) * pitch + g.out_w,
-            }
+            Lowering::Grid
         } else {
             Lowering::Patches
         }
@@ -46,15 +35,16 @@ impl Lowering {
 
     /// Columns per image.
     pub fn span(&self, g: &ConvGeometry) -> usize {
-        match *self {
-            Lowering::Grid { span, .. } => span,
+        match self {
+            Lowering::Grid => (g.out_h - 1) * padded(g).0 + g.out_w,
             Lowering::Patches => g.out_pixels(),
         }
     }
 
     /// Scratch elements one image needs besides the matrices (the padded image).
     pub fn image_scratch(&self, g: &ConvGeometry) -> usize {
-        g.in_c * (g.in_h + g.pad_t + g.pad_b) * (g.in_w + g.pad_l + g.pad_r)
+        let (pitch, rows) = padded(g);
+        g.in_c * rows * pitch
     }
 
     /// Writes the patch matrix (K rows, `nb` images · span columns) of the chunk `x` into `col`.
@@ -69,23 +59,17 @@ impl Lowering {
         let span = self.span(g);
         let cols = nb * span;
         let (pitch, rows) = padded(g);
-        let plane = rows * pitch;
         let table = self.offsets(g, pitch);
         for i in 0..nb {
             let xi = &x[i * g.in_len()..(i + 1) * g.in_len()];
             pad_image(g, xi, pitch, rows, pad);
-            for c in 0..g.in_c {
-                for kh in 0..g.k_h {
-                    for kw in 0..g.k_w {
-                        let r = (c * g.k_h + kh) * g.k_w + kw;
-                        let src = &pad[c * plane + kh * pitch + kw..];
-                        let dst = &mut col[r * cols + i * span..r * cols + (i + 1) * span];
-                        match *self {
-                            Lowering::Grid { .. } => dst.copy_from_slice(&src[..span]),
-                            Lowering::Patches => {
-                                dst.iter_mut().zip(&table).for_each(|(d, &o)| *d = src[o]);
-                            }
-                        }
+            for (r, tap) in taps(g) {
+                let src = &pad[tap..];
+                let dst = &mut col[r * cols + i * span..r * cols + (i + 1) * span];
+                match self {
+                    Lowering::Grid => dst.copy_from_slice(&src[..span]),
+                    Lowering::Patches => {
+                        dst.iter_mut().zip(&table).for_each(|(d, &o)| *d = src[o]);
                     }
                 }
             }
@@ -95,7 +79,7 @@ impl Lowering {
     /// Offset in the padded image of each output pixel's top-left tap (empty for the grid).
     fn offsets(&self, g: &ConvGeometry, pitch: usize) -> Vec<usize> {
         match self {
-            Lowering::Grid { .. } => Vec::new(),
+            Lowering::Grid => Vec::new(),
             Lowering::Patches => (0..g.out_h)
                 .flat_map(|oh| {
                     (0..g.out_w).map(move |ow| oh * g.stride_h * pitch + ow * g.stride_w)
@@ -113,9 +97,10 @@ impl Lowering {
             for oc in 0..o {
                 let src = &dy[(i * o + oc) * p..(i * o + oc + 1) * p];
                 let dst = &mut out[oc * cols + i * span..oc * cols + (i + 1) * span];
-                match *self {
+                match self {
                     Lowering::Patches => dst.copy_from_slice(src),
-                    Lowering::Grid { pitch, .. } => {
+                    Lowering::Grid => {
+                        let pitch = padded(g).0;
                         for oh in 0..g.out_h {
                             let row = &mut dst[oh * pitch..(oh * pitch + pitch).min(span)];
                             row[..g.out_w].copy_from_slice(&src[oh * g.out_w..(oh + 1) * g.out_w]);
@@ -135,9 +120,10 @@ impl Lowering {
             for oc in 0..o {
                 let src = &rows[oc * cols + i * span..oc * cols + (i + 1) * span];
                 let dst = &mut y[(i * o + oc) * p..(i * o + oc + 1) * p];
-                match *self {
+                match self {
                     Lowering::Patches => dst.copy_from_slice(src),
-                    Lowering::Grid { pitch, .. } => {
+                    Lowering::Grid => {
+                        let pitch = padded(g).0;
                         for oh in 0..g.out_h {
                             dst[oh * g.out_w..(oh + 1) * g.out_w]
                                 .copy_from_slice(&src[oh * pitch..oh * pitch + g.out_w]);
@@ -161,33 +147,39 @@ impl Lowering {
         let span = self.span(g);
         let cols = nb * span;
         let (pitch, rows) = padded(g);
-        let plane = rows * pitch;
         let table = self.offsets(g, pitch);
         for i in 0..nb {
             let dxi = &mut dx[i * g.in_len()..(i + 1) * g.in_len()];
-            let pad = &mut pad[..g.in_c * plane];
+            let pad = &mut pad[..g.in_c * rows * pitch];
             pad.fill(0.0);
-            for c in 0..g.in_c {
-                for kh in 0..g.k_h {
-                    for kw in 0..g.k_w {
-                        let r = (c * g.k_h + kh) * g.k_w + kw;
-                        let dst = &mut pad[c * plane + kh * pitch + kw..];
-                        let src = &col[r * cols + i * span..r * cols + (i + 1) * span];
-                        match *self {
-                            Lowering::Grid { .. } => {
-                                dst[..span].iter_mut().zip(src).for_each(|(d, s)| *d += *s)
-                            }
-                            // Distinct output pixels of one tap read distinct inputs.
-                            Lowering::Patches => {
-                                src.iter().zip(&table).for_each(|(s, &o)| dst[o] += *s)
-                            }
-                        }
-                    }
+            for (r, tap) in taps(g) {
+                let dst = &mut pad[tap..];
+                let src = &col[r * cols + i * span..r * cols + (i + 1) * span];
+                match self {
+                    Lowering::Grid => dst[..span].iter_mut().zip(src).for_each(|(d, s)| *d += *s),
+                    // Distinct output pixels of one tap read distinct inputs.
+                    Lowering::Patches => src.iter().zip(&table).for_each(|(s, &o)| dst[o] += *s),
                 }
             }
             unpad_image(g, pad, pitch, rows, dxi);
         }
     }
+}
+
+/// Every patch-matrix row `r = (c·KH + kh)·KW + kw` with the offset of its tap (kh, kw) of
+/// channel c in the padded image.
+fn taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let (pitch, rows) = padded(g);
+    (0..g.in_c).flat_map(move |c| {
+        (0..g.k_h).flat_map(move |kh| {
+            (0..g.k_w).map(move |kw| {
+                (
+                    (c * g.k_h + kh) * g.k_w + kw,
+                    c * rows * pitch + kh * pitch + kw,
+                )
+            })
+        })
+    })
 }
 
 /// (pitch, rows) of the zero-padded image.
@@ -253,7 +245,8 @@ mod tests {
             let mut c: Vec<f32> = (0..col.len())
                 .map(|i| ((i * 104729) % 89) as f32 / 89.0 - 0.5)
                 .collect();
-            if let Lowering::Grid { pitch, .. } = low {
+            if low == Lowering::Grid {
+                let pitch = padded(&g).0;
                 for (j, v) in c.iter_mut().enumerate() {
                     if (j % cols % low.span(&g)) % pitch >= g.out_w {
                         *v = 0.0;

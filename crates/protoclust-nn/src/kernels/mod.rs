@@ -53,24 +53,13 @@ impl KernelChoice {
     }
 }
 
-/// Whether `t` lives on the flex device as f32 and the project's kernels are switched on.
+/// Whether the project's kernels are switched on and `t` is an f32 tensor on the flex device
+/// (with or without autodiff).
 #[cfg(feature = "flex")]
 fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    KernelChoice::current() == KernelChoice::Protoclust && runs_on_flex(t)
-}
-
-/// Whether `t` is an f32 tensor on the flex device (with or without autodiff).
-pub fn runs_on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        t.dtype() == burn::tensor::DType::F32
-            && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = t;
-        false
-    }
+    KernelChoice::current() == KernelChoice::Protoclust
+        && t.dtype() == burn::tensor::DType::F32
+        && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// conv2d with burn's semantics: the project's kernel for f32 on flex with groups 1 and

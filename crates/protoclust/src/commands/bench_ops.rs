@@ -18,14 +18,9 @@ use protoclust_nn::kernels::gemm::{matmul, View};
 use protoclust_nn::kernels::geometry::ConvGeometry;
 use std::time::Instant;
 
-/// One convolution of the backbone at the bench's batch.
-struct Layer {
-    geometry: ConvGeometry,
-}
-
 /// Appends `conv` applied to `batch` images of `size`; returns its output size.
 fn push(
-    layers: &mut Vec<Layer>,
+    layers: &mut Vec<ConvGeometry>,
     conv: &Conv2d,
     batch: usize,
     size: [usize; 2],
@@ -44,12 +39,12 @@ fn push(
     .ok_or_else(|| {
         anyhow::anyhow!("bench --ops: a {kh}x{kw} convolution does not fit a {size:?} map")
     })?;
-    layers.push(Layer { geometry: g });
+    layers.push(g);
     Ok([g.out_h, g.out_w])
 }
 
 /// The convolutions of `net` on `batch` images of `size` pixels, in forward order.
-fn layers_of(net: &ResNet, batch: usize, size: usize) -> Result<Vec<Layer>> {
+fn layers_of(net: &ResNet, batch: usize, size: usize) -> Result<Vec<ConvGeometry>> {
     let mut layers = Vec::new();
     let mut s = push(&mut layers, &net.conv1, batch, [size, size])?;
     if net.maxpool {
@@ -116,8 +111,7 @@ pub fn run(
     let net = resnet(config, 0, &burn::tensor::Device::flex())?;
     let layers = layers_of(&net, images, size)?;
     let mut rows = [Row::default(); 5];
-    for layer in &layers {
-        let g = layer.geometry;
+    for &g in &layers {
         let x = noise(g.batch * g.in_len(), 1);
         let w = noise(g.out_c * g.patch_len(), 2);
         let dy = noise(g.batch * g.out_len(), 3);
