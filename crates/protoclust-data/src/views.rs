@@ -210,11 +210,12 @@ impl MultiCrop {
                 });
             }
             if let Some(side) = image_side {
-                if c.size > side.saturating_mul(8) {
+                if c.size > side {
                     return Err(DataError::Config {
                         field: format!("{f}.size"),
                         reason: format!(
-                            "crop of {} px is far larger than the {side} px images",
+                            "a {} px crop is larger than every image ({side} px): each crop \
+                             would only be upsampled; use crops of at most {side} px",
                             c.size
                         ),
                     });

@@ -60,6 +60,40 @@ pub fn write_strip(
         let t = thumbnail(source, idx, side)?;
         image::imageops::replace(&mut canvas, &t, (i as u32 * (side + gap)) as i64, 0);
     }
+    write_png(canvas, path)
+}
+
+/// Writes the thumbnails of `images` as a contact sheet: rows of `cols` thumbnails (`side` px
+/// each, 2 px gaps), as a PNG.
+pub fn write_sheet(
+    source: &dyn Source,
+    images: &[usize],
+    side: u32,
+    cols: usize,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let gap = 2u32;
+    let cols = cols.clamp(1, images.len().max(1)) as u32;
+    let rows = (images.len().max(1) as u32).div_ceil(cols);
+    let mut canvas = image::RgbImage::from_pixel(
+        cols * side + (cols - 1) * gap,
+        rows * side + (rows - 1) * gap,
+        image::Rgb([255, 255, 255]),
+    );
+    for (i, &idx) in images.iter().enumerate() {
+        let t = thumbnail(source, idx, side)?;
+        let (r, c) = (i as u32 / cols, i as u32 % cols);
+        image::imageops::replace(
+            &mut canvas,
+            &t,
+            (c * (side + gap)) as i64,
+            (r * (side + gap)) as i64,
+        );
+    }
+    write_png(canvas, path)
+}
+
+fn write_png(canvas: image::RgbImage, path: &Path) -> Result<(), ReportError> {
     let mut bytes = Vec::new();
     image::DynamicImage::ImageRgb8(canvas)
         .write_to(

@@ -254,6 +254,19 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     cfg.optim.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if cfg.method == "swav" {
+        let b = cfg.loader.batch_size.max(1);
+        let q = cfg.swav.queue_length / b * b;
+        let (k, n) = (cfg.swav.prototypes, b + q);
+        if k > 8 * n {
+            bail!(
+                "swav.prototypes = {k} is far above the {n} samples one Sinkhorn step assigns \
+                 (loader.batch_size {b} + queue {q}): at most {n} prototypes can win a step and \
+                 most would never be assigned; use at most {} prototypes, or a queue",
+                8 * n
+            );
+        }
+    }
     if cfg.loader.batch_size < 2 {
         bail!(
             "loader.batch_size = {}: training needs at least 2 (BatchNorm)",
@@ -327,7 +340,7 @@ mod tests {
     #[test]
     fn overrides_replace_values() {
         let c = parse(
-            "[swav]\nprototypes = 10\n",
+            "[data]\nsize = 224\n[swav]\nprototypes = 10\n",
             "x.toml",
             &["swav.prototypes=30".into(), "train.run_dir=out/x".into()],
         )

@@ -2,7 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use protoclust_data::source::cifar::CifarKind;
-use protoclust_data::source::{Cifar, ImageFolder, Source, Stl10, Synthetic};
+use protoclust_data::source::{
+    Cifar, FileList, FolderLayout, ImageFolder, Source, Stl10, Synthetic,
+};
 use protoclust_data::views::CenterView;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,8 +23,13 @@ pub enum DataKind {
     Cifar100,
     /// STL-10 binary: paths = [X file] or [X file, y file].
     Stl10,
-    /// An image folder (class sub-folders or flat).
+    /// An image folder: class sub-folders (images at any depth below each), or flat.
     Folder,
+    /// Every image anywhere under a folder, no labels.
+    #[serde(rename = "folder-unlabelled")]
+    FolderUnlabelled,
+    /// A list file: one image path per line, optionally `path,label`.
+    List,
 }
 
 /// A data set and how much of it to use.
@@ -56,6 +63,18 @@ impl Default for DataSpec {
     }
 }
 
+/// True the first time `root` is asked about in this process (a folder's skipped files are
+/// reported once, however often it is opened).
+fn first_report(root: &std::path::Path) -> bool {
+    static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.iter().any(|p| p == root) {
+        return false;
+    }
+    seen.push(root.to_path_buf());
+    true
+}
+
 struct Limited {
     inner: Arc<dyn Source>,
     len: usize,
@@ -80,6 +99,9 @@ impl Source for Limited {
     fn label(&self, i: usize) -> Option<u32> {
         (i < self.len).then(|| self.inner.label(i)).flatten()
     }
+    fn path(&self, i: usize) -> Option<&std::path::Path> {
+        (i < self.len).then(|| self.inner.path(i)).flatten()
+    }
 }
 
 impl DataSpec {
@@ -89,7 +111,7 @@ impl DataSpec {
             DataKind::Synthetic => Some(self.size),
             DataKind::Cifar10 | DataKind::Cifar100 => Some(32),
             DataKind::Stl10 => Some(96),
-            DataKind::Folder => None,
+            DataKind::Folder | DataKind::FolderUnlabelled | DataKind::List => None,
         }
     }
 
@@ -136,8 +158,11 @@ impl DataSpec {
             "cifar100" => DataKind::Cifar100,
             "stl10" => DataKind::Stl10,
             "folder" => DataKind::Folder,
+            "folder-unlabelled" => DataKind::FolderUnlabelled,
+            "list" => DataKind::List,
             other => bail!(
-                "data `{s}`: unknown kind `{other}` (synthetic, cifar10, cifar100, stl10, folder)"
+                "data `{s}`: unknown kind `{other}` (synthetic, cifar10, cifar100, stl10, \
+                 folder, folder-unlabelled, list)"
             ),
         };
         let mut spec = DataSpec {
@@ -192,9 +217,24 @@ impl DataSpec {
                 [x, y] => Arc::new(Stl10::open(x, Some(y))?),
                 _ => bail!("data.paths: STL-10 needs [X file] or [X file, y file]"),
             },
-            DataKind::Folder => match self.paths.as_slice() {
-                [root] => Arc::new(ImageFolder::open(root)?),
+            DataKind::Folder | DataKind::FolderUnlabelled => match self.paths.as_slice() {
+                [root] => {
+                    let layout = if self.kind == DataKind::Folder {
+                        FolderLayout::Classes
+                    } else {
+                        FolderLayout::Unlabelled
+                    };
+                    let folder = ImageFolder::open_as(root, layout)?;
+                    if folder.skipped().count() > 0 && first_report(root) {
+                        eprintln!("note: {}: skipped {}", root.display(), folder.skipped());
+                    }
+                    Arc::new(folder)
+                }
                 _ => bail!("data.paths: an image folder needs exactly one directory"),
+            },
+            DataKind::List => match self.paths.as_slice() {
+                [list] => Arc::new(FileList::open(list)?),
+                _ => bail!("data.paths: a list needs exactly one list file"),
             },
         };
         if self.limit > 0 && self.limit < src.len() {

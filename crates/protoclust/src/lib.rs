@@ -6,5 +6,6 @@ pub mod config;
 pub mod data_spec;
 pub mod device;
 pub mod model_file;
+pub mod preflight;
 pub mod runner;
 pub mod suite;

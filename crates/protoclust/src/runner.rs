@@ -111,6 +111,7 @@ pub fn run_method<M: Method>(
     device: &Device,
 ) -> Result<RunSummary<ResNet>> {
     let loader = loader_for(cfg, method)?;
+    crate::preflight::check(cfg, &loader)?;
     let config_toml = toml::to_string(cfg).context("serialising the resolved config")?;
     let run_dir = cfg.train.run_dir.clone();
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;

@@ -34,6 +34,15 @@ fn describe(spec: &DataSpec) -> String {
     serde_json::to_string(spec).unwrap_or_default()
 }
 
+/// Why an evaluation cannot run on an unlabelled split.
+fn unlabelled(which: &str) -> String {
+    format!(
+        "--{which}: the {which} split has no labels; this evaluation needs labelled splits \
+         (class sub-folders with folder:, a list of path,label lines with list:, or a labelled \
+         data set)"
+    )
+}
+
 impl Splits {
     /// The given specs, or the run's `monitor.train`/`monitor.test` when the model file is a
     /// checkpoint that has them.
@@ -51,12 +60,12 @@ impl Splits {
             .map(|c| c.eval_view.clone())
             .unwrap_or_else(|| tr.default_eval_view());
         let train = tr.open().context("--train")?;
-        let classes = train
-            .num_classes()
-            .context("the train split has no labels")?;
+        let test = te.open().context("--test")?;
+        let classes = train.num_classes().with_context(|| unlabelled("train"))?;
+        test.num_classes().with_context(|| unlabelled("test"))?;
         Ok(Self {
             train,
-            test: te.open().context("--test")?,
+            test,
             view,
             classes,
             names: [describe(&tr), describe(&te)],

@@ -35,7 +35,8 @@ fn truncated_cifar_file_is_a_one_line_error_naming_it() {
     std::fs::write(
         &cfg,
         format!(
-            "[data]\nkind = \"cifar10\"\npaths = [{:?}]\n[train]\nrun_dir = {:?}\n",
+            "[data]\nkind = \"cifar10\"\npaths = [{:?}]\n[train]\nrun_dir = {:?}\n\
+             [swav]\nprototypes = 100\n[[swav.views.crops]]\ncount = 2\nsize = 32\nscale = [0.14, 1.0]\n",
             f,
             d.join("run")
         ),
@@ -234,4 +235,65 @@ fn a_missing_model_file_is_named_once_with_the_os_reason_once() {
     assert!(!ok);
     assert_one_line_error(&stderr, &["nope.safetensors", "No such file"]);
     assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}
+
+/// The error of training `c` (validation, then the checks against the opened data), which
+/// must fail before the first step: no checkpoint is written.
+fn refusal(c: &protoclust::config::RunConfig) -> String {
+    let e = match protoclust::config::validate(c) {
+        Err(e) => e,
+        Ok(()) => runner::run(c, None, true, &Device::flex())
+            .err()
+            .expect("the config was accepted"),
+    };
+    let written = std::fs::read_dir(&c.train.run_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(written, 0, "a checkpoint was written before the refusal");
+    format!("{e:#}")
+}
+
+#[test]
+fn configs_that_cannot_work_are_refused_naming_field_and_numbers() {
+    let d = common::scratch("refused");
+    let base = common::tiny_method_config(&d.join("run"), "swav"); // 32 images, batch 8
+    let check = |c: protoclust::config::RunConfig, needles: &[&str]| {
+        let e = refusal(&c);
+        for n in needles {
+            assert!(e.contains(n), "`{n}` not in: {e}");
+        }
+    };
+    for m in ["odc", "deepcluster"] {
+        let mut c = common::tiny_method_config(&d.join(m), m);
+        c.odc.clusters = 32;
+        c.odc.min_cluster = 0;
+        c.deepcluster.clusters = 32;
+        check(c, &[&format!("{m}.clusters = 32"), "32 images"]);
+    }
+    let mut c = base.clone();
+    c.swav.prototypes = 8 * (8 + 16) + 1;
+    check(
+        c,
+        &["swav.prototypes = 193", "batch_size 8 + queue 16", "192"],
+    );
+    let mut c = base.clone();
+    c.swav.queue_length = 40;
+    check(c, &["swav.queue_length = 40", "32 images"]);
+    let mut c = base.clone();
+    c.swav.views.crops[0].size = 17;
+    check(c, &["swav.views.crops[0].size", "17 px", "16 px"]);
+    let mut c = base.clone();
+    c.swav.freeze_prototypes_iterations = 8; // 2 epochs x 4 batches
+    check(
+        c,
+        &[
+            "swav.freeze_prototypes_iterations = 8",
+            "8 iterations",
+            "2 epochs x 4 batches",
+        ],
+    );
 }

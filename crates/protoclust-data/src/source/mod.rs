@@ -2,15 +2,18 @@
 
 pub mod cifar;
 pub mod folder;
+pub mod list;
 pub mod pairs;
 pub mod stl10;
 pub mod subset;
 pub mod synthetic;
 
 use crate::{DataError, RgbImage};
+use std::path::Path;
 
 pub use cifar::Cifar;
-pub use folder::ImageFolder;
+pub use folder::{FolderLayout, ImageFolder};
+pub use list::FileList;
 pub use pairs::ImageMaskPairs;
 pub use stl10::Stl10;
 pub use subset::{balanced_split, Subset};
@@ -41,4 +44,8 @@ pub trait Source: Send + Sync {
     fn num_classes(&self) -> Option<usize>;
     /// Label of sample `index` without decoding its image, when labelled.
     fn label(&self, index: usize) -> Option<u32>;
+    /// The file sample `index` is read from, for sources of one file per image.
+    fn path(&self, _index: usize) -> Option<&Path> {
+        None
+    }
 }

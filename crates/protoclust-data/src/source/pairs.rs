@@ -87,4 +87,7 @@ impl Source for ImageMaskPairs {
     fn label(&self, _: usize) -> Option<u32> {
         None
     }
+    fn path(&self, index: usize) -> Option<&Path> {
+        self.images.get(index).map(|p| p.as_path())
+    }
 }

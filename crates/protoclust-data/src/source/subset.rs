@@ -55,6 +55,9 @@ impl Source for Subset {
     fn label(&self, index: usize) -> Option<u32> {
         self.indices.get(index).and_then(|&i| self.inner.label(i))
     }
+    fn path(&self, index: usize) -> Option<&std::path::Path> {
+        self.indices.get(index).and_then(|&i| self.inner.path(i))
+    }
 }
 
 /// Splits the labelled samples of `source` into (picked, rest): `fraction` of every class

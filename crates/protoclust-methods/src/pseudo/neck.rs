@@ -77,7 +77,7 @@ impl Neck {
 
     /// Forward pass; `dropout_seed` draws the dropout mask (None: inference, no dropout).
     pub fn forward(&self, x: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
-        let h = burn::tensor::activation::relu(self.bn0.run(self.fc0.forward(x)));
+        let h = protoclust_nn::kernels::relu(self.bn0.run(self.fc0.forward(x)));
         let h = match dropout_seed {
             Some(seed) if self.dropout > 0.0 => {
                 let [n, d] = h.dims();
@@ -97,7 +97,7 @@ impl Neck {
             }
             _ => h,
         };
-        burn::tensor::activation::relu(self.fc1.forward(h))
+        protoclust_nn::kernels::relu(self.fc1.forward(h))
     }
 }
 

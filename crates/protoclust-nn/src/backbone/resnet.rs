@@ -5,11 +5,11 @@
 //! the exporter maps those.
 
 use crate::init::Init;
+use crate::kernels::{add_relu, relu};
 use crate::layers::{BatchNormExt, Conv2dExt};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
@@ -227,7 +227,7 @@ impl Block {
         if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
             out = b3.run(c3.run(relu(out)));
         }
-        relu(out + identity)
+        add_relu(out, identity)
     }
 }
 

@@ -1,10 +1,10 @@
 //! MLP projector: Linear-BN-ReLU blocks ending in a plain Linear.
 
 use crate::init::Init;
+use crate::kernels::relu;
 use crate::layers::BatchNormExt;
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 

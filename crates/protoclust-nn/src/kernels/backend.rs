@@ -3,6 +3,7 @@
 
 use super::batch_norm::{self, Layout};
 use super::conv2d;
+use super::elementwise;
 use super::geometry::ConvGeometry;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -46,6 +47,12 @@ pub trait CpuKernels: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// ReLU (values ≤ 0 to 0, NaN kept).
+    fn pc_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// `relu(a + b)` for operands of one shape: a residual join.
+    fn pc_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The tensor's f32 values in row-major order (copied only when it is a strided view).
@@ -94,7 +101,7 @@ fn layout(x: &FlexTensor) -> Layout {
 /// Forward convolution on flex tensors.
 pub fn conv_forward(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> FlexTensor {
     let g = geometry(x, w, spec);
-    let mut y = vec![0f32; g.batch * g.out_len()];
+    let mut y = elementwise::zeroed(g.batch * g.out_len());
     conv2d::forward(&g, &values(x), &values(w), &mut y);
     tensor(y, vec![g.batch, g.out_c, g.out_h, g.out_w])
 }
@@ -107,7 +114,7 @@ pub fn conv_weight_grad(
     spec: ConvSpec,
 ) -> FlexTensor {
     let g = geometry(x, w, spec);
-    let mut dw = vec![0f32; g.out_c * g.patch_len()];
+    let mut dw = elementwise::zeroed(g.out_c * g.patch_len());
     conv2d::weight_grad(&g, &values(x), &values(dy), &mut dw);
     tensor(dw, vec![g.out_c, g.in_c, g.k_h, g.k_w])
 }
@@ -120,7 +127,7 @@ pub fn conv_input_grad(
     spec: ConvSpec,
 ) -> FlexTensor {
     let g = geometry(x, w, spec);
-    let mut dx = vec![0f32; g.batch * g.in_len()];
+    let mut dx = elementwise::zeroed(g.batch * g.in_len());
     conv2d::input_grad(&g, &values(w), &values(dy), &mut dx);
     tensor(dx, vec![g.batch, g.in_c, g.in_h, g.in_w])
 }
@@ -133,7 +140,7 @@ fn bn_forward(
     epsilon: f64,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let l = layout(x);
-    let mut y = vec![0f32; x.shape().num_elements()];
+    let mut y = elementwise::zeroed(x.shape().num_elements());
     let (mean, var) = batch_norm::forward(
         l,
         &values(x),
@@ -159,7 +166,7 @@ fn bn_backward(
     epsilon: f64,
 ) -> [FlexTensor; 3] {
     let l = layout(x);
-    let mut dx = vec![0f32; x.shape().num_elements()];
+    let mut dx = elementwise::zeroed(x.shape().num_elements());
     let (dgamma, dbeta) = batch_norm::backward(
         l,
         &values(x),
@@ -203,6 +210,34 @@ impl CpuKernels for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         bn_forward(&x, &gamma, &beta, epsilon)
     }
+
+    fn pc_relu(x: FlexTensor) -> FlexTensor {
+        relu_forward(&x)
+    }
+
+    fn pc_add_relu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        add_relu_forward(&a, &b)
+    }
+}
+
+fn relu_forward(x: &FlexTensor) -> FlexTensor {
+    tensor(elementwise::relu(&values(x)), x.shape().to_vec())
+}
+
+fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    assert_eq!(a.shape(), b.shape(), "protoclust add_relu: shapes differ");
+    tensor(
+        elementwise::add_relu(&values(a), &values(b)),
+        a.shape().to_vec(),
+    )
+}
+
+/// The gradient through a ReLU whose output was `y`.
+fn relu_grad(y: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
+    tensor(
+        elementwise::relu_backward(&values(y), &values(dy)),
+        y.shape().to_vec(),
+    )
 }
 
 #[derive(Debug)]
@@ -241,6 +276,23 @@ impl Backward<Flex, 3> for BatchNormBackward {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, grad);
             }
+        }
+    }
+}
+
+/// Backward of [`CpuKernels::pc_relu`] (`D` = 1) and [`CpuKernels::pc_add_relu`] (`D` = 2):
+/// every parent gets the output gradient masked by the output.
+#[derive(Debug)]
+struct ReluBackward<const D: usize>;
+
+impl<const D: usize> Backward<Flex, D> for ReluBackward<D> {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, D>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let dx = relu_grad(&ops.state, &dy);
+        for node in ops.parents.into_iter().flatten() {
+            grads.register::<Flex>(node.id, dx.clone());
         }
     }
 }
@@ -299,5 +351,33 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         (out, Self::from_inner(mean), Self::from_inner(var))
+    }
+
+    fn pc_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluBackward::<1>
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = relu_forward(x.primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(relu_forward(x.primitive())),
+        }
+    }
+
+    fn pc_add_relu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluBackward::<2>
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = add_relu_forward(a.primitive(), b.primitive());
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(add_relu_forward(a.primitive(), b.primitive())),
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dot;
+pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
 pub mod lowering;
@@ -156,4 +157,26 @@ pub fn batch_norm_train_kernel<const D: usize>(
         mean: Tensor::from_dispatch(m),
         variance: Tensor::from_dispatch(v),
     }
+}
+
+/// `relu(x)`: the project's parallel kernel for f32 on flex, burn's op otherwise.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return Tensor::from_dispatch(<Dispatch as CpuKernels>::pc_relu(x.into_dispatch()));
+    }
+    burn::tensor::activation::relu(x)
+}
+
+/// `relu(a + b)` (a ResNet block's residual join): one fused parallel pass for f32 on flex,
+/// burn's ops otherwise (and wherever the shapes differ, so broadcasting keeps burn's rules).
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if a.dims() == b.dims() && on_flex(&a) && on_flex(&b) {
+        return Tensor::from_dispatch(<Dispatch as CpuKernels>::pc_add_relu(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ));
+    }
+    burn::tensor::activation::relu(a + b)
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod assign;
 pub mod bench;
 #[cfg(feature = "flex")]
 pub mod bench_ops;
