@@ -31,14 +31,38 @@ pub enum IoError {
 /// Tensors by name.
 pub type NamedTensors = BTreeMap<String, HostTensor>;
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed, so a
-/// crash never leaves a half-written file under the final name.
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, renamed, and the
+/// directory synced, so a crash never leaves a half-written file under the final name. On any
+/// failure (a full disk included) the temporary file is removed and `path` is untouched.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    atomic_write_via(path, bytes, |p| std::fs::File::create(p))
+}
+
+/// A file being written: bytes, then durable.
+pub trait Sink: Write {
+    /// Flushes the contents to the device.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Sink for std::fs::File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_all()
+    }
+}
+
+/// [`atomic_write`] through the sink `create` opens for the temporary path (a seam for tests
+/// that inject a full disk).
+pub fn atomic_write_via<S: Sink>(
+    path: &Path,
+    bytes: &[u8],
+    create: impl FnOnce(&Path) -> std::io::Result<S>,
+) -> Result<(), IoError> {
     let os = |error| IoError::Os {
         path: path.to_path_buf(),
         error,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).map_err(os)?;
     }
     let tmp = path.with_extension(format!(
@@ -46,11 +70,37 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp).map_err(os)?;
-    f.write_all(bytes).map_err(os)?;
-    f.sync_all().map_err(os)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(os)
+    let written = create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.flush()?;
+        f.sync()
+    });
+    if let Err(error) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(os(error));
+    }
+    // The rename itself is durable only once the directory is.
+    #[cfg(unix)]
+    if let Some(dir) = dir {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(os)?;
+    }
+    Ok(())
+}
+
+/// Metadata key of the checksum every file written here carries.
+pub const CHECKSUM_KEY: &str = "protoclust_crc32";
+
+/// CRC-32 over the tensors in name order: each name, dtype, shape and raw bytes.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for (name, dtype, shape, data) in tensors {
+        h.update(name.as_bytes());
+        h.update(format!("{dtype:?}{shape:?}").as_bytes());
+        h.update(data);
+    }
+    format!("{:08x}", h.finalize())
 }
 
 /// A tensor to write: f32 host values, or i64 values (e.g. `num_batches_tracked`).
@@ -83,6 +133,15 @@ pub fn to_safetensors(
             ),
         })
         .collect();
+    let mut metadata = metadata;
+    metadata.insert(
+        CHECKSUM_KEY.to_string(),
+        checksum(
+            bytes
+                .iter()
+                .map(|(k, d, s, b)| (k.as_str(), *d, s.as_slice(), b.as_slice())),
+        ),
+    );
     let views: Vec<(String, TensorView<'_>)> = bytes
         .iter()
         .map(|(k, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (k.clone(), v)))
@@ -132,6 +191,20 @@ pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoEr
     let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| fmt(format!("not a safetensors file ({e})")))?;
+    if let Some(stored) = metadata.get(CHECKSUM_KEY) {
+        let mut views = st.tensors();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        let computed = checksum(
+            views
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.dtype(), v.shape(), v.data())),
+        );
+        if &computed != stored {
+            return Err(fmt(format!(
+                "corrupt: checksum {computed} does not match the stored {stored}"
+            )));
+        }
+    }
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         let data: Vec<f32> = match view.dtype() {
@@ -184,11 +257,70 @@ mod tests {
         let (back, m) = load(&path).unwrap();
         assert_eq!(back, t);
         assert_eq!(m.get("k").map(String::as_str), Some("v"));
+        // One flipped bit in the tensor data is caught by the checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("t.safetensors") && err.contains("corrupt"),
+            "{err}"
+        );
         std::fs::write(&path, b"garbage").unwrap();
         let err = load(&path).unwrap_err().to_string();
         assert!(
             err.contains("t.safetensors") && err.contains("not a safetensors"),
             "{err}"
         );
+    }
+
+    /// A disk that fills after `room` bytes.
+    struct FullDisk {
+        file: std::fs::File,
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.file.write(&buf[..n])
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl Sink for FullDisk {
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.file.sync_all()
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_clear_error_and_the_previous_file_survives() {
+        let dir = std::env::temp_dir().join(format!("pc-io-full-{}", std::process::id()));
+        let path = dir.join("last.safetensors");
+        atomic_write(&path, b"previous checkpoint").unwrap();
+        let err = atomic_write_via(&path, &[7u8; 4096], |p| {
+            Ok(FullDisk {
+                file: std::fs::File::create(p)?,
+                room: 1000,
+            })
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("last.safetensors") && err.contains("No space left on device"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous checkpoint");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "the temporary file is removed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

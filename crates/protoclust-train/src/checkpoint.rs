@@ -68,6 +68,62 @@ impl Checkpoint {
         Self::from_parts(path, all, &meta)
     }
 
+    /// The checkpoint to resume from: `path`; or, when `path` is `last` (the file the run
+    /// rewrites) and it is corrupt, the newest readable periodic checkpoint beside it
+    /// (`epoch-NNNN.safetensors`), with a warning saying so. Never a corrupt file.
+    pub fn load_for_resume(path: &Path) -> Result<(Self, Option<String>), IoError> {
+        let err = match Self::load(path) {
+            Ok(ck) => return Ok((ck, None)),
+            Err(e @ IoError::Format { .. })
+                if path.file_name() == Some("last.safetensors".as_ref()) =>
+            {
+                e
+            }
+            Err(e) => return Err(e),
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut periodic: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        name.starts_with("epoch-") && name.ends_with(".safetensors")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        periodic.sort();
+        let mut skipped = Vec::new();
+        for p in periodic.iter().rev() {
+            match Self::load(p) {
+                Ok(ck) => {
+                    let mut warning = format!(
+                        "{err}; resuming from {} (epoch {}, iteration {}) instead",
+                        p.display(),
+                        ck.meta.epoch,
+                        ck.meta.iteration
+                    );
+                    if !skipped.is_empty() {
+                        warning.push_str(&format!(" (also unreadable: {})", skipped.join(", ")));
+                    }
+                    return Ok((ck, Some(warning)));
+                }
+                Err(_) => skipped.push(p.display().to_string()),
+            }
+        }
+        Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{} and no readable periodic checkpoint (epoch-NNNN.safetensors) is beside it",
+                match &err {
+                    IoError::Format { reason, .. } => reason.as_str(),
+                    IoError::Os { .. } => "unreadable",
+                }
+            ),
+        })
+    }
+
     /// Builds a checkpoint from tensors and metadata already read from `path` (named in errors).
     pub fn from_parts(
         path: &Path,

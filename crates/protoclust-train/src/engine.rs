@@ -231,7 +231,10 @@ pub fn train<M: Method>(
         iteration: 0,
     };
     if let Some(path) = &opts.resume {
-        let ck = Checkpoint::load(path)?;
+        let (ck, warning) = Checkpoint::load_for_resume(path)?;
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
         let resume_err = |reason: String| TrainError::Resume {
             path: path.clone(),
             reason,

@@ -169,3 +169,53 @@ fn online_knn_monitor_records_init_and_epoch_accuracies() {
         .count();
     assert_eq!(epochs_with_knn, 2);
 }
+
+/// Flips one bit near the end of a file (inside its tensor data).
+fn corrupt(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_last_resumes_from_the_newest_valid_periodic_checkpoint() {
+    let dev = Device::flex();
+    let a_dir = common::scratch("resume-corrupt-a");
+    let b_dir = common::scratch("resume-corrupt-b");
+    let mut full = common::tiny_config(&a_dir, 3);
+    full.train.checkpoint_every_iterations = 0;
+    let a = runner::run(&full, None, true, &dev).unwrap();
+
+    let mut part = common::tiny_config(&b_dir, 3);
+    part.train.checkpoint_every_iterations = 0;
+    part.train.checkpoint_every_epochs = 1;
+    part.train.stop_after_iterations = Some(8); // mid-way through the third epoch
+    let b = runner::run(&part, None, true, &dev).unwrap();
+    let ckdir = b_dir.join("checkpoints");
+    corrupt(&b.last_checkpoint);
+    corrupt(&ckdir.join("epoch-0002.safetensors"));
+    let err = Checkpoint::load(&b.last_checkpoint).unwrap_err().to_string();
+    assert!(err.contains("last.safetensors") && err.contains("corrupt"), "{err}");
+
+    // The default resume path falls back to epoch-0001 (epoch-0002 is corrupt too) and the
+    // run still ends bit-identical to the uninterrupted one.
+    let (ck, warning) = Checkpoint::load_for_resume(&b.last_checkpoint).unwrap();
+    assert_eq!(ck.meta.epoch, 1);
+    let w = warning.unwrap();
+    assert!(w.contains("epoch-0001") && w.contains("epoch-0002"), "{w}");
+    let mut resumed = common::tiny_config(&b_dir, 3);
+    resumed.train.checkpoint_every_iterations = 0;
+    let c = runner::run(&resumed, Some(&b.last_checkpoint), true, &dev).unwrap();
+    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+
+    // An explicitly named corrupt checkpoint is refused, never used.
+    let named = ckdir.join("epoch-0002.safetensors");
+    let e = runner::run(&resumed, Some(&named), true, &dev).err().unwrap();
+    assert!(format!("{e:#}").contains("corrupt"), "{e:#}");
+    // With no readable periodic checkpoint left, the corrupt last is refused too.
+    corrupt(&b.last_checkpoint);
+    corrupt(&ckdir.join("epoch-0001.safetensors"));
+    let e = Checkpoint::load_for_resume(&b.last_checkpoint).unwrap_err().to_string();
+    assert!(e.contains("no readable periodic checkpoint"), "{e}");
+}
