@@ -195,8 +195,13 @@ fn a_corrupt_last_resumes_from_the_newest_valid_periodic_checkpoint() {
     let ckdir = b_dir.join("checkpoints");
     corrupt(&b.last_checkpoint);
     corrupt(&ckdir.join("epoch-0002.safetensors"));
-    let err = Checkpoint::load(&b.last_checkpoint).unwrap_err().to_string();
-    assert!(err.contains("last.safetensors") && err.contains("corrupt"), "{err}");
+    let err = Checkpoint::load(&b.last_checkpoint)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("last.safetensors") && err.contains("corrupt"),
+        "{err}"
+    );
 
     // The default resume path falls back to epoch-0001 (epoch-0002 is corrupt too) and the
     // run still ends bit-identical to the uninterrupted one.
@@ -211,11 +216,15 @@ fn a_corrupt_last_resumes_from_the_newest_valid_periodic_checkpoint() {
 
     // An explicitly named corrupt checkpoint is refused, never used.
     let named = ckdir.join("epoch-0002.safetensors");
-    let e = runner::run(&resumed, Some(&named), true, &dev).err().unwrap();
+    let e = runner::run(&resumed, Some(&named), true, &dev)
+        .err()
+        .unwrap();
     assert!(format!("{e:#}").contains("corrupt"), "{e:#}");
     // With no readable periodic checkpoint left, the corrupt last is refused too.
     corrupt(&b.last_checkpoint);
     corrupt(&ckdir.join("epoch-0001.safetensors"));
-    let e = Checkpoint::load_for_resume(&b.last_checkpoint).unwrap_err().to_string();
+    let e = Checkpoint::load_for_resume(&b.last_checkpoint)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no readable periodic checkpoint"), "{e}");
 }
