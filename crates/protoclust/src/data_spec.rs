@@ -2,9 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use protoclust_data::source::cifar::CifarKind;
-use protoclust_data::source::{
-    Cifar, FileList, FolderLayout, ImageFolder, Source, Stl10, Synthetic,
-};
+use protoclust_data::source::{Cifar, FolderLayout, ImageFiles, Source, Stl10, Synthetic};
 use protoclust_data::views::CenterView;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -224,7 +222,7 @@ impl DataSpec {
                     } else {
                         FolderLayout::Unlabelled
                     };
-                    let folder = ImageFolder::open_as(root, layout)?;
+                    let folder = ImageFiles::open_folder(root, layout)?;
                     if folder.skipped().count() > 0 && first_report(root) {
                         eprintln!("note: {}: skipped {}", root.display(), folder.skipped());
                     }
@@ -233,7 +231,7 @@ impl DataSpec {
                 _ => bail!("data.paths: an image folder needs exactly one directory"),
             },
             DataKind::List => match self.paths.as_slice() {
-                [list] => Arc::new(FileList::open(list)?),
+                [list] => Arc::new(ImageFiles::open_list(list)?),
                 _ => bail!("data.paths: a list needs exactly one list file"),
             },
         };

@@ -38,34 +38,7 @@ enum Command {
         what: EvalCommand,
     },
     /// The cluster of every image of a data set, streamed to CSV or JSON lines.
-    Assign {
-        /// Training checkpoint of any method, or an exported backbone.
-        model: PathBuf,
-        /// Images: folder:DIR | folder-unlabelled:DIR | list:FILE | cifar10:FILE[,FILE] | stl10:X[,Y] | synthetic:LEN[:SIZE[:SEED]].
-        #[arg(long)]
-        data: String,
-        /// Output file: FILE.csv or FILE.jsonl (one row per image).
-        #[arg(long)]
-        out: PathBuf,
-        /// k-means with K clusters on the backbone's features instead of the method's own clusters (needed for JigClu and exported backbones).
-        #[arg(long)]
-        k: Option<usize>,
-        /// Images k-means is fitted on, evenly spread over the data.
-        #[arg(long, default_value_t = 20000)]
-        fit_images: usize,
-        /// Seed of k-means.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Write one folder per cluster of symbolic links to its images (PNGs for data sets without files).
-        #[arg(long, value_name = "DIR")]
-        copy_to: Option<PathBuf>,
-        /// With --copy-to: copy the files instead of linking them.
-        #[arg(long, requires = "copy_to")]
-        copy: bool,
-        /// Write one contact-sheet PNG per cluster (its most confident images), largest cluster first.
-        #[arg(long, value_name = "DIR")]
-        sheets: Option<PathBuf>,
-    },
+    Assign(commands::assign::AssignArgs),
     /// Write pooled backbone features of a data set to safetensors.
     Extract {
         /// Checkpoint or exported backbone.
@@ -246,35 +219,12 @@ fn main() {
                 seed,
             ),
         },
-        Command::Assign {
-            model,
-            data,
-            out,
-            k,
-            fit_images,
-            seed,
-            copy_to,
-            copy,
-            sheets,
-        } => {
-            let args = commands::assign::AssignArgs {
-                model,
-                data,
-                out,
-                k,
-                fit_images,
-                seed,
-                copy_to,
-                copy,
-                sheets,
-            };
-            commands::assign::run(&args).map(|(rows, used)| {
-                println!(
-                    "assign: {rows} images into {used} clusters: {}",
-                    args.out.display()
-                );
-            })
-        }
+        Command::Assign(args) => commands::assign::run(&args).map(|(rows, used)| {
+            println!(
+                "assign: {rows} images into {used} clusters: {}",
+                args.out.display()
+            );
+        }),
         Command::Extract { model, data, out } => commands::extract::run(&model, &data, &out),
         Command::Export {
             checkpoint,

@@ -8,20 +8,8 @@ use protoclust::model_file::ModelFile;
 use protoclust::runner;
 use protoclust::suite::{argmax_rows, split_features};
 use std::path::Path;
-use std::process::Command;
 
-fn protoclust(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_protoclust"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use common::cli as protoclust;
 
 /// The `cluster` column of an assignments CSV, by image index.
 fn clusters_of(csv: &Path) -> Vec<usize> {
@@ -53,6 +41,20 @@ fn prototype_argmax(ck: &Path, data: &str) -> Vec<usize> {
     argmax_rows(f.scores.as_ref().unwrap())
 }
 
+/// `protoclust assign MODEL --data DATA --out OUT EXTRA...`.
+fn assign(model: &Path, data: &str, out: &Path, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "assign",
+        model.to_str().unwrap(),
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    protoclust(&args)
+}
+
 #[test]
 fn assign_matches_the_methods_argmax_and_kmeans_serves_exports() {
     let d = common::scratch("assign");
@@ -63,18 +65,17 @@ fn assign_matches_the_methods_argmax_and_kmeans_serves_exports() {
             .unwrap()
             .last_checkpoint;
         let out = d.join(format!("{method}.csv"));
-        let (ok, text) = protoclust(&[
-            "assign",
-            ck.to_str().unwrap(),
-            "--data",
+        let (ok, text) = assign(
+            &ck,
             data,
-            "--out",
-            out.to_str().unwrap(),
-            "--copy-to",
-            d.join(format!("{method}-folders")).to_str().unwrap(),
-            "--sheets",
-            d.join(format!("{method}-sheets")).to_str().unwrap(),
-        ]);
+            &out,
+            &[
+                "--copy-to",
+                d.join(format!("{method}-folders")).to_str().unwrap(),
+                "--sheets",
+                d.join(format!("{method}-sheets")).to_str().unwrap(),
+            ],
+        );
         assert!(ok, "{text}");
         let got = clusters_of(&out);
         assert_eq!(got.len(), 32);
@@ -95,14 +96,7 @@ fn assign_matches_the_methods_argmax_and_kmeans_serves_exports() {
         if method == "swav" {
             // JSON lines carry the same clusters; an exported backbone needs --k.
             let jl = d.join("swav.jsonl");
-            let (ok, text) = protoclust(&[
-                "assign",
-                ck.to_str().unwrap(),
-                "--data",
-                data,
-                "--out",
-                jl.to_str().unwrap(),
-            ]);
+            let (ok, text) = assign(&ck, data, &jl, &[]);
             assert!(ok, "{text}");
             let from_json: Vec<usize> = std::fs::read_to_string(&jl)
                 .unwrap()
@@ -122,30 +116,10 @@ fn assign_matches_the_methods_argmax_and_kmeans_serves_exports() {
                 export.to_str().unwrap(),
             ]);
             assert!(ok, "{text}");
-            let (ok, text) = protoclust(&[
-                "assign",
-                export.to_str().unwrap(),
-                "--data",
-                data,
-                "--out",
-                d.join("x.csv").to_str().unwrap(),
-            ]);
+            let (ok, text) = assign(&export, data, &d.join("x.csv"), &[]);
             assert!(!ok && text.contains("--k"), "{text}");
             let km = d.join("kmeans.csv");
-            let args = |seed: &str| {
-                protoclust(&[
-                    "assign",
-                    export.to_str().unwrap(),
-                    "--data",
-                    data,
-                    "--out",
-                    km.to_str().unwrap(),
-                    "--k",
-                    "4",
-                    "--seed",
-                    seed,
-                ])
-            };
+            let args = |seed: &str| assign(&export, data, &km, &["--k", "4", "--seed", seed]);
             let (ok, text) = args("1");
             assert!(ok, "{text}");
             let a = clusters_of(&km);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 /// A 16-px image of class `c`: a bright square whose place depends on the class, on noise.
 fn write_image(path: &Path, c: usize, i: usize) {
@@ -21,18 +20,7 @@ fn write_image(path: &Path, c: usize, i: usize) {
     img.save(path).unwrap();
 }
 
-fn protoclust(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_protoclust"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use common::cli as protoclust;
 
 /// Trains the tiny SwAV config on `data` (a `--set data...` pair) and returns the checkpoint.
 fn train_on(dir: &Path, kind: &str, path: &Path) -> (std::path::PathBuf, String) {

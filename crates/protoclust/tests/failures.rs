@@ -75,7 +75,7 @@ fn unknown_key_and_wrong_type_are_one_line_errors() {
 #[test]
 fn corrupt_jpeg_in_a_folder_is_skipped_and_counted_or_fails_strictly() {
     use protoclust_data::loader::{Loader, LoaderConfig};
-    use protoclust_data::source::ImageFolder;
+    use protoclust_data::source::{FolderLayout, ImageFiles};
     use protoclust_data::views::CenterView;
     use std::sync::Arc;
     let d = common::scratch("bad-jpeg");
@@ -94,7 +94,7 @@ fn corrupt_jpeg_in_a_folder_is_skipped_and_counted_or_fails_strictly() {
         *b = b.wrapping_mul(31).wrapping_add(7);
     }
     std::fs::write(class.join("broken.jpg"), &jpeg).unwrap();
-    let src = Arc::new(ImageFolder::open(&d).unwrap());
+    let src = Arc::new(ImageFiles::open_folder(&d, FolderLayout::Classes).unwrap());
     let view = Arc::new(CenterView {
         resize: 12,
         size: 12,

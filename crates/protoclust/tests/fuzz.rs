@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use protoclust::config;
 use protoclust::data_spec::DataSpec;
 use protoclust_data::source::cifar::CifarKind;
-use protoclust_data::source::{Cifar, FileList, Source, Stl10};
+use protoclust_data::source::{Cifar, ImageFiles, Source, Stl10};
 use std::path::{Path, PathBuf};
 
 /// Cases per target unless PROPTEST_CASES says otherwise.
@@ -153,7 +153,7 @@ proptest! {
         }
         let f = d.join("x.png");
         std::fs::write(&f, &bytes).unwrap();
-        let _ = protoclust_data::source::folder::decode(&f);
+        let _ = protoclust_data::source::files::decode(&f);
     }
 
     #[test]
@@ -189,7 +189,7 @@ proptest! {
         std::fs::write(d.join("a.png"), png_bytes()).unwrap();
         let f = d.join("l.csv");
         std::fs::write(&f, &text).unwrap();
-        if let Ok(l) = FileList::open(&f) {
+        if let Ok(l) = ImageFiles::open_list(&f) {
             for i in 0..l.len().min(3) {
                 let _ = l.get(i);
             }

@@ -3,8 +3,8 @@
 //! anywhere under `root` (unlabelled). Symbolic links are followed; hidden entries and files
 //! that are not images are skipped and counted ([`Skipped`]); the order is sorted and stable.
 
-use super::{Sample, Source};
-use crate::{DataError, RgbImage};
+use super::files::ImageFiles;
+use crate::DataError;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -64,15 +64,6 @@ impl fmt::Display for Skipped {
         }
         Ok(())
     }
-}
-
-/// Images listed from a directory tree and decoded on access.
-#[derive(Debug, Clone)]
-pub struct ImageFolder {
-    files: Vec<PathBuf>,
-    labels: Option<Vec<u32>>,
-    classes: Vec<String>,
-    skipped: Skipped,
 }
 
 /// Whether `path` has one of [`EXTENSIONS`].
@@ -158,24 +149,6 @@ fn first_level(
     Ok((dirs, files))
 }
 
-/// Decodes an image file to 8-bit RGB (grey and alpha images are converted).
-pub fn decode(path: &Path) -> Result<RgbImage, DataError> {
-    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Decode {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let rgb = img.to_rgb8();
-    Ok(RgbImage {
-        width: rgb.width() as usize,
-        height: rgb.height() as usize,
-        pixels: rgb.into_raw(),
-    })
-}
-
 fn no_images(root: &Path, skipped: &Skipped, what: &str) -> DataError {
     let mut reason = format!("no images ({}) {what}", EXTENSIONS.join(", "));
     if skipped.count() > 0 {
@@ -187,14 +160,9 @@ fn no_images(root: &Path, skipped: &Skipped, what: &str) -> DataError {
     }
 }
 
-impl ImageFolder {
-    /// Lists `root` in the [`FolderLayout::Classes`] layout.
-    pub fn open(root: &Path) -> Result<Self, DataError> {
-        Self::open_as(root, FolderLayout::Classes)
-    }
-
-    /// Lists `root` in the given layout.
-    pub fn open_as(root: &Path, layout: FolderLayout) -> Result<Self, DataError> {
+impl ImageFiles {
+    /// Lists the image folder `root` in the given layout.
+    pub fn open_folder(root: &Path, layout: FolderLayout) -> Result<Self, DataError> {
         if !root.is_dir() {
             return Err(match std::fs::metadata(root) {
                 Err(error) => DataError::Io {
@@ -213,12 +181,7 @@ impl ImageFolder {
             if files.is_empty() {
                 return Err(no_images(root, &skipped, "anywhere below"));
             }
-            return Ok(Self {
-                files,
-                labels: None,
-                classes: Vec::new(),
-                skipped,
-            });
+            return Ok(Self::new(files, None, Vec::new(), skipped));
         }
         let (class_dirs, top_files) = first_level(root, &mut skipped)?;
         if class_dirs.is_empty() {
@@ -233,12 +196,7 @@ impl ImageFolder {
             if files.is_empty() {
                 return Err(no_images(root, &skipped, "and no class sub-folders"));
             }
-            return Ok(Self {
-                files,
-                labels: None,
-                classes: Vec::new(),
-                skipped,
-            });
+            return Ok(Self::new(files, None, Vec::new(), skipped));
         }
         // As torchvision: files beside the class folders belong to no class.
         for _ in &top_files {
@@ -262,54 +220,14 @@ impl ImageFolder {
         if files.is_empty() {
             return Err(no_images(root, &skipped, "in any class sub-folder"));
         }
-        Ok(Self {
-            files,
-            labels: Some(labels),
-            classes,
-            skipped,
-        })
-    }
-
-    /// Class names in label order (empty when unlabelled).
-    pub fn classes(&self) -> &[String] {
-        &self.classes
-    }
-
-    /// Files the listing skipped.
-    pub fn skipped(&self) -> &Skipped {
-        &self.skipped
-    }
-}
-
-impl Source for ImageFolder {
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let path = self.files.get(index).ok_or(DataError::Index {
-            index,
-            len: self.files.len(),
-        })?;
-        Ok(Sample {
-            image: decode(path)?,
-            label: self.label(index),
-            index,
-        })
-    }
-    fn num_classes(&self) -> Option<usize> {
-        self.labels.as_ref().map(|_| self.classes.len())
-    }
-    fn label(&self, index: usize) -> Option<u32> {
-        self.labels.as_ref().and_then(|l| l.get(index).copied())
-    }
-    fn path(&self, index: usize) -> Option<&Path> {
-        self.files.get(index).map(|p| p.as_path())
+        Ok(Self::new(files, Some(labels), classes, skipped))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Source;
     use std::fs;
 
     fn png(path: &Path) {
@@ -319,7 +237,7 @@ mod tests {
             .unwrap();
     }
 
-    fn names(f: &ImageFolder, root: &Path) -> Vec<String> {
+    fn names(f: &ImageFiles, root: &Path) -> Vec<String> {
         (0..f.len())
             .map(|i| {
                 let p = f.path(i).unwrap().strip_prefix(root).unwrap();
@@ -339,7 +257,7 @@ mod tests {
         fs::write(r.join("n01/images/.DS_Store"), "x").unwrap();
         png(&r.join(".hidden_class/x.png"));
         fs::write(r.join("wnids.txt"), "n01\nn02").unwrap();
-        let f = ImageFolder::open(r).unwrap();
+        let f = ImageFiles::open_folder(r, FolderLayout::Classes).unwrap();
         assert_eq!(f.classes(), ["n01", "n02"]);
         assert_eq!(
             names(&f, r),
@@ -368,7 +286,7 @@ mod tests {
         png(&r.join("top.png"));
         png(&r.join("a/b/c/deep.png"));
         fs::write(r.join("a/notes.md"), "x").unwrap();
-        let f = ImageFolder::open_as(r, FolderLayout::Unlabelled).unwrap();
+        let f = ImageFiles::open_folder(r, FolderLayout::Unlabelled).unwrap();
         assert_eq!(names(&f, r), ["a/b/c/deep.png", "top.png"]);
         assert_eq!(f.num_classes(), None);
         assert_eq!(f.label(0), None);
@@ -379,7 +297,7 @@ mod tests {
     fn a_flat_folder_is_unlabelled_in_the_classes_layout() {
         let t = tempfile::tempdir().unwrap();
         png(&t.path().join("x.png"));
-        let f = ImageFolder::open(t.path()).unwrap();
+        let f = ImageFiles::open_folder(t.path(), FolderLayout::Classes).unwrap();
         assert_eq!((f.len(), f.num_classes()), (1, None));
     }
 
@@ -391,14 +309,16 @@ mod tests {
         png(&t.path().join("elsewhere/cats/c.png"));
         fs::create_dir_all(&r).unwrap();
         std::os::unix::fs::symlink(t.path().join("elsewhere/cats"), r.join("cats")).unwrap();
-        let f = ImageFolder::open(&r).unwrap();
+        let f = ImageFiles::open_folder(&r, FolderLayout::Classes).unwrap();
         assert_eq!((f.classes(), f.len()), (&["cats".to_string()][..], 1));
         std::os::unix::fs::symlink(
             t.path().join("elsewhere"),
             t.path().join("elsewhere/cats/up"),
         )
         .unwrap();
-        let e = ImageFolder::open(&r).unwrap_err().to_string();
+        let e = ImageFiles::open_folder(&r, FolderLayout::Classes)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("symbolic link loop"), "{e}");
     }
 
@@ -407,13 +327,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("cls")).unwrap();
         fs::write(t.path().join("cls/readme.txt"), "x").unwrap();
-        let e = ImageFolder::open(t.path()).unwrap_err().to_string();
+        let e = ImageFiles::open_folder(t.path(), FolderLayout::Classes)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("no images") && e.contains("class sub-folder"),
             "{e}"
         );
         assert!(e.contains("skipped 1"), "{e}");
-        let e = ImageFolder::open(&t.path().join("cls/readme.txt"))
+        let e = ImageFiles::open_folder(&t.path().join("cls/readme.txt"), FolderLayout::Classes)
             .unwrap_err()
             .to_string();
         assert!(e.contains("is a file"), "{e}");

@@ -3,19 +3,11 @@
 //! `path` / `path,label` header. Labels are integers (used as given) or class names (numbered in
 //! sorted order); every line has one or none does.
 
-use super::folder::decode;
-use super::{Sample, Source};
+use super::files::ImageFiles;
+use super::folder::Skipped;
 use crate::DataError;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// Images named by a list file, decoded on access.
-#[derive(Debug, Clone)]
-pub struct FileList {
-    files: Vec<PathBuf>,
-    labels: Option<Vec<u32>>,
-    classes: Vec<String>,
-}
+use std::path::Path;
 
 fn format_error(list: &Path, line: usize, reason: String) -> DataError {
     DataError::Format {
@@ -40,9 +32,9 @@ fn number_labels(raw: &[String]) -> (Vec<u32>, Vec<String>) {
     (ids, names.keys().map(|k| k.to_string()).collect())
 }
 
-impl FileList {
-    /// Reads the list `list`; every listed file must exist.
-    pub fn open(list: &Path) -> Result<Self, DataError> {
+impl ImageFiles {
+    /// Reads the list file `list`; every listed file must exist.
+    pub fn open_list(list: &Path) -> Result<Self, DataError> {
         let text = std::fs::read_to_string(list).map_err(|error| DataError::Io {
             path: list.to_path_buf(),
             error,
@@ -124,16 +116,7 @@ impl FileList {
             let (ids, classes) = number_labels(&raw_labels);
             (Some(ids), classes)
         };
-        Ok(Self {
-            files,
-            labels,
-            classes,
-        })
-    }
-
-    /// Class names in label order (empty when unlabelled).
-    pub fn classes(&self) -> &[String] {
-        &self.classes
+        Ok(Self::new(files, labels, classes, Skipped::default()))
     }
 }
 
@@ -145,35 +128,10 @@ fn files_at_line(text: &str, no: usize) -> String {
         .to_string()
 }
 
-impl Source for FileList {
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-    fn get(&self, index: usize) -> Result<Sample, DataError> {
-        let path = self.files.get(index).ok_or(DataError::Index {
-            index,
-            len: self.files.len(),
-        })?;
-        Ok(Sample {
-            image: decode(path)?,
-            label: self.label(index),
-            index,
-        })
-    }
-    fn num_classes(&self) -> Option<usize> {
-        self.labels.as_ref().map(|_| self.classes.len())
-    }
-    fn label(&self, index: usize) -> Option<u32> {
-        self.labels.as_ref().and_then(|l| l.get(index).copied())
-    }
-    fn path(&self, index: usize) -> Option<&Path> {
-        self.files.get(index).map(|p| p.as_path())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Source;
     use std::fs;
 
     fn png(path: &Path) {
@@ -196,7 +154,7 @@ mod tests {
             "path,label\n# curated\nimgs/a.png,dog\n\nimgs/b,c.png, cat\nother.png,dog\n",
         )
         .unwrap();
-        let l = FileList::open(&list).unwrap();
+        let l = ImageFiles::open_list(&list).unwrap();
         assert_eq!(l.len(), 3);
         assert_eq!(l.classes(), ["cat", "dog"]);
         assert_eq!(
@@ -212,13 +170,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         png(&t.path().join("a.png"));
         fs::write(t.path().join("l.txt"), "a.png,4\na.png,2\n").unwrap();
-        let l = FileList::open(&t.path().join("l.txt")).unwrap();
+        let l = ImageFiles::open_list(&t.path().join("l.txt")).unwrap();
         assert_eq!(
             (l.label(0), l.label(1), l.num_classes()),
             (Some(4), Some(2), Some(5))
         );
         fs::write(t.path().join("u.txt"), "a.png\n").unwrap();
-        let u = FileList::open(&t.path().join("u.txt")).unwrap();
+        let u = ImageFiles::open_list(&t.path().join("u.txt")).unwrap();
         assert_eq!((u.len(), u.num_classes(), u.label(0)), (1, None, None));
     }
 
@@ -228,7 +186,7 @@ mod tests {
         png(&t.path().join("a.png"));
         let check = |text: &str, want: &[&str]| {
             fs::write(t.path().join("l.txt"), text).unwrap();
-            let e = FileList::open(&t.path().join("l.txt"))
+            let e = ImageFiles::open_list(&t.path().join("l.txt"))
                 .unwrap_err()
                 .to_string();
             for w in want {
@@ -245,7 +203,7 @@ mod tests {
         );
         check("a.png,\n", &["line 1", "empty label"]);
         check("# nothing\n\n", &["lists no images"]);
-        let e = FileList::open(&t.path().join("nope.txt"))
+        let e = ImageFiles::open_list(&t.path().join("nope.txt"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope.txt"), "{e}");

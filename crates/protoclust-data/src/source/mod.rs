@@ -1,6 +1,7 @@
 //! Data sets: where samples come from.
 
 pub mod cifar;
+pub mod files;
 pub mod folder;
 pub mod list;
 pub mod pairs;
@@ -12,8 +13,8 @@ use crate::{DataError, RgbImage};
 use std::path::Path;
 
 pub use cifar::Cifar;
-pub use folder::{FolderLayout, ImageFolder};
-pub use list::FileList;
+pub use files::ImageFiles;
+pub use folder::FolderLayout;
 pub use pairs::ImageMaskPairs;
 pub use stl10::Stl10;
 pub use subset::{balanced_split, Subset};

@@ -1,6 +1,6 @@
 //! Image + mask pairs for segmentation: `images/<name>` beside `masks/<name>` (8-bit class ids).
 
-use super::folder::decode;
+use super::files::decode;
 use super::{Sample, Source};
 use crate::DataError;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub struct Mask {
 impl ImageMaskPairs {
     /// Pairs every image in `images` with the file of the same name in `masks`.
     pub fn open(images: &Path, masks: &Path) -> Result<Self, DataError> {
-        let folder = super::ImageFolder::open(images)?;
+        let folder = super::ImageFiles::open_folder(images, super::FolderLayout::Classes)?;
         let mut imgs = Vec::new();
         let mut msks = Vec::new();
         for i in 0..folder.len() {

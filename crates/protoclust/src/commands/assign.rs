@@ -28,25 +28,34 @@ const SHEET_IMAGES: usize = 64;
 /// Temperature of the soft scores of k-means clusters (cosine similarity to the centroids).
 const KMEANS_TEMPERATURE: f64 = 0.1;
 
-/// What `assign` was asked for.
+/// What `assign` was asked for (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct AssignArgs {
-    /// Checkpoint or exported backbone.
+    /// Training checkpoint of any method, or an exported backbone.
     pub model: PathBuf,
-    /// Images to assign.
+    /// Images: folder:DIR | folder-unlabelled:DIR | list:FILE | cifar10:FILE[,FILE] | stl10:X[,Y] | synthetic:LEN[:SIZE[:SEED]].
+    #[arg(long)]
     pub data: String,
-    /// Output file: `.csv` or `.jsonl`.
+    /// Output file: FILE.csv or FILE.jsonl (one row per image).
+    #[arg(long)]
     pub out: PathBuf,
-    /// k-means with this many clusters instead of the method's own.
+    /// k-means with K clusters on the backbone's features instead of the method's own clusters (needed for JigClu and exported backbones).
+    #[arg(long)]
     pub k: Option<usize>,
-    /// Images k-means is fitted on (evenly spread over the data).
+    /// Images k-means is fitted on, evenly spread over the data.
+    #[arg(long, default_value_t = 20000)]
     pub fit_images: usize,
     /// Seed of k-means.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// One folder per cluster, of links to (or copies of) its images.
+    /// Write one folder per cluster of symbolic links to its images (PNGs for data sets without files).
+    #[arg(long, value_name = "DIR")]
     pub copy_to: Option<PathBuf>,
-    /// Copy files instead of linking them.
+    /// With --copy-to: copy the files instead of linking them.
+    #[arg(long, requires = "copy_to")]
     pub copy: bool,
-    /// One contact-sheet PNG per cluster, largest cluster first.
+    /// Write one contact-sheet PNG per cluster (its most confident images), largest cluster first.
+    #[arg(long, value_name = "DIR")]
     pub sheets: Option<PathBuf>,
 }
 

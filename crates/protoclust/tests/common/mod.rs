@@ -93,3 +93,17 @@ pub fn shared_data() -> Option<PathBuf> {
         None
     }
 }
+
+/// Runs the protoclust binary: (success, stdout followed by stderr).
+pub fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
