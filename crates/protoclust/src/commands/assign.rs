@@ -331,7 +331,8 @@ impl Members {
 pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
     let format = Format::of(&args.out)?;
     let dev = device::select()?;
-    let model = ModelFile::open(&args.model, None, true, &dev)?;
+    // k-means reads backbone features only: without the head, the chunks skip computing it.
+    let model = ModelFile::open(&args.model, None, args.k.is_none(), &dev)?;
     let spec = DataSpec::parse(&args.data)?;
     let source = spec.open().context("--data")?;
     let view = model
