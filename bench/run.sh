@@ -3,10 +3,12 @@
 # Usage: bash bench/run.sh [--quick]   (from the repository root; PyTorch from pip for the
 # reference rows). Prints the CPU, then per setting: the SwAV step, protoclust (its kernels) and
 # PyTorch eager alternating for $rounds rounds (a shared machine drifts: compare the medians),
-# protoclust with burn-flex's own ops, the per-op rows of both and the peak RSS.
+# protoclust with burn-flex's own ops, the per-op rows of both and the peak RSS. The alternating
+# block also runs protoclust with glibc's default heap policy (PROTOCLUST_MALLOC=default), the
+# measurement behind src/allocator.rs. ROUNDS=N sets the number of alternating rounds.
 set -euo pipefail
 steps=5
-rounds=3
+rounds=${ROUNDS:-3}
 [ "${1:-}" = "--quick" ] && { steps=2; rounds=1; }
 cargo build --release -q
 bin=./target/release/protoclust
@@ -30,6 +32,7 @@ for wb in "8 128" "16 256" "64 64"; do
     echo "(alternating, $rounds rounds:)"
     for _ in $(seq "$rounds"); do
       "$bin" bench "${args[@]}" | grep "training step"
+      PROTOCLUST_MALLOC=default "$bin" bench "${args[@]}" | grep "training step" | sed 's/(protoclust)/(protoclust, glibc default heap)/'
       python3 bench/reference/swav_bench.py --width "$1" --batch "$2" --crops 2x32 --prototypes 512 \
         --threads "$(nproc)" --steps "$steps" --pipeline-images 256 | grep "training step"
     done

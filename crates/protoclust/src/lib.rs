@@ -1,6 +1,7 @@
 //! The protoclust command line: loads and validates configs, wires the library crates together.
 //! No algorithm lives here.
 
+pub mod allocator;
 pub mod commands;
 pub mod config;
 pub mod data_spec;

@@ -178,6 +178,7 @@ enum EvalCommand {
 }
 
 fn main() {
+    protoclust::allocator::keep_freed_blocks();
     let cli = Cli::parse();
     if let Err(e) = protoclust_nn::kernels::KernelChoice::from_env() {
         eprintln!("error: {e}");

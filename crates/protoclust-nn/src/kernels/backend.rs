@@ -5,6 +5,7 @@ use super::batch_norm::{self, Layout};
 use super::conv2d;
 use super::elementwise;
 use super::geometry::ConvGeometry;
+use super::timing::{timed, Kernel};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -100,6 +101,7 @@ fn layout(x: &FlexTensor) -> Layout {
 
 /// Forward convolution on flex tensors.
 pub fn conv_forward(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> FlexTensor {
+    let _t = timed(Kernel::ConvForward);
     let g = geometry(x, w, spec);
     let mut y = elementwise::zeroed(g.batch * g.out_len());
     conv2d::forward(&g, &values(x), &values(w), &mut y);
@@ -113,6 +115,7 @@ pub fn conv_weight_grad(
     dy: &FlexTensor,
     spec: ConvSpec,
 ) -> FlexTensor {
+    let _t = timed(Kernel::ConvWeightGrad);
     let g = geometry(x, w, spec);
     let mut dw = elementwise::zeroed(g.out_c * g.patch_len());
     conv2d::weight_grad(&g, &values(x), &values(dy), &mut dw);
@@ -126,6 +129,7 @@ pub fn conv_input_grad(
     dy: &FlexTensor,
     spec: ConvSpec,
 ) -> FlexTensor {
+    let _t = timed(Kernel::ConvInputGrad);
     let g = geometry(x, w, spec);
     let mut dx = elementwise::zeroed(g.batch * g.in_len());
     conv2d::input_grad(&g, &values(w), &values(dy), &mut dx);
@@ -139,6 +143,7 @@ fn bn_forward(
     beta: &FlexTensor,
     epsilon: f64,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
+    let _t = timed(Kernel::BatchNormForward);
     let l = layout(x);
     let mut y = elementwise::zeroed(x.shape().num_elements());
     let (mean, var) = batch_norm::forward(
@@ -165,6 +170,7 @@ fn bn_backward(
     var: &FlexTensor,
     epsilon: f64,
 ) -> [FlexTensor; 3] {
+    let _t = timed(Kernel::BatchNormBackward);
     let l = layout(x);
     let mut dx = elementwise::zeroed(x.shape().num_elements());
     let (dgamma, dbeta) = batch_norm::backward(
@@ -221,10 +227,12 @@ impl CpuKernels for Flex {
 }
 
 fn relu_forward(x: &FlexTensor) -> FlexTensor {
+    let _t = timed(Kernel::ReluForward);
     tensor(elementwise::relu(&values(x)), x.shape().to_vec())
 }
 
 fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
+    let _t = timed(Kernel::ReluForward);
     assert_eq!(a.shape(), b.shape(), "protoclust add_relu: shapes differ");
     tensor(
         elementwise::add_relu(&values(a), &values(b)),
@@ -234,6 +242,7 @@ fn add_relu_forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
 
 /// The gradient through a ReLU whose output was `y`.
 fn relu_grad(y: &FlexTensor, dy: &FlexTensor) -> FlexTensor {
+    let _t = timed(Kernel::ReluBackward);
     tensor(
         elementwise::relu_backward(&values(y), &values(dy)),
         y.shape().to_vec(),

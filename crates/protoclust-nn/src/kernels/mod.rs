@@ -16,6 +16,7 @@ pub mod gemm;
 pub mod geometry;
 pub mod lowering;
 mod scratch;
+pub mod timing;
 
 #[cfg(feature = "flex")]
 use backend::CpuKernels;

@@ -11,6 +11,7 @@ use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::{Method, StepContext};
+use protoclust_nn::kernels::timing::{self, Kernel};
 use protoclust_nn::optim::Optimizer;
 use protoclust_train::engine::views_to_tensors;
 use std::path::Path;
@@ -25,6 +26,19 @@ struct Measured {
     layout: String,
     /// (images, pixels, passes) of the backbone passes with a backward, for `--ops`.
     pass_shape: (usize, usize, usize),
+    /// Seconds per step in each phase.
+    phases: Phases,
+}
+
+/// Seconds per training step spent in each of its phases (flex runs eagerly, so the clock
+/// between phases is exact there; on lazy backends the update phase absorbs queued work).
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    forward: f64,
+    backward: f64,
+    update: f64,
+    /// Seconds per step inside each CPU kernel ([`Kernel::ALL`] order; zeros off flex).
+    kernels: [f64; Kernel::ALL.len()],
 }
 
 /// Pipeline and step throughput of `method` (steps timed after two warm-up steps).
@@ -35,7 +49,7 @@ fn measure<M: Method>(
     steps: usize,
     pipeline_batches: usize,
     ad: &Device,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, f64, Phases)> {
     let bs = cfg.loader.batch_size;
     // Augmentation pipeline: decode + all views + photometric, in parallel.
     let order = loader.order(0);
@@ -53,6 +67,7 @@ fn measure<M: Method>(
     let batch = &batches[0];
     let views = views_to_tensors(batch, ad);
     let mut time = 0.0;
+    let mut phases = Phases::default();
     let warmup = 2;
     for i in 0..steps + warmup {
         let ctx = StepContext {
@@ -62,10 +77,13 @@ fn measure<M: Method>(
             device: ad.clone(),
             seed: cfg.seed,
         };
+        let in_kernels = timing::totals();
         let t = Instant::now();
         model = method.before_forward(model, &ctx);
         let out = method.forward(&model, &views, batch, &ctx)?;
+        let t_fwd = t.elapsed().as_secs_f64();
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let t_bwd = t.elapsed().as_secs_f64();
         model = opt.step(model, grads, 0.01);
         // Wait for the update (lazy backends) before stopping the clock.
         let _ = M::backbone(&model)
@@ -75,10 +93,21 @@ fn measure<M: Method>(
             .sum()
             .into_scalar::<f32>();
         if i >= warmup {
-            time += t.elapsed().as_secs_f64();
+            let total = t.elapsed().as_secs_f64();
+            time += total;
+            phases.forward += t_fwd / steps as f64;
+            phases.backward += (t_bwd - t_fwd) / steps as f64;
+            phases.update += (total - t_bwd) / steps as f64;
+            for (acc, (now, then)) in phases
+                .kernels
+                .iter_mut()
+                .zip(timing::totals().iter().zip(in_kernels))
+            {
+                *acc += (now - then) / steps as f64;
+            }
         }
     }
-    Ok((pipeline_ips, (steps * batch.len()) as f64 / time))
+    Ok((pipeline_ips, (steps * batch.len()) as f64 / time, phases))
 }
 
 /// Measures and prints a table.
@@ -96,7 +125,7 @@ pub fn run(
         "swav" => {
             let mut swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size);
             let loader = runner::loader_for(&cfg, &swav)?;
-            let (p, s) = measure(&mut swav, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            let (p, s, phases) = measure(&mut swav, &loader, &cfg, steps, pipeline_batches, &ad)?;
             let sizes: Vec<String> = cfg
                 .swav
                 .views
@@ -107,6 +136,7 @@ pub fn run(
             Measured {
                 pipeline_ips: p,
                 step_ips: s,
+                phases,
                 views: cfg.swav.views.total(),
                 backbone_passes: cfg.swav.views.total(),
                 layout: format!("crops {}", sizes.join("+")),
@@ -121,11 +151,12 @@ pub fn run(
         "jigclu" => {
             let mut jig = JigClu::new(cfg.jigclu.clone());
             let loader = runner::loader_for(&cfg, &jig)?;
-            let (p, s) = measure(&mut jig, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            let (p, s, phases) = measure(&mut jig, &loader, &cfg, steps, pipeline_batches, &ad)?;
             let v = &cfg.jigclu.views;
             Measured {
                 pipeline_ips: p,
                 step_ips: s,
+                phases,
                 views: v.count(),
                 backbone_passes: 1,
                 pass_shape: (cfg.loader.batch_size, v.grid * v.size, 1),
@@ -140,10 +171,11 @@ pub fn run(
         "slotcon" => {
             let mut sc = SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs);
             let loader = runner::loader_for(&cfg, &sc)?;
-            let (p, s) = measure(&mut sc, &loader, &cfg, steps, pipeline_batches, &ad)?;
+            let (p, s, phases) = measure(&mut sc, &loader, &cfg, steps, pipeline_batches, &ad)?;
             Measured {
                 pipeline_ips: p,
                 step_ips: s,
+                phases,
                 views: 2,
                 backbone_passes: 4,
                 pass_shape: (cfg.loader.batch_size, cfg.slotcon.views.size, 2),
@@ -188,6 +220,7 @@ pub fn run(
     if let Some(mb) = peak_rss_mb() {
         println!("| peak RSS of the process (VmHWM) | {mb:.0} MB | – | – |");
     }
+    print_phases(&m.phases);
     if ops {
         let (images, size, passes) = m.pass_shape;
         println!();
@@ -197,6 +230,33 @@ pub fn run(
         anyhow::bail!("bench --ops times the CPU kernels: build with the `flex` feature ({images} x {size} px, {passes} passes)");
     }
     Ok(())
+}
+
+/// Where a step's time goes: its phases, and the CPU kernels inside it against the rest.
+fn print_phases(ph: &Phases) {
+    let step = ph.forward + ph.backward + ph.update;
+    println!();
+    println!("| step, s per step | forward + loss | backward | optimiser update | total |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| phases | {:.3} | {:.3} | {:.3} | {step:.3} |",
+        ph.forward, ph.backward, ph.update
+    );
+    let inside: f64 = ph.kernels.iter().sum();
+    if inside == 0.0 {
+        return;
+    }
+    println!();
+    println!("| inside the step | s per step | share of the step |");
+    println!("|---|---|---|");
+    for (k, s) in Kernel::ALL.iter().zip(ph.kernels) {
+        println!("| {} | {s:.3} | {:.1}% |", k.name(), 100.0 * s / step);
+    }
+    println!(
+        "| everything else (autodiff, heads, loss, optimiser, pooling) | {:.3} | {:.1}% |",
+        step - inside,
+        100.0 * (step - inside) / step
+    );
 }
 
 /// The process's peak resident set size in MB (Linux `VmHWM`), if the kernel reports it.
