@@ -7,6 +7,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_nn::kernels;
+use protoclust_nn::kernels::geometry::ConvGeometry;
 use protoclust_nn::layers::{BatchNormExt, Conv2dExt};
 
 fn values(t: &Tensor<4>) -> Vec<f32> {
@@ -118,6 +119,21 @@ fn conv2d_matches_burn_on_odd_shapes() {
     conv_case(2, 8, [16, 16], 8, [3, 3], [1, 1], p1, false);
     conv_case(3, 4, [12, 10], 5, [3, 3], [1, 1], [(0, 2), (1, 0)], false);
     conv_case(1, 3, [11, 11], 8, [7, 7], [1, 1], [(3, 3), (3, 3)], true);
+    // Shapes that take Winograd (3 × 3, stride 1, enough channels): batch 1, odd sizes and
+    // channel counts, padding up to 2 on uneven sides, a partial last tile group.
+    let winograd = [
+        (1, 67, [9, 17], 64, p1),
+        (2, 64, [7, 16], 70, [(2, 0), (0, 2)]),
+        (3, 130, [5, 7], 128, p1),
+    ];
+    for (n, c, hw, o, pad) in winograd {
+        let g = ConvGeometry::new([n, c, hw[0], hw[1]], [o, c, 3, 3], [1, 1], pad).unwrap();
+        assert!(
+            kernels::winograd::applies(&g) && kernels::winograd::pays(&g),
+            "{g:?} should take Winograd"
+        );
+        conv_case(n, c, hw, o, [3, 3], [1, 1], pad, n == 2);
+    }
     // Many small images: several images per chunk.
     conv_case(37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false);
     conv_case(33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false);

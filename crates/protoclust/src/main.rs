@@ -180,7 +180,11 @@ enum EvalCommand {
 fn main() {
     protoclust::allocator::keep_freed_blocks();
     let cli = Cli::parse();
-    if let Err(e) = protoclust_nn::kernels::KernelChoice::from_env() {
+    let choices = [
+        protoclust_nn::kernels::KernelChoice::from_env().err(),
+        protoclust_nn::kernels::ConvAlgorithm::from_env().err(),
+    ];
+    if let Some(e) = choices.into_iter().flatten().next() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -6,10 +6,17 @@ use super::gemm::{matmul, View};
 use super::geometry::ConvGeometry;
 use super::lowering::Lowering;
 use super::scratch::with_scratch;
+use super::{winograd, ConvAlgorithm};
 use rayon::prelude::*;
 
 fn threads() -> usize {
     rayon::current_num_threads()
+}
+
+/// Whether a convolution goes through Winograd: 3 × 3, stride 1, enough channels to pay (the
+/// default; see [`ConvAlgorithm`]).
+fn use_winograd(g: &ConvGeometry) -> bool {
+    ConvAlgorithm::current() == ConvAlgorithm::Winograd && winograd::applies(g) && winograd::pays(g)
 }
 
 /// Scratch for one chunk: (patch matrix, O-row matrix, padded image) lengths.
@@ -26,6 +33,14 @@ fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f
 
 /// `y (N × O × OH × OW) = conv(x (N × C × H × W), w (O × C × KH × KW))`.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    if use_winograd(g) {
+        return winograd::forward(g, x, w, y);
+    }
+    forward_lowering(g, x, w, y)
+}
+
+/// [`forward`] through the patch lowering, whatever the shape.
+pub fn forward_lowering(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
@@ -149,6 +164,10 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 /// `dx (N × C × H × W) = col2im(wᵀ · dy[n])` for every image.
 pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if use_winograd(g) {
+        let flipped = winograd::flip_kernel(w, g.out_c, g.in_c);
+        return winograd::forward(&winograd::input_grad_geometry(g), dy, &flipped, dx);
+    }
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());

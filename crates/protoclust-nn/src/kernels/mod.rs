@@ -17,6 +17,7 @@ pub mod geometry;
 pub mod lowering;
 mod scratch;
 pub mod timing;
+pub mod winograd;
 
 #[cfg(feature = "flex")]
 use backend::CpuKernels;
@@ -52,6 +53,35 @@ impl KernelChoice {
     pub fn current() -> Self {
         static CHOICE: OnceLock<KernelChoice> = OnceLock::new();
         *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Protoclust))
+    }
+}
+
+/// How the kernels compute 3 × 3 stride-1 convolutions (forward and input gradient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Winograd F(2×2, 3×3) (the default).
+    Winograd,
+    /// Patch lowering + matrix product, as every other shape.
+    Lowering,
+}
+
+impl ConvAlgorithm {
+    /// The choice of `PROTOCLUST_CONV` (`winograd` when unset).
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("PROTOCLUST_CONV").as_deref() {
+            Err(_) | Ok("") | Ok("winograd") => Ok(Self::Winograd),
+            Ok("lowering") => Ok(Self::Lowering),
+            Ok(other) => Err(format!(
+                "PROTOCLUST_CONV = {other:?}: expected \"winograd\" or \"lowering\""
+            )),
+        }
+    }
+
+    /// The process-wide choice (read once; an invalid value falls back to the default and is
+    /// reported by the CLI at start).
+    pub fn current() -> Self {
+        static CHOICE: OnceLock<ConvAlgorithm> = OnceLock::new();
+        *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Winograd))
     }
 }
 

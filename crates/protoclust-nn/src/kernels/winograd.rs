@@ -1,0 +1,377 @@
+//! Winograd F(2×2, 3×3) for 3 × 3, stride-1 convolutions (forward, and the input gradient as a
+//! forward with the flipped kernel): every 2 × 2 output tile from a 4 × 4 input tile with 16
+//! products per input/output channel pair instead of 36, i.e. 2.25× fewer multiplications.
+//!
+//! Per chunk of images: input tiles → `V` (16 × C × T, T tiles), one matrix product per tile
+//! position `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` with the transformed weights `U`, and
+//! `M` → output tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
+
+use super::gemm::{matmul, View};
+use super::geometry::ConvGeometry;
+use super::scratch::with_scratch;
+use rayon::prelude::*;
+
+/// Tile positions: a 4 × 4 transformed tile.
+const XI: usize = 16;
+
+/// Tiles a chunk's products should have at least (columns of `V_ξ`).
+const MIN_CHUNK_TILES: usize = 256;
+
+/// Channels × tiles per row (up to [`L`]) from which Winograd beats the lowering: its 16
+/// products have only C in their inner dimension (the lowering 9 · C), and its transforms
+/// run `L` tiles of one row at a time. Measured per layer shape on a 2-core AVX2 VM
+/// (docs/performance.md): C = 64 wins from 16 × 16 maps (1.14–1.19×) and loses at 8 × 8
+/// (0.89×); C = 128 wins at 8 × 8 (1.20×), loses at 4 × 4 (0.83×); C = 512 wins at 4 × 4.
+const MIN_CHANNEL_LANES: usize = 512;
+
+/// Whether this kernel computes the convolution: 3 × 3, stride 1, padding ≤ 2 on every side
+/// (so the flipped-kernel input gradient is one too).
+pub fn applies(g: &ConvGeometry) -> bool {
+    g.k_h == 3
+        && g.k_w == 3
+        && g.stride_h == 1
+        && g.stride_w == 1
+        && [g.pad_t, g.pad_b, g.pad_l, g.pad_r].iter().all(|&p| p <= 2)
+}
+
+/// Whether Winograd is the faster of the two for a convolution it [`applies`] to.
+pub fn pays(g: &ConvGeometry) -> bool {
+    let (_, tw) = tiles(g);
+    g.in_c.min(g.out_c) * tw.min(L) >= MIN_CHANNEL_LANES
+}
+
+/// The geometry of the input gradient of `g` as a forward convolution of the output gradient
+/// (O channels) with the flipped, channel-swapped kernel (C outputs), padding 2 − p.
+pub fn input_grad_geometry(g: &ConvGeometry) -> ConvGeometry {
+    ConvGeometry::new(
+        [g.batch, g.out_c, g.out_h, g.out_w],
+        [g.in_c, g.out_c, 3, 3],
+        [1, 1],
+        [(2 - g.pad_t, 2 - g.pad_b), (2 - g.pad_l, 2 - g.pad_r)],
+    )
+    .expect("the flipped convolution of a valid 3 × 3 stride-1 convolution is valid")
+}
+
+/// `w'[c][o] = w[o][c]` rotated by 180°: the kernel of the input gradient.
+pub fn flip_kernel(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0; o * c * 9];
+    for oi in 0..o {
+        for ci in 0..c {
+            let src = &w[(oi * c + ci) * 9..][..9];
+            let dst = &mut out[(ci * o + oi) * 9..][..9];
+            for (k, v) in src.iter().enumerate() {
+                dst[8 - k] = *v;
+            }
+        }
+    }
+    out
+}
+
+/// `U_ξ = (G g Gᵀ)_ξ` for every (o, c): 16 matrices O × C, ξ-major.
+fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    let mut u = vec![0.0; XI * o * c];
+    for (oc, g) in w.chunks_exact(9).enumerate() {
+        // G g: 4 × 3.
+        let mut t = [[0.0f32; 3]; 4];
+        for j in 0..3 {
+            let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
+            t[0][j] = g0;
+            t[1][j] = 0.5 * (g0 + g1 + g2);
+            t[2][j] = 0.5 * (g0 - g1 + g2);
+            t[3][j] = g2;
+        }
+        // (G g) Gᵀ: 4 × 4.
+        for (i, r) in t.iter().enumerate() {
+            let row = [
+                r[0],
+                0.5 * (r[0] + r[1] + r[2]),
+                0.5 * (r[0] - r[1] + r[2]),
+                r[2],
+            ];
+            for (j, v) in row.into_iter().enumerate() {
+                u[(4 * i + j) * o * c + oc] = v;
+            }
+        }
+    }
+    u
+}
+
+/// Tile counts of one image: (rows, columns) of 2 × 2 output tiles.
+fn tiles(g: &ConvGeometry) -> (usize, usize) {
+    (g.out_h.div_ceil(2), g.out_w.div_ceil(2))
+}
+
+/// Tiles transformed together (one f32 lane each).
+const L: usize = 8;
+
+type Lanes = [f32; L];
+
+/// `dst[..valid] = lanes[..valid]`, a fixed-size move when every lane is valid.
+#[inline(always)]
+fn put(dst: &mut [f32], lanes: &Lanes, valid: usize) {
+    if valid == L {
+        dst[..L].copy_from_slice(lanes);
+    } else {
+        dst[..valid].copy_from_slice(&lanes[..valid]);
+    }
+}
+
+/// `lanes[..valid] = src[..valid]`, a fixed-size move when every lane is valid.
+#[inline(always)]
+fn get(lanes: &mut Lanes, src: &[f32], valid: usize) {
+    if valid == L {
+        lanes.copy_from_slice(&src[..L]);
+    } else {
+        lanes[..valid].copy_from_slice(&src[..valid]);
+    }
+}
+
+/// `Bᵀ d B` of every 4 × 4 input tile of `nb` images into `v` (16 × C × T): one row of tiles
+/// at a time, `L` tiles side by side in lanes.
+fn transform_input(g: &ConvGeometry, x: &[f32], nb: usize, v: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let t_all = nb * th * tw;
+    let groups = tw.div_ceil(L);
+    // One padded input row of a tile row: columns -pad_l .. 2·groups·L + 2 - pad_l.
+    let width = 2 * groups * L + 2;
+    let mut rows = vec![0.0f32; 4 * width];
+    let h = g.in_h as isize;
+    for n in 0..nb {
+        for ch in 0..g.in_c {
+            let img = &x[(n * g.in_c + ch) * g.in_h * g.in_w..][..g.in_h * g.in_w];
+            for ty in 0..th {
+                for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+                    row.fill(0.0);
+                    let yy = (2 * ty + r) as isize - g.pad_t as isize;
+                    if (0..h).contains(&yy) {
+                        // in_w + pad_l ≤ out_w + 2 ≤ width: the row always fits.
+                        let src = &img[yy as usize * g.in_w..][..g.in_w];
+                        row[g.pad_l..g.pad_l + g.in_w].copy_from_slice(src);
+                    }
+                }
+                for grp in 0..groups {
+                    // d[i][j][lane] = input (row i, column 2·(tile) + j) of the tile.
+                    let mut d = [[[0.0f32; L]; 4]; 4];
+                    for (i, di) in d.iter_mut().enumerate() {
+                        let src = &rows[i * width + 2 * grp * L..][..2 * L + 2];
+                        for l in 0..L {
+                            di[0][l] = src[2 * l];
+                            di[1][l] = src[2 * l + 1];
+                            di[2][l] = src[2 * l + 2];
+                            di[3][l] = src[2 * l + 3];
+                        }
+                    }
+                    let mut t = [[[0.0f32; L]; 4]; 4];
+                    for j in 0..4 {
+                        for l in 0..L {
+                            t[0][j][l] = d[0][j][l] - d[2][j][l];
+                            t[1][j][l] = d[1][j][l] + d[2][j][l];
+                            t[2][j][l] = d[2][j][l] - d[1][j][l];
+                            t[3][j][l] = d[1][j][l] - d[3][j][l];
+                        }
+                    }
+                    let tx0 = grp * L;
+                    let valid = L.min(tw - tx0);
+                    let col = (n * th + ty) * tw + tx0;
+                    for (i, r) in t.iter().enumerate() {
+                        let mut out: [Lanes; 4] = [[0.0; L]; 4];
+                        for l in 0..L {
+                            out[0][l] = r[0][l] - r[2][l];
+                            out[1][l] = r[1][l] + r[2][l];
+                            out[2][l] = r[2][l] - r[1][l];
+                            out[3][l] = r[1][l] - r[3][l];
+                        }
+                        for (j, o) in out.iter().enumerate() {
+                            let at = ((4 * i + j) * g.in_c + ch) * t_all + col;
+                            put(&mut v[at..], o, valid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Aᵀ m A` of every tile of `m` (16 × O × T) into the `nb` output images `y`, `L` tiles side
+/// by side in lanes.
+fn transform_output(g: &ConvGeometry, m: &[f32], nb: usize, y: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let t_all = nb * th * tw;
+    let (oh, ow) = (g.out_h, g.out_w);
+    for n in 0..nb {
+        for o in 0..g.out_c {
+            let out = &mut y[(n * g.out_c + o) * oh * ow..][..oh * ow];
+            for ty in 0..th {
+                for tx0 in (0..tw).step_by(L) {
+                    let valid = L.min(tw - tx0);
+                    let col = (n * th + ty) * tw + tx0;
+                    let mut mm = [[0.0f32; L]; XI];
+                    for (xi, lanes) in mm.iter_mut().enumerate() {
+                        let at = (xi * g.out_c + o) * t_all + col;
+                        get(lanes, &m[at..], valid);
+                    }
+                    // Aᵀ m: 2 × 4, then (Aᵀ m) A: 2 × 2.
+                    let mut t = [[[0.0f32; L]; 4]; 2];
+                    for j in 0..4 {
+                        for l in 0..L {
+                            let (m0, m1, m2, m3) =
+                                (mm[j][l], mm[4 + j][l], mm[8 + j][l], mm[12 + j][l]);
+                            t[0][j][l] = m0 + m1 + m2;
+                            t[1][j][l] = m1 - m2 - m3;
+                        }
+                    }
+                    for (i, r) in t.iter().enumerate() {
+                        let yy = 2 * ty + i;
+                        if yy >= oh {
+                            continue;
+                        }
+                        let mut pair = [[0.0f32; 2]; L];
+                        for l in 0..L {
+                            pair[l][0] = r[0][l] + r[1][l] + r[2][l];
+                            pair[l][1] = r[1][l] - r[2][l] - r[3][l];
+                        }
+                        let x0 = 2 * tx0;
+                        let len = (2 * valid).min(ow - x0);
+                        let flat = pair.as_flattened();
+                        let dst = &mut out[yy * ow + x0..];
+                        if len == 2 * L {
+                            dst[..2 * L].copy_from_slice(flat);
+                        } else {
+                            dst[..len].copy_from_slice(&flat[..len]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y (N × O × OH × OW) = conv(x, w)` for a geometry [`applies`] accepts; every element of `y`
+/// is written.
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    debug_assert!(applies(g));
+    let (o, c) = (g.out_c, g.in_c);
+    let u = transform_weights(w, o, c);
+    let (th, tw) = tiles(g);
+    let per_image = (th * tw).max(1);
+    let threads = rayon::current_num_threads().max(1);
+    let nb = MIN_CHUNK_TILES
+        .div_ceil(per_image)
+        .min(g.batch.div_ceil(threads))
+        .max(1);
+    y.par_chunks_mut(nb * g.out_len())
+        .zip(x.par_chunks(nb * g.in_len()))
+        .for_each(|(yc, xc)| {
+            let nb = yc.len() / g.out_len();
+            let t = nb * per_image;
+            let (lv, lm) = (XI * c * t, XI * o * t);
+            with_scratch(lv + lm, |buf| {
+                let (v, m) = buf.split_at_mut(lv);
+                transform_input(g, xc, nb, v);
+                for xi in 0..XI {
+                    matmul(
+                        &mut m[xi * o * t..][..o * t],
+                        t,
+                        false,
+                        View::rows(&u[xi * o * c..][..o * c], o, c),
+                        View::rows(&v[xi * c * t..][..c * t], c, t),
+                    );
+                }
+                transform_output(g, m, nb, yc);
+            })
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution in f64, the reference.
+    fn direct(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let mut y = vec![0.0f64; g.batch * g.out_len()];
+        for n in 0..g.batch {
+            for o in 0..g.out_c {
+                for oy in 0..g.out_h {
+                    for ox in 0..g.out_w {
+                        let mut s = 0.0f64;
+                        for c in 0..g.in_c {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let iy = (oy + ky) as isize - g.pad_t as isize;
+                                    let ix = (ox + kx) as isize - g.pad_l as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= g.in_h as isize
+                                        || ix >= g.in_w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((n * g.in_c + c) * g.in_h + iy as usize) * g.in_w
+                                        + ix as usize];
+                                    s += xv as f64 * w[((o * g.in_c + c) * 3 + ky) * 3 + kx] as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.out_c + o) * g.out_h + oy) * g.out_w + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as f32 + seed) * 0.618).sin())
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_direct_convolution_on_odd_shapes_and_paddings() {
+        for &(n, c, h, w, o, pads) in &[
+            (1, 3, 5, 7, 4, [1, 1, 1, 1]),
+            (2, 13, 8, 8, 5, [1, 1, 1, 1]),
+            (3, 8, 9, 6, 16, [0, 0, 0, 0]),
+            (1, 4, 4, 5, 3, [2, 1, 0, 2]),
+            (5, 2, 3, 3, 2, [2, 2, 2, 2]),
+        ] {
+            let [pt, pb, pl, pr] = pads;
+            let g = ConvGeometry::new([n, c, h, w], [o, c, 3, 3], [1, 1], [(pt, pb), (pl, pr)])
+                .unwrap();
+            assert!(applies(&g));
+            let x = values(n * c * h * w, 0.3);
+            let k = values(o * c * 9, 1.7);
+            let mut y = vec![f32::NAN; g.batch * g.out_len()];
+            forward(&g, &x, &k, &mut y);
+            let want = direct(&g, &x, &k);
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
+                    "{n}x{c}x{h}x{w} -> {o}, pads {pads:?}, element {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_flipped_kernel_gives_the_input_gradient() {
+        // <conv(x, w), dy> = <x, conv'(dy, flip(w))> for every x and dy.
+        let g = ConvGeometry::new([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)]).unwrap();
+        let x = values(g.batch * g.in_len(), 0.1);
+        let w = values(4 * 3 * 9, 2.2);
+        let dy = values(g.batch * g.out_len(), 4.4);
+        let mut y = vec![0.0; dy.len()];
+        forward(&g, &x, &w, &mut y);
+        let gi = input_grad_geometry(&g);
+        assert_eq!((gi.out_h, gi.out_w, gi.out_c), (g.in_h, g.in_w, g.in_c));
+        let mut dx = vec![0.0; x.len()];
+        forward(&gi, &dy, &flip_kernel(&w, 4, 3), &mut dx);
+        let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+}
