@@ -23,5 +23,5 @@ pub use error::EvalError;
 pub use features::{extract, extract_with, Features};
 pub use knn::{knn_classify, sweep_settings, KnnResult};
 pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
-pub use segment::{segment_eval, SegmentConfig, SegmentResult};
+pub use segment::{segment_eval, segment_eval_prototypes, Matching, SegmentConfig, SegmentResult};
 pub use semisup::{semi_supervised, SemiSupConfig, SemiSupResult};

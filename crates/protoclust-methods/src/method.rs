@@ -70,6 +70,9 @@ pub struct HeadOutputs {
     pub embedding: Option<Tensor<2>>,
     /// Scores of the method's clusters or prototypes, N × K; the argmax is the assignment.
     pub scores: Option<Tensor<2>>,
+    /// Per-pixel prototype scores of the last map, N × K × h × w (SlotCon's cosine maps); the
+    /// argmax over K is each pixel's prototype.
+    pub dense_scores: Option<Tensor<4>>,
 }
 
 /// Why a method step failed.

@@ -47,29 +47,45 @@ fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
         .collect()
 }
 
+/// What a method's model gives evaluation besides the backbone file's tensors.
+struct Parts {
+    head: Option<HeadFn>,
+    pseudo_labels: Option<Vec<usize>>,
+    /// The model's own evaluated backbone (inference mode).
+    backbone: ResNet,
+}
+
 struct MethodParts<'a> {
     cfg: &'a RunConfig,
-    ck: &'a Checkpoint,
+    /// The checkpoint to load; `None`: the model as initialised from the config's seed.
+    ck: Option<&'a Checkpoint>,
     path: &'a Path,
     device: &'a Device,
 }
 
 impl WithMethod for MethodParts<'_> {
-    type Out = Result<(Option<HeadFn>, Option<Vec<usize>>)>;
+    type Out = Result<Parts>;
     fn call<M: Method>(self, mut method: M) -> Self::Out {
         let at = || format!("{}", self.path.display());
         let device = self.device.clone().without_autodiff();
-        let model = method.init_model(self.cfg.seed, &device).with_context(at)?;
-        let model = load_named(model, &self.ck.model).with_context(at)?.valid();
-        method
-            .load_state(&self.ck.method, &device)
-            .with_context(at)?;
+        let mut model = method.init_model(self.cfg.seed, &device).with_context(at)?;
+        if let Some(ck) = self.ck {
+            model = load_named(model, &ck.model).with_context(at)?;
+            method.load_state(&ck.method, &device).with_context(at)?;
+        }
+        let model = model.valid();
         let labels = method.pseudo_labels().map(<[usize]>::to_vec);
-        let trunk = M::backbone(&model).forward(Tensor::zeros([1, 3, 8, 8], &device));
+        let backbone = M::backbone(&model).clone();
+        let trunk = backbone.forward(Tensor::zeros([1, 3, 8, 8], &device));
         let probe = M::head_outputs(&model, &trunk);
-        let head: Option<HeadFn> = (probe.embedding.is_some() || probe.scores.is_some())
-            .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
-        Ok((head, labels))
+        let head: Option<HeadFn> =
+            (probe.embedding.is_some() || probe.scores.is_some() || probe.dense_scores.is_some())
+                .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
+        Ok(Parts {
+            head,
+            pseudo_labels: labels,
+            backbone,
+        })
     }
 }
 
@@ -100,15 +116,16 @@ impl ModelFile {
             // (e.g. SlotCon's student) would not match it.
             let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
             let (head, pseudo_labels) = if with_head && own_backbone {
-                with_method(
+                let parts = with_method(
                     &cfg,
                     MethodParts {
                         cfg: &cfg,
-                        ck: &ck,
+                        ck: Some(&ck),
                         path,
                         device,
                     },
-                )?
+                )?;
+                (parts.head, parts.pseudo_labels)
             } else {
                 (None, None)
             };
@@ -144,6 +161,32 @@ impl ModelFile {
             "{}: neither a protoclust checkpoint nor a protoclust backbone export",
             path.display()
         )
+    }
+
+    /// The method's model of the config at `path` as initialised from its seed (the random-init
+    /// baseline): the evaluated backbone and the head.
+    pub fn random_init(path: &Path, device: &Device) -> Result<Self> {
+        let cfg = crate::config::load(path, &[])?;
+        let parts = with_method(
+            &cfg,
+            MethodParts {
+                cfg: &cfg,
+                ck: None,
+                path,
+                device,
+            },
+        )?;
+        let backbone_tensors = protoclust_nn::named::named_tensors(&parts.backbone);
+        Ok(Self {
+            path: path.to_path_buf(),
+            backbone: parts.backbone,
+            backbone_config: cfg.backbone().clone(),
+            backbone_tensors,
+            iteration: Some(0),
+            config: Some(cfg),
+            head: parts.head,
+            pseudo_labels: parts.pseudo_labels,
+        })
     }
 
     /// The backbone rebuilt with gradients on `device`'s autodiff form, for fine-tuning.

@@ -73,8 +73,22 @@ fn segment_scores_camvid_frames_and_draws_panels() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no mIoU in: {stdout}"));
     assert!((0.0..=100.0).contains(&miou) && miou > 0.0, "{stdout}");
-    let pngs: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
-    assert_eq!(pngs.len(), 2);
+    let pngs = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "png")
+            })
+            .count()
+    };
+    assert_eq!(pngs(&out), 2);
+    // The default mode also scores SlotCon's prototypes, with panels of their own.
+    assert!(stdout.contains("prototypes: argmax of 4"), "{stdout}");
+    assert_eq!(pngs(&out.join("prototypes")), 2);
     // Each panel is image | truth | prediction side by side with 4-px gaps.
     let img = image::open(out.join("segment_000.png")).unwrap();
     assert_eq!((img.width(), img.height()), (3 * 240 + 8, 180));
@@ -112,4 +126,78 @@ fn a_missing_mask_is_a_one_line_error_naming_it() {
         .find(|l| l.starts_with("error:"))
         .unwrap_or("");
     assert!(line.contains("a.png") && line.contains("mask"), "{stderr}");
+}
+
+/// Two 16 × 16 frames (left half class 0, right half class 1) and their masks.
+fn tiny_frames(d: &Path) -> (String, String) {
+    let (images, masks) = (d.join("images"), d.join("masks"));
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&masks).unwrap();
+    for (i, name) in ["a.png", "b.png"].iter().enumerate() {
+        image::RgbImage::from_fn(16, 16, |x, y| {
+            image::Rgb([(x * 16) as u8, (y * 16) as u8, (i * 100) as u8])
+        })
+        .save(images.join(name))
+        .unwrap();
+        image::GrayImage::from_fn(16, 16, |x, _| image::Luma([u8::from(x >= 8)]))
+            .save(masks.join(name))
+            .unwrap();
+    }
+    (
+        images.to_str().unwrap().to_string(),
+        masks.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn prototype_mode_scores_slotcon_prototypes_and_refuses_models_without_them() {
+    let d = common::scratch("segment-prototypes");
+    let (images, masks) = tiny_frames(&d);
+    let cfg = d.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let run = |cfg: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "segment",
+            cfg.to_str().unwrap(),
+            "--random-init",
+            "--images",
+            &images,
+            "--masks",
+            &masks,
+            "--classes",
+            "2",
+            "--ignore",
+            "255",
+            "--panels",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        protoclust(&args)
+    };
+    for matching in ["hungarian", "majority"] {
+        let (ok, stdout, stderr) = run(&cfg, &["--mode", "prototypes", "--matching", matching]);
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("prototypes: argmax of 4"), "{stdout}");
+        assert!(!stdout.contains("k-means"), "{stdout}");
+        assert!(stdout.contains("2 images, 512 labelled pixels"), "{stdout}");
+    }
+    // SwAV has prototypes, but no per-pixel ones.
+    let swav = d.join("swav.toml");
+    std::fs::write(
+        &swav,
+        "method = \"swav\"\n[swav]\nprototypes = 16\n[swav.backbone]\ndepth = 18\nwidth = 4\nsmall_stem = true\n\
+         [[swav.views.crops]]\ncount = 2\nsize = 32\nscale = [0.2, 1.0]\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&swav, &["--mode", "prototypes"]);
+    assert!(!ok && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("--mode prototypes needs"), "{stderr}");
+    // The default mode falls back to k-means alone for it.
+    let (ok, stdout, stderr) = run(&swav, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("k-means") && !stdout.contains("prototypes:"),
+        "{stdout}"
+    );
 }

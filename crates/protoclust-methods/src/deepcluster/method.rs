@@ -80,6 +80,7 @@ impl Method for DeepCluster {
         HeadOutputs {
             scores: Some(model.classifier.forward(features.clone())),
             embedding: Some(features),
+            dense_scores: None,
         }
     }
 

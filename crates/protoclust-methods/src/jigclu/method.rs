@@ -70,6 +70,7 @@ impl Method for JigClu {
                 1,
             )),
             scores: None,
+            dense_scores: None,
         }
     }
 

@@ -109,6 +109,7 @@ impl Method for Odc {
         HeadOutputs {
             scores: Some(model.classifier.forward(features.clone())),
             embedding: Some(features),
+            dense_scores: None,
         }
     }
 

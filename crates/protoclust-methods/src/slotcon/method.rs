@@ -100,10 +100,15 @@ impl Method for SlotCon {
         let dots =
             super::grouping::semantic_grouping(dense, model.teacher.prototypes.val(), 1.0).dots;
         let [_, k, h, w] = dots.dims();
-        let scores = dots.reshape([b, k, h * w]).max_dim(2).reshape([b, k]);
+        let scores = dots
+            .clone()
+            .reshape([b, k, h * w])
+            .max_dim(2)
+            .reshape([b, k]);
         HeadOutputs {
             embedding: Some(protoclust_nn::ops::l2_normalize(pooled, 1)),
             scores: Some(scores),
+            dense_scores: Some(dots),
         }
     }
 

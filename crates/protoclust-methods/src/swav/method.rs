@@ -116,6 +116,7 @@ impl Method for Swav {
         HeadOutputs {
             scores: Some(model.prototypes.forward(embeddings.clone())),
             embedding: Some(embeddings),
+            dense_scores: None,
         }
     }
 

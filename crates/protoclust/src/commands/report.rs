@@ -459,6 +459,8 @@ fn dense_figures(
         seed,
         random_init: false,
         backbone_prefix: None,
+        mode: segment::SegmentMode::Kmeans,
+        matching: segment::MatchingArg::Hungarian,
     };
     segment::run(ck, &args)?;
     let mut figs: Vec<Figure> = std::fs::read_dir(out)?

@@ -1,14 +1,48 @@
-//! `protoclust eval segment`: unsupervised semantic segmentation of an image+mask set with a
-//! backbone's dense features (k-means, Hungarian matching, mIoU), plus PNG panels.
+//! `protoclust eval segment`: unsupervised semantic segmentation of an image+mask set, by
+//! k-means on a backbone's dense features and/or by a method's prototypes (each pixel's
+//! argmax), matched to classes; mIoU, pixel accuracy, PNG panels.
 
+use crate::model_file::ModelFile;
 use crate::{config, device, model_file};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use protoclust_data::source::{ImageMaskPairs, Source};
+use protoclust_eval::segment::Predicted;
 use protoclust_eval::segment_png::{panel, png_bytes, CAMVID_COLOURS};
-use protoclust_eval::{segment_eval, SegmentConfig};
+use protoclust_eval::{
+    segment_eval, segment_eval_prototypes, Matching, SegmentConfig, SegmentResult,
+};
 use protoclust_nn::io::atomic_write;
 use std::path::{Path, PathBuf};
+
+/// Which segmentations `eval segment` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SegmentMode {
+    /// k-means (k = classes) on the backbone's dense features, Hungarian one-to-one.
+    Kmeans,
+    /// Each pixel's prototype (the method's dense scores, SlotCon), matched by --matching.
+    Prototypes,
+    /// Both: k-means for any backbone, prototypes where the model has them.
+    All,
+}
+
+/// How prototypes are matched to classes (the prototype mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MatchingArg {
+    /// One-to-one (Hungarian); prototypes beyond the class count stay unmatched.
+    Hungarian,
+    /// Many-to-one: every prototype takes its majority class.
+    Majority,
+}
+
+impl From<MatchingArg> for Matching {
+    fn from(m: MatchingArg) -> Self {
+        match m {
+            MatchingArg::Hungarian => Matching::Hungarian,
+            MatchingArg::Majority => Matching::Majority,
+        }
+    }
+}
 
 /// What `eval segment` needs besides the model (its command-line options).
 #[derive(Debug, Clone, clap::Args)]
@@ -38,25 +72,20 @@ pub struct SegmentArgs {
     #[arg(long)]
     pub random_init: bool,
     /// Backbone path prefix inside the checkpoint (default: the method's evaluated one;
-    /// SlotCon's student: `student.backbone.`).
+    /// SlotCon's student: `student.backbone.`; k-means mode only).
     #[arg(long)]
     pub backbone_prefix: Option<String>,
+    /// Which segmentations to score.
+    #[arg(long, value_enum, default_value_t = SegmentMode::All)]
+    pub mode: SegmentMode,
+    /// How prototypes are matched to classes.
+    #[arg(long, value_enum, default_value_t = MatchingArg::Hungarian)]
+    pub matching: MatchingArg,
 }
 
-/// Runs the evaluation and prints mIoU, pixel accuracy and per-class IoU.
+/// Runs the evaluation(s) and prints mIoU, pixel accuracy and per-class IoU of each.
 pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
     let dev = device::select()?;
-    let (net, cfg) = if a.random_init {
-        let cfg = config::load(model, &[])?;
-        let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, &dev)?.valid();
-        (net, Some(cfg))
-    } else {
-        model_file::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?
-    };
-    let normalize = cfg
-        .as_ref()
-        .map(|c| c.eval_view.normalize.clone())
-        .unwrap_or_default();
     let pairs = ImageMaskPairs::open(&a.images, &a.masks).with_context(|| {
         format!(
             "--images {} / --masks {}",
@@ -64,6 +93,45 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
             a.masks.display()
         )
     })?;
+    let prototypes_asked = a.mode != SegmentMode::Kmeans;
+    // The method's model with its dense head, for the prototype mode.
+    let with_head = if !prototypes_asked {
+        None
+    } else if a.random_init {
+        Some(ModelFile::random_init(model, &dev)?)
+    } else if a.backbone_prefix.is_some() {
+        anyhow::bail!("--backbone-prefix applies to --mode kmeans only (the prototypes belong to the method's own backbone)")
+    } else {
+        Some(ModelFile::open(model, None, true, &dev)?)
+    };
+    let dense_head = with_head.as_ref().and_then(|m| {
+        let head = m.head.as_ref()?;
+        let probe = head(
+            &m.backbone
+                .forward(burn::tensor::Tensor::zeros([1, 3, 8, 8], &dev)),
+        );
+        probe.dense_scores.is_some().then_some((m, head))
+    });
+    if a.mode == SegmentMode::Prototypes && dense_head.is_none() {
+        anyhow::bail!(
+            "{}: --mode prototypes needs a model with per-pixel prototypes (a SlotCon checkpoint or config); this one has none (use --mode kmeans)",
+            model.display()
+        );
+    }
+    let (net, cfg) = if a.mode == SegmentMode::Prototypes {
+        (None, with_head.as_ref().and_then(|m| m.config.clone()))
+    } else if a.random_init {
+        let cfg = config::load(model, &[])?;
+        let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, &dev)?.valid();
+        (Some(net), Some(cfg))
+    } else {
+        let (net, cfg) = model_file::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?;
+        (Some(net), cfg)
+    };
+    let normalize = cfg
+        .as_ref()
+        .map(|c| c.eval_view.normalize.clone())
+        .unwrap_or_default();
     let sc = SegmentConfig {
         classes: a.classes,
         ignore: a.ignore,
@@ -71,14 +139,42 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         restarts: 3,
         seed: a.seed,
     };
-    let t = std::time::Instant::now();
-    let (r, predicted) = segment_eval(&net, &pairs, &sc, &dev)?;
+    if let Some(net) = net {
+        let t = std::time::Instant::now();
+        let (r, predicted) = segment_eval(&net, &pairs, &sc, &dev)?;
+        let what = format!("k-means k={} on dense features", a.classes);
+        report(&what, &r, &pairs, t.elapsed().as_secs_f64());
+        write_panels(a, &a.out, &pairs, &predicted, &r)?;
+    }
+    if let Some((m, head)) = dense_head {
+        let t = std::time::Instant::now();
+        let dense = |o: &protoclust_nn::backbone::ResNetOutput| {
+            head(o)
+                .dense_scores
+                .expect("probed above: the head has dense scores")
+        };
+        let matching = Matching::from(a.matching);
+        let (r, predicted) =
+            segment_eval_prototypes(&m.backbone, &dense, &pairs, &sc, matching, &dev)?;
+        let k = r.cluster_to_class.len();
+        let what = format!("prototypes: argmax of {k}, {matching:?} matching");
+        report(&what, &r, &pairs, t.elapsed().as_secs_f64());
+        let out = if a.mode == SegmentMode::All {
+            a.out.join("prototypes")
+        } else {
+            a.out.clone()
+        };
+        write_panels(a, &out, &pairs, &predicted, &r)?;
+    }
+    Ok(())
+}
+
+/// Prints one evaluation's scores.
+fn report(what: &str, r: &SegmentResult, pairs: &ImageMaskPairs, secs: f64) {
     println!(
-        "segment: {} images, {} labelled pixels, k-means k={} on dense features ({:.1}s)",
+        "segment: {} images, {} labelled pixels, {what} ({secs:.1}s)",
         pairs.len(),
         r.pixels,
-        a.classes,
-        t.elapsed().as_secs_f64()
     );
     println!(
         "mIoU {:.2}%  pixel accuracy {:.2}%",
@@ -91,19 +187,30 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         .map(|(c, v)| format!("{c}:{v:.1}"))
         .collect();
     println!("class IoU: {}", ious.join(" "));
-    if a.panels > 0 {
-        std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-        for p in predicted.iter().take(a.panels) {
-            let img = pairs.get(p.index)?.image;
-            let png = png_bytes(&panel(&img, p, &r.cluster_to_class, &CAMVID_COLOURS))?;
-            let path = a.out.join(format!("segment_{:03}.png", p.index));
-            atomic_write(&path, &png)?;
-        }
-        println!(
-            "{} panels (image | ground truth | prediction) in {}",
-            a.panels.min(predicted.len()),
-            a.out.display()
-        );
+}
+
+/// Writes the first `--panels` image | truth | prediction panels into `out`.
+fn write_panels(
+    a: &SegmentArgs,
+    out: &Path,
+    pairs: &ImageMaskPairs,
+    predicted: &[Predicted],
+    r: &SegmentResult,
+) -> Result<()> {
+    if a.panels == 0 {
+        return Ok(());
     }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for p in predicted.iter().take(a.panels) {
+        let img = pairs.get(p.index)?.image;
+        let png = png_bytes(&panel(&img, p, &r.cluster_to_class, &CAMVID_COLOURS))?;
+        let path = out.join(format!("segment_{:03}.png", p.index));
+        atomic_write(&path, &png)?;
+    }
+    println!(
+        "{} panels (image | ground truth | prediction) in {}",
+        a.panels.min(predicted.len()),
+        out.display()
+    );
     Ok(())
 }
