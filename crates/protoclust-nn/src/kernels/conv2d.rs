@@ -67,6 +67,9 @@ pub fn forward_lowering(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 /// batch (one partial sum per group, added in group order: the result does not depend on
 /// scheduling).
 pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    if use_winograd(g) {
+        return winograd::weight_grad(g, x, dy, dw);
+    }
     let (o, k) = (g.out_c, g.patch_len());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());

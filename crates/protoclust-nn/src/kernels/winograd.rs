@@ -1,11 +1,15 @@
-//! Winograd F(2×2, 3×3) for 3 × 3, stride-1 convolutions (forward, and the input gradient as a
-//! forward with the flipped kernel): every 2 × 2 output tile from a 4 × 4 input tile with 16
-//! products per input/output channel pair instead of 36, i.e. 2.25× fewer multiplications.
+//! Winograd F(2×2, 3×3) for 3 × 3, stride-1 convolutions (forward; the input gradient as a
+//! forward with the flipped kernel; the weight gradient through the same transforms): every
+//! 2 × 2 output tile from a 4 × 4 input tile with 16 products per input/output channel pair
+//! instead of 36, i.e. 2.25× fewer multiplications.
 //!
 //! Per chunk of images: input tiles → `V` (16 × C × T, T tiles), one matrix product per tile
 //! position `M_ξ (O × T) = U_ξ (O × C) · V_ξ (C × T)` with the transformed weights `U`, and
 //! `M` → output tiles (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
+//! Weight gradient: output-gradient tiles → `E = A dY Aᵀ` (16 × O × T), `dU_ξ = Σ E_ξ · V_ξᵀ`
+//! summed over a fixed partition of the batch, then `dW = Gᵀ dU G`.
 
+use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
 use super::geometry::ConvGeometry;
 use super::scratch::with_scratch;
@@ -253,12 +257,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (o, c) = (g.out_c, g.in_c);
     let u = transform_weights(w, o, c);
     let (th, tw) = tiles(g);
-    let per_image = (th * tw).max(1);
-    let threads = rayon::current_num_threads().max(1);
-    let nb = MIN_CHUNK_TILES
-        .div_ceil(per_image)
-        .min(g.batch.div_ceil(threads))
-        .max(1);
+    let per_image = th * tw;
+    let nb = images_per_chunk(g);
     y.par_chunks_mut(nb * g.out_len())
         .zip(x.par_chunks(nb * g.in_len()))
         .for_each(|(yc, xc)| {
@@ -280,6 +280,160 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
                 transform_output(g, m, nb, yc);
             })
         });
+}
+
+/// Images per chunk: at least [`MIN_CHUNK_TILES`] tiles, and a chunk per thread when the batch
+/// allows.
+fn images_per_chunk(g: &ConvGeometry) -> usize {
+    let (th, tw) = tiles(g);
+    let threads = rayon::current_num_threads().max(1);
+    MIN_CHUNK_TILES
+        .div_ceil((th * tw).max(1))
+        .min(g.batch.div_ceil(threads))
+        .max(1)
+}
+
+/// `A e Aᵀ` of every 2 × 2 output-gradient tile of `nb` images into `e` (16 × O × T), zero
+/// beyond the output's last row and column; `L` tiles of one row side by side in lanes.
+fn transform_output_grad(g: &ConvGeometry, dy: &[f32], nb: usize, e: &mut [f32]) {
+    let (th, tw) = tiles(g);
+    let t_all = nb * th * tw;
+    let groups = tw.div_ceil(L);
+    let width = 2 * groups * L;
+    let mut rows = vec![0.0f32; 2 * width];
+    let (oh, ow) = (g.out_h, g.out_w);
+    for n in 0..nb {
+        for o in 0..g.out_c {
+            let img = &dy[(n * g.out_c + o) * oh * ow..][..oh * ow];
+            for ty in 0..th {
+                for (r, row) in rows.chunks_exact_mut(width).enumerate() {
+                    let yy = 2 * ty + r;
+                    if yy < oh {
+                        row[..ow].copy_from_slice(&img[yy * ow..][..ow]);
+                        row[ow..].fill(0.0);
+                    } else {
+                        row.fill(0.0);
+                    }
+                }
+                for grp in 0..groups {
+                    // d[i][j][lane]: the tile's output gradient at (row i, column j).
+                    let mut d = [[[0.0f32; L]; 2]; 2];
+                    for (i, di) in d.iter_mut().enumerate() {
+                        let src = &rows[i * width + 2 * grp * L..][..2 * L];
+                        for l in 0..L {
+                            di[0][l] = src[2 * l];
+                            di[1][l] = src[2 * l + 1];
+                        }
+                    }
+                    // A d: 4 × 2 (rows d0, d0 + d1, d0 − d1, −d1).
+                    let mut t = [[[0.0f32; L]; 2]; 4];
+                    for j in 0..2 {
+                        for l in 0..L {
+                            let (a, b) = (d[0][j][l], d[1][j][l]);
+                            t[0][j][l] = a;
+                            t[1][j][l] = a + b;
+                            t[2][j][l] = a - b;
+                            t[3][j][l] = -b;
+                        }
+                    }
+                    let tx0 = grp * L;
+                    let valid = L.min(tw - tx0);
+                    let col = (n * th + ty) * tw + tx0;
+                    for (i, r) in t.iter().enumerate() {
+                        let mut out: [Lanes; 4] = [[0.0; L]; 4];
+                        for l in 0..L {
+                            let (a, b) = (r[0][l], r[1][l]);
+                            out[0][l] = a;
+                            out[1][l] = a + b;
+                            out[2][l] = a - b;
+                            out[3][l] = -b;
+                        }
+                        for (j, lanes) in out.iter().enumerate() {
+                            let at = ((4 * i + j) * g.out_c + o) * t_all + col;
+                            put(&mut e[at..], lanes, valid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dw (O × C × 3 × 3) = Gᵀ dU G` for every (o, c) of `du` (16 × O × C).
+fn untransform_weight_grad(du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
+    for (oc, out) in dw.chunks_exact_mut(9).enumerate() {
+        let x = |xi: usize| du[xi * o * c + oc];
+        // Gᵀ X: 3 × 4.
+        let mut t = [[0.0f32; 4]; 3];
+        for j in 0..4 {
+            let (x0, x1, x2, x3) = (x(j), x(4 + j), x(8 + j), x(12 + j));
+            t[0][j] = x0 + 0.5 * (x1 + x2);
+            t[1][j] = 0.5 * (x1 - x2);
+            t[2][j] = 0.5 * (x1 + x2) + x3;
+        }
+        // (Gᵀ X) G: 3 × 3.
+        for (i, r) in t.iter().enumerate() {
+            out[3 * i] = r[0] + 0.5 * (r[1] + r[2]);
+            out[3 * i + 1] = 0.5 * (r[1] - r[2]);
+            out[3 * i + 2] = 0.5 * (r[1] + r[2]) + r[3];
+        }
+    }
+}
+
+/// `dw (O × C × 3 × 3)` of a convolution [`applies`] accepts, from its input `x` and output
+/// gradient `dy`; summed over a fixed partition of the batch (one partial per group of
+/// chunks, added in group order), so the result does not depend on scheduling.
+pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    debug_assert!(applies(g));
+    let (o, c) = (g.out_c, g.in_c);
+    let (th, tw) = tiles(g);
+    let nb = images_per_chunk(g);
+    let chunks = g.batch.div_ceil(nb);
+    let groups = rayon::current_num_threads().min(chunks).max(1);
+    let per_group = chunks.div_ceil(groups);
+    let partial = |grp: usize| {
+        let mut du = vec![0.0f32; XI * o * c];
+        for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
+            let i0 = chunk * nb;
+            let nb = nb.min(g.batch - i0);
+            let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
+            let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
+            let t = nb * th * tw;
+            let (lv, le) = (XI * c * t, XI * o * t);
+            with_scratch(lv + le, |buf| {
+                let (v, e) = buf.split_at_mut(lv);
+                transform_input(g, xc, nb, v);
+                transform_output_grad(g, dyc, nb, e);
+                for xi in 0..XI {
+                    matmul_nt(
+                        Out {
+                            dst: &mut du[xi * o * c..][..o * c],
+                            ld: c,
+                            accumulate: true,
+                        },
+                        Rows {
+                            data: &e[xi * o * t..][..o * t],
+                            rows: o,
+                            stride: t,
+                        },
+                        Rows {
+                            data: &v[xi * c * t..][..c * t],
+                            rows: c,
+                            stride: t,
+                        },
+                        t,
+                    );
+                }
+            });
+        }
+        du
+    };
+    let sums: Vec<Vec<f32>> = (0..groups).into_par_iter().map(partial).collect();
+    let mut du = sums[0].clone();
+    for s in &sums[1..] {
+        du.iter_mut().zip(s).for_each(|(d, v)| *d += *v);
+    }
+    untransform_weight_grad(&du, o, c, dw);
 }
 
 #[cfg(test)]
@@ -373,5 +527,47 @@ mod tests {
             (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
             "{lhs} vs {rhs}"
         );
+    }
+    #[test]
+    fn the_weight_gradient_matches_a_direct_one() {
+        for &(n, c, h, w, o, pads) in &[
+            (1, 3, 5, 7, 4, [1, 1, 1, 1]),
+            (3, 13, 9, 6, 5, [0, 2, 1, 0]),
+            (2, 8, 4, 4, 16, [2, 2, 2, 2]),
+        ] {
+            let [pt, pb, pl, pr] = pads;
+            let g = ConvGeometry::new([n, c, h, w], [o, c, 3, 3], [1, 1], [(pt, pb), (pl, pr)])
+                .unwrap();
+            let x = values(g.batch * g.in_len(), 0.7);
+            let dy = values(g.batch * g.out_len(), 3.1);
+            let mut dw = vec![f32::NAN; o * c * 9];
+            weight_grad(&g, &x, &dy, &mut dw);
+            // dw[o][c][ky][kx] = Σ_n,oy,ox dy[n][o][oy][ox] · x[n][c][oy + ky - pt][ox + kx - pl].
+            let mut want = vec![0.0f64; dw.len()];
+            for (idx, wv) in want.iter_mut().enumerate() {
+                let (oi, ci, ky, kx) = (idx / (c * 9), idx / 9 % c, idx / 3 % 3, idx % 3);
+                for ni in 0..n {
+                    for oy in 0..g.out_h {
+                        for ox in 0..g.out_w {
+                            let iy = (oy + ky) as isize - pt as isize;
+                            let ix = (ox + kx) as isize - pl as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let xv = x[((ni * c + ci) * h + iy as usize) * w + ix as usize];
+                            let dv = dy[((ni * o + oi) * g.out_h + oy) * g.out_w + ox];
+                            *wv += xv as f64 * dv as f64;
+                        }
+                    }
+                }
+            }
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in dw.iter().zip(&want).enumerate() {
+                assert!(
+                    (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
+                    "{n}x{c}x{h}x{w} -> {o}, pads {pads:?}, dw[{i}]: {a} vs {b}"
+                );
+            }
+        }
     }
 }
