@@ -26,11 +26,12 @@ pub fn check(cfg: &RunConfig, loader: &Loader) -> Result<()> {
                     s.queue_length
                 );
             }
-            if iterations > 0 && s.freeze_prototypes_iterations >= iterations {
+            if iterations > 0 && !s.fixed_prototypes && s.freeze_prototypes_iterations >= iterations
+            {
                 bail!(
                     "swav.freeze_prototypes_iterations = {} covers the whole run ({iterations} \
                      iterations: {} epochs x {} batches): the prototypes would never be \
-                     trained; freeze for about an epoch ({})",
+                     trained; freeze for about an epoch ({}), or set swav.fixed_prototypes = true",
                     s.freeze_prototypes_iterations,
                     cfg.train.epochs,
                     loader.batches_per_epoch(),

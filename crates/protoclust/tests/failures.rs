@@ -297,3 +297,43 @@ fn configs_that_cannot_work_are_refused_naming_field_and_numbers() {
         ],
     );
 }
+
+#[test]
+fn fixed_prototypes_cover_the_whole_run_and_stay_fixed() {
+    let d = common::scratch("fixed-prototypes");
+    // The prototypes of the epoch-1 and epoch-2 checkpoints of a 2-epoch run.
+    let prototypes = |name: &str, fixed: bool| {
+        let mut c = common::tiny_method_config(&d.join(name), "swav");
+        c.swav.fixed_prototypes = fixed;
+        // Would be refused without fixed_prototypes (it covers the whole run).
+        c.swav.freeze_prototypes_iterations = if fixed { 8 } else { 0 };
+        c.train.checkpoint_every_epochs = 1;
+        protoclust::config::validate(&c).unwrap();
+        runner::run(&c, None, true, &Device::flex()).unwrap();
+        let read = |epoch: u32| {
+            let path = c
+                .train
+                .run_dir
+                .join(format!("checkpoints/epoch-{epoch:04}.safetensors"));
+            let (tensors, _) = protoclust_nn::io::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let (_, t) = tensors
+                .into_iter()
+                .find(|(k, _)| k.ends_with("prototypes.weight"))
+                .expect("a prototypes tensor");
+            t.data
+        };
+        (read(1), read(2))
+    };
+    let moved = |(a, b): (Vec<f32>, Vec<f32>)| {
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    // Fixed up to the rounding of the per-step re-normalisation (a few ulps).
+    let fixed = moved(prototypes("fixed", true));
+    assert!(fixed < 1e-6, "fixed prototypes moved by {fixed}");
+    let learnt = moved(prototypes("learnt", false));
+    assert!(learnt > 1e-4, "learnt prototypes moved only by {learnt}");
+}

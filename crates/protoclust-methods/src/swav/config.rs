@@ -36,6 +36,10 @@ pub struct SwavConfig {
     pub queue_start_epoch: u64,
     /// Iterations during which the prototypes receive no update.
     pub freeze_prototypes_iterations: u64,
+    /// Keep the prototypes at their random initialisation for the whole run (the SwAV paper's
+    /// "fixed random prototypes" ablation; robust on tiny runs, where learnt prototypes can
+    /// collapse onto each other).
+    pub fixed_prototypes: bool,
     /// The multi-crop views.
     pub views: MultiCrop,
 }
@@ -62,6 +66,7 @@ impl Default for SwavConfig {
             queue_length: 0,
             queue_start_epoch: 15,
             freeze_prototypes_iterations: 5005,
+            fixed_prototypes: false,
             views: MultiCrop::default(),
         }
     }

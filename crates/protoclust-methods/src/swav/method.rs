@@ -188,7 +188,8 @@ impl Method for Swav {
     }
 
     fn filter_grads(&self, grads: &mut GradientsParams, model: &SwavModel, ctx: &StepContext) {
-        if ctx.iteration < self.config.freeze_prototypes_iterations {
+        if self.config.fixed_prototypes || ctx.iteration < self.config.freeze_prototypes_iterations
+        {
             grads.remove::<2>(model.prototypes.weight.id);
         }
     }

@@ -51,7 +51,11 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
             },
             prototypes: 128,
             queue_length: 0,
-            freeze_prototypes_iterations: 80,
+            // Fixed random prototypes (the SwAV paper's ablation): with learnt ones, some seeds
+            // collapsed them onto each other a few epochs after the freeze ended (loss stuck at
+            // ln 128, predictions uniform) and ended near their random init (docs/results.md).
+            fixed_prototypes: true,
+            freeze_prototypes_iterations: 0,
             views: MultiCrop {
                 crops: vec![CropGroup {
                     count: 2,
