@@ -67,7 +67,7 @@ enum Command {
         #[arg(long, default_value = "runs/demo")]
         out: PathBuf,
         /// Training epochs.
-        #[arg(long, default_value_t = 15)]
+        #[arg(long, default_value_t = 25)]
         epochs: u64,
         /// Override a demo config value (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
