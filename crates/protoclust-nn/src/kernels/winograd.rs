@@ -474,6 +474,17 @@ mod tests {
         y
     }
 
+    /// The fixtures README's float32 rule: max|got − want| ≤ 2e-5 · max|want| + 1e-7.
+    fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
     fn values(len: usize, seed: f32) -> Vec<f32> {
         (0..len)
             .map(|i| ((i as f32 + seed) * 0.618).sin())
@@ -497,14 +508,8 @@ mod tests {
             let k = values(o * c * 9, 1.7);
             let mut y = vec![f32::NAN; g.batch * g.out_len()];
             forward(&g, &x, &k, &mut y);
-            let want = direct(&g, &x, &k);
-            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
-                assert!(
-                    (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
-                    "{n}x{c}x{h}x{w} -> {o}, pads {pads:?}, element {i}: {a} vs {b}"
-                );
-            }
+            let what = format!("{n}x{c}x{h}x{w} -> {o}, pads {pads:?}: y");
+            assert_close(&what, &y, &direct(&g, &x, &k));
         }
     }
 
@@ -528,6 +533,7 @@ mod tests {
             "{lhs} vs {rhs}"
         );
     }
+
     #[test]
     fn the_weight_gradient_matches_a_direct_one() {
         for &(n, c, h, w, o, pads) in &[
@@ -561,13 +567,11 @@ mod tests {
                     }
                 }
             }
-            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in dw.iter().zip(&want).enumerate() {
-                assert!(
-                    (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
-                    "{n}x{c}x{h}x{w} -> {o}, pads {pads:?}, dw[{i}]: {a} vs {b}"
-                );
-            }
+            assert_close(
+                &format!("{n}x{c}x{h}x{w} -> {o}, pads {pads:?}: dw"),
+                &dw,
+                &want,
+            );
         }
     }
 }
