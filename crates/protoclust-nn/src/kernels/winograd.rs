@@ -364,13 +364,11 @@ fn untransform_weight_grad(du: &[f32], o: usize, c: usize, dw: &mut [f32]) {
     for (oc, out) in dw.chunks_exact_mut(9).enumerate() {
         let x = |xi: usize| du[xi * o * c + oc];
         // Gᵀ X: 3 × 4.
-        let mut t = [[0.0f32; 4]; 3];
-        for j in 0..4 {
-            let (x0, x1, x2, x3) = (x(j), x(4 + j), x(8 + j), x(12 + j));
-            t[0][j] = x0 + 0.5 * (x1 + x2);
-            t[1][j] = 0.5 * (x1 - x2);
-            t[2][j] = 0.5 * (x1 + x2) + x3;
-        }
+        let t: [[f32; 4]; 3] = [
+            std::array::from_fn(|j| x(j) + 0.5 * (x(4 + j) + x(8 + j))),
+            std::array::from_fn(|j| 0.5 * (x(4 + j) - x(8 + j))),
+            std::array::from_fn(|j| 0.5 * (x(4 + j) + x(8 + j)) + x(12 + j)),
+        ];
         // (Gᵀ X) G: 3 × 3.
         for (i, r) in t.iter().enumerate() {
             out[3 * i] = r[0] + 0.5 * (r[1] + r[2]);
