@@ -124,6 +124,9 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         let cfg = config::load(model, &[])?;
         let net = protoclust_nn::backbone::resnet(cfg.backbone(), cfg.seed, &dev)?.valid();
         (Some(net), Some(cfg))
+    } else if let Some(m) = with_head.as_ref().filter(|_| a.backbone_prefix.is_none()) {
+        // The checkpoint is open already: its evaluated backbone is the k-means one too.
+        (Some(m.backbone.clone()), m.config.clone())
     } else {
         let (net, cfg) = model_file::load_backbone_at(model, a.backbone_prefix.as_deref(), &dev)?;
         (Some(net), cfg)
