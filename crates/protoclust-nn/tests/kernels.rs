@@ -7,6 +7,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_nn::kernels;
+use protoclust_nn::kernels::conv2d::{Pass, Route};
 use protoclust_nn::kernels::geometry::ConvGeometry;
 use protoclust_nn::layers::{BatchNormExt, Conv2dExt};
 
@@ -133,6 +134,20 @@ fn conv2d_matches_burn_on_odd_shapes() {
             "{g:?} should take Winograd"
         );
         conv_case(n, c, hw, o, [3, 3], [1, 1], pad, n == 2);
+    }
+    // Shapes that take the direct kernel (stride 1, few channels, maps ≥ 8 wide) in every pass:
+    // odd channel counts, a 7 × 7 kernel, uneven padding, batch 1.
+    let direct = [
+        (1, 3, [7, 9], 8, [3, 3], p1),
+        (3, 13, [9, 11], 5, [3, 3], [(0, 2), (1, 0)]),
+        (2, 5, [12, 10], 7, [7, 7], [(3, 2), (1, 3)]),
+    ];
+    for (n, c, hw, o, k, pad) in direct {
+        let g = ConvGeometry::new([n, c, hw[0], hw[1]], [o, c, k[0], k[1]], [1, 1], pad).unwrap();
+        for pass in [Pass::Forward, Pass::WeightGrad, Pass::InputGrad] {
+            assert_eq!(Route::of(&g, pass), Route::Direct, "{g:?} {pass:?}");
+        }
+        conv_case(n, c, hw, o, k, [1, 1], pad, n == 3);
     }
     // Many small images: several images per chunk.
     conv_case(37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false);

@@ -100,6 +100,10 @@ enum Command {
         /// BatchNorm), the project's kernels beside burn-flex's.
         #[arg(long)]
         ops: bool,
+        /// Also time every convolution shape of the backbone on each algorithm that computes
+        /// it (Winograd, direct, lowering): the measurement behind the per-shape choice.
+        #[arg(long)]
+        routes: bool,
     },
 }
 
@@ -247,9 +251,16 @@ fn main() {
             pipeline_batches,
             kmeans,
             ops,
+            routes,
         } => match kmeans {
             Some(shape) => commands::bench::kmeans(&shape),
-            None => commands::bench::run(&config, &set, steps, pipeline_batches, ops),
+            None => commands::bench::run(
+                &config,
+                &set,
+                steps,
+                pipeline_batches,
+                commands::bench::Extra { ops, routes },
+            ),
         },
     };
     if let Err(e) = result {

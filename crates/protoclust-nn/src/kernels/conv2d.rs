@@ -1,22 +1,65 @@
-//! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient, each as a
+//! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient. Each shape
+//! takes one [`Route`]: Winograd or the direct kernel where they measured faster, otherwise a
 //! lowering ([`Lowering`]) + one matrix product per chunk of images, chunks in parallel on rayon.
 
 use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
+use super::geometry::flip_kernel;
 use super::geometry::ConvGeometry;
 use super::lowering::Lowering;
 use super::scratch::with_scratch;
-use super::{winograd, ConvAlgorithm};
+use super::{direct, winograd, ConvAlgorithm};
 use rayon::prelude::*;
 
 fn threads() -> usize {
     rayon::current_num_threads()
 }
 
-/// Whether a convolution goes through Winograd: 3 × 3, stride 1, enough channels to pay (the
-/// default; see [`ConvAlgorithm`]).
-fn use_winograd(g: &ConvGeometry) -> bool {
-    ConvAlgorithm::current() == ConvAlgorithm::Winograd && winograd::applies(g) && winograd::pays(g)
+/// One of the three computations of a convolution layer in a training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// `y = conv(x, w)`.
+    Forward,
+    /// `dw` from `x` and `dy`.
+    WeightGrad,
+    /// `dx` from `w` and `dy`.
+    InputGrad,
+}
+
+/// The algorithm that computes one [`Pass`] of a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Winograd F(2×2, 3×3) ([`winograd`]): 3 × 3 stride-1 layers with many channels.
+    Winograd,
+    /// The direct kernel on the padded grid ([`direct`]): stride-1 layers with few channels.
+    Direct,
+    /// Patch lowering + matrix product: every shape.
+    Lowering,
+}
+
+impl Route {
+    /// The route `pass` of `g` takes: the measured fastest that applies
+    /// ([`ConvAlgorithm::Auto`]), or the lowering under [`ConvAlgorithm::Lowering`].
+    pub fn of(g: &ConvGeometry, pass: Pass) -> Self {
+        if ConvAlgorithm::current() == ConvAlgorithm::Lowering {
+            Route::Lowering
+        } else if winograd::applies(g) && winograd::pays(g) {
+            Route::Winograd
+        } else if direct::applies(g) && direct::pays(g, pass) {
+            Route::Direct
+        } else {
+            Route::Lowering
+        }
+    }
+
+    /// Whether this route can compute `g`.
+    pub fn applies(self, g: &ConvGeometry) -> bool {
+        match self {
+            Route::Winograd => winograd::applies(g),
+            Route::Direct => direct::applies(g),
+            Route::Lowering => true,
+        }
+    }
 }
 
 /// Scratch for one chunk: (patch matrix, O-row matrix, padded image) lengths.
@@ -33,14 +76,19 @@ fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f
 
 /// `y (N × O × OH × OW) = conv(x (N × C × H × W), w (O × C × KH × KW))`.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
-    if use_winograd(g) {
-        return winograd::forward(g, x, w, y);
-    }
-    forward_lowering(g, x, w, y)
+    forward_by(Route::of(g, Pass::Forward), g, x, w, y)
 }
 
-/// [`forward`] through the patch lowering, whatever the shape.
-pub fn forward_lowering(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+/// [`forward`] through `route`, which must [`Route::applies`] to `g`.
+pub fn forward_by(route: Route, g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    match route {
+        Route::Winograd => winograd::forward(g, x, w, y),
+        Route::Direct => direct::forward(g, x, w, y),
+        Route::Lowering => forward_lowering(g, x, w, y),
+    }
+}
+
+fn forward_lowering(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
@@ -67,9 +115,19 @@ pub fn forward_lowering(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 /// batch (one partial sum per group, added in group order: the result does not depend on
 /// scheduling).
 pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    if use_winograd(g) {
-        return winograd::weight_grad(g, x, dy, dw);
+    weight_grad_by(Route::of(g, Pass::WeightGrad), g, x, dy, dw)
+}
+
+/// [`weight_grad`] through `route`, which must [`Route::applies`] to `g`.
+pub fn weight_grad_by(route: Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    match route {
+        Route::Winograd => winograd::weight_grad(g, x, dy, dw),
+        Route::Direct => direct::weight_grad(g, x, dy, dw),
+        Route::Lowering => weight_grad_lowering(g, x, dy, dw),
     }
+}
+
+fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (o, k) = (g.out_c, g.patch_len());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
@@ -167,10 +225,24 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 /// `dx (N × C × H × W) = col2im(wᵀ · dy[n])` for every image.
 pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    if use_winograd(g) {
-        let flipped = winograd::flip_kernel(w, g.out_c, g.in_c);
-        return winograd::forward(&winograd::input_grad_geometry(g), dy, &flipped, dx);
+    input_grad_by(Route::of(g, Pass::InputGrad), g, w, dy, dx)
+}
+
+/// [`input_grad`] through `route`, which must [`Route::applies`] to `g`.
+pub fn input_grad_by(route: Route, g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    match route {
+        Route::Winograd => {
+            let gi = g
+                .flipped()
+                .expect("Winograd applies to stride-1 shapes only");
+            winograd::forward(&gi, dy, &flip_kernel(w, g), dx)
+        }
+        Route::Direct => direct::input_grad(g, w, dy, dx),
+        Route::Lowering => input_grad_lowering(g, w, dy, dx),
     }
+}
+
+fn input_grad_lowering(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());

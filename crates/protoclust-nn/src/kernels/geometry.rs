@@ -106,6 +106,26 @@ impl ConvGeometry {
             && self.pad_t + self.pad_b + self.pad_l + self.pad_r == 0
     }
 
+    /// The input gradient of a stride-1 convolution as a forward convolution of its output
+    /// gradient (O channels) with the [`flip_kernel`] (C outputs), padding k − 1 − p; `None`
+    /// for other strides or a padding as large as the kernel.
+    pub fn flipped(&self) -> Option<ConvGeometry> {
+        let fits = |p: usize, k: usize| (p < k).then(|| k - 1 - p);
+        if self.stride_h != 1 || self.stride_w != 1 {
+            return None;
+        }
+        let pads = [
+            (fits(self.pad_t, self.k_h)?, fits(self.pad_b, self.k_h)?),
+            (fits(self.pad_l, self.k_w)?, fits(self.pad_r, self.k_w)?),
+        ];
+        ConvGeometry::new(
+            [self.batch, self.out_c, self.out_h, self.out_w],
+            [self.in_c, self.out_c, self.k_h, self.k_w],
+            [1, 1],
+            pads,
+        )
+    }
+
     /// Images per chunk: enough columns for an efficient product, but at least `threads`
     /// chunks when the batch allows.
     pub fn images_per_chunk(&self, threads: usize) -> usize {
@@ -113,4 +133,21 @@ impl ConvGeometry {
         let spread = self.batch.div_ceil(threads.max(1));
         want.min(spread).max(1)
     }
+}
+
+/// `w'[c][o] = w[o][c]` rotated by 180°: the kernel of the input gradient of `g`
+/// ([`ConvGeometry::flipped`]).
+pub fn flip_kernel(w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (o, c, taps) = (g.out_c, g.in_c, g.k_h * g.k_w);
+    let mut out = vec![0.0; o * c * taps];
+    for oi in 0..o {
+        for ci in 0..c {
+            let src = &w[(oi * c + ci) * taps..][..taps];
+            let dst = &mut out[(ci * o + oi) * taps..][..taps];
+            for (k, v) in src.iter().enumerate() {
+                dst[taps - 1 - k] = *v;
+            }
+        }
+    }
+    out
 }

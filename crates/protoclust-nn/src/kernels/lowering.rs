@@ -183,12 +183,12 @@ fn taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> + '_ {
 }
 
 /// (pitch, rows) of the zero-padded image.
-fn padded(g: &ConvGeometry) -> (usize, usize) {
+pub(super) fn padded(g: &ConvGeometry) -> (usize, usize) {
     (g.in_w + g.pad_l + g.pad_r, g.in_h + g.pad_t + g.pad_b)
 }
 
 /// Copies one C × H × W image into the middle of its zero-padded C × rows × pitch copy.
-fn pad_image(g: &ConvGeometry, x: &[f32], pitch: usize, rows: usize, pad: &mut [f32]) {
+pub(super) fn pad_image(g: &ConvGeometry, x: &[f32], pitch: usize, rows: usize, pad: &mut [f32]) {
     let plane = rows * pitch;
     let pad = &mut pad[..g.in_c * plane];
     for c in 0..g.in_c {

@@ -10,11 +10,14 @@
 pub mod backend;
 pub mod batch_norm;
 pub mod conv2d;
+pub mod direct;
 pub mod dot;
 pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
 pub mod lowering;
+#[cfg(test)]
+mod reference;
 mod scratch;
 pub mod timing;
 pub mod winograd;
@@ -39,13 +42,10 @@ pub enum KernelChoice {
 impl KernelChoice {
     /// The choice of `PROTOCLUST_KERNELS` (`protoclust` when unset).
     pub fn from_env() -> Result<Self, String> {
-        match std::env::var("PROTOCLUST_KERNELS").as_deref() {
-            Err(_) | Ok("") | Ok("protoclust") => Ok(Self::Protoclust),
-            Ok("burn") => Ok(Self::Burn),
-            Ok(other) => Err(format!(
-                "PROTOCLUST_KERNELS = {other:?}: expected \"protoclust\" or \"burn\""
-            )),
-        }
+        env_choice(
+            "PROTOCLUST_KERNELS",
+            &[("protoclust", Self::Protoclust), ("burn", Self::Burn)],
+        )
     }
 
     /// The process-wide choice (read once; an invalid value falls back to the default and is
@@ -56,33 +56,48 @@ impl KernelChoice {
     }
 }
 
-/// How the kernels compute 3 × 3 stride-1 convolutions (forward and input gradient).
+/// How the kernels choose a convolution's algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// Winograd F(2×2, 3×3) (the default).
-    Winograd,
-    /// Patch lowering + matrix product, as every other shape.
+    /// Per layer shape, the measured fastest: Winograd, direct or patch lowering (the default;
+    /// see [`conv2d::Route`]).
+    Auto,
+    /// Patch lowering + matrix product for every shape.
     Lowering,
 }
 
 impl ConvAlgorithm {
-    /// The choice of `PROTOCLUST_CONV` (`winograd` when unset).
+    /// The choice of `PROTOCLUST_CONV` (`auto` when unset).
     pub fn from_env() -> Result<Self, String> {
-        match std::env::var("PROTOCLUST_CONV").as_deref() {
-            Err(_) | Ok("") | Ok("winograd") => Ok(Self::Winograd),
-            Ok("lowering") => Ok(Self::Lowering),
-            Ok(other) => Err(format!(
-                "PROTOCLUST_CONV = {other:?}: expected \"winograd\" or \"lowering\""
-            )),
-        }
+        env_choice(
+            "PROTOCLUST_CONV",
+            &[("auto", Self::Auto), ("lowering", Self::Lowering)],
+        )
     }
 
     /// The process-wide choice (read once; an invalid value falls back to the default and is
     /// reported by the CLI at start).
     pub fn current() -> Self {
         static CHOICE: OnceLock<ConvAlgorithm> = OnceLock::new();
-        *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Winograd))
+        *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Auto))
     }
+}
+
+/// The option named by environment variable `var`: the first of `options` when unset or
+/// empty, an error naming the variable and the accepted values otherwise.
+fn env_choice<T: Copy>(var: &str, options: &[(&str, T)]) -> Result<T, String> {
+    let value = std::env::var(var).unwrap_or_default();
+    if value.is_empty() {
+        return Ok(options[0].1);
+    }
+    options
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("{n:?}")).collect();
+            format!("{var} = {value:?}: expected {}", names.join(" or "))
+        })
 }
 
 /// Whether the project's kernels are switched on and `t` is an f32 tensor on the flex device

@@ -44,33 +44,6 @@ pub fn pays(g: &ConvGeometry) -> bool {
     g.in_c.min(g.out_c) * tw.min(L) >= MIN_CHANNEL_LANES
 }
 
-/// The geometry of the input gradient of `g` as a forward convolution of the output gradient
-/// (O channels) with the flipped, channel-swapped kernel (C outputs), padding 2 − p.
-pub fn input_grad_geometry(g: &ConvGeometry) -> ConvGeometry {
-    ConvGeometry::new(
-        [g.batch, g.out_c, g.out_h, g.out_w],
-        [g.in_c, g.out_c, 3, 3],
-        [1, 1],
-        [(2 - g.pad_t, 2 - g.pad_b), (2 - g.pad_l, 2 - g.pad_r)],
-    )
-    .expect("the flipped convolution of a valid 3 × 3 stride-1 convolution is valid")
-}
-
-/// `w'[c][o] = w[o][c]` rotated by 180°: the kernel of the input gradient.
-pub fn flip_kernel(w: &[f32], o: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0; o * c * 9];
-    for oi in 0..o {
-        for ci in 0..c {
-            let src = &w[(oi * c + ci) * 9..][..9];
-            let dst = &mut out[(ci * o + oi) * 9..][..9];
-            for (k, v) in src.iter().enumerate() {
-                dst[8 - k] = *v;
-            }
-        }
-    }
-    out
-}
-
 /// `U_ξ = (G g Gᵀ)_ξ` for every (o, c): 16 matrices O × C, ξ-major.
 fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
     let mut u = vec![0.0; XI * o * c];
@@ -436,58 +409,9 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::geometry::flip_kernel;
+    use super::super::reference::{self, assert_close, values};
     use super::*;
-
-    /// Direct convolution in f64, the reference.
-    fn direct(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let mut y = vec![0.0f64; g.batch * g.out_len()];
-        for n in 0..g.batch {
-            for o in 0..g.out_c {
-                for oy in 0..g.out_h {
-                    for ox in 0..g.out_w {
-                        let mut s = 0.0f64;
-                        for c in 0..g.in_c {
-                            for ky in 0..3 {
-                                for kx in 0..3 {
-                                    let iy = (oy + ky) as isize - g.pad_t as isize;
-                                    let ix = (ox + kx) as isize - g.pad_l as isize;
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= g.in_h as isize
-                                        || ix >= g.in_w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let xv = x[((n * g.in_c + c) * g.in_h + iy as usize) * g.in_w
-                                        + ix as usize];
-                                    s += xv as f64 * w[((o * g.in_c + c) * 3 + ky) * 3 + kx] as f64;
-                                }
-                            }
-                        }
-                        y[((n * g.out_c + o) * g.out_h + oy) * g.out_w + ox] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    /// The fixtures README's float32 rule: max|got − want| ≤ 2e-5 · max|want| + 1e-7.
-    fn assert_close(what: &str, got: &[f32], want: &[f64]) {
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (*a as f64 - b).abs() <= 2e-5 * scale + 1e-7,
-                "{what}[{i}]: {a} vs {b}"
-            );
-        }
-    }
-
-    fn values(len: usize, seed: f32) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i as f32 + seed) * 0.618).sin())
-            .collect()
-    }
 
     #[test]
     fn matches_a_direct_convolution_on_odd_shapes_and_paddings() {
@@ -507,29 +431,20 @@ mod tests {
             let mut y = vec![f32::NAN; g.batch * g.out_len()];
             forward(&g, &x, &k, &mut y);
             let what = format!("{n}x{c}x{h}x{w} -> {o}, pads {pads:?}: y");
-            assert_close(&what, &y, &direct(&g, &x, &k));
+            assert_close(&what, &y, &reference::forward(&g, &x, &k));
         }
     }
 
     #[test]
     fn the_flipped_kernel_gives_the_input_gradient() {
-        // <conv(x, w), dy> = <x, conv'(dy, flip(w))> for every x and dy.
-        let g = ConvGeometry::new([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)]).unwrap();
-        let x = values(g.batch * g.in_len(), 0.1);
+        let g = ConvGeometry::new([2, 3, 6, 5], [4, 3, 3, 3], [1, 1], [(1, 2), (0, 1)]).unwrap();
         let w = values(4 * 3 * 9, 2.2);
         let dy = values(g.batch * g.out_len(), 4.4);
-        let mut y = vec![0.0; dy.len()];
-        forward(&g, &x, &w, &mut y);
-        let gi = input_grad_geometry(&g);
+        let gi = g.flipped().unwrap();
         assert_eq!((gi.out_h, gi.out_w, gi.out_c), (g.in_h, g.in_w, g.in_c));
-        let mut dx = vec![0.0; x.len()];
-        forward(&gi, &dy, &flip_kernel(&w, 4, 3), &mut dx);
-        let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum();
-        let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
-        assert!(
-            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs}"
-        );
+        let mut dx = vec![f32::NAN; g.batch * g.in_len()];
+        forward(&gi, &dy, &flip_kernel(&w, &g), &mut dx);
+        assert_close("dx", &dx, &reference::input_grad(&g, &w, &dy));
     }
 
     #[test]
@@ -546,29 +461,10 @@ mod tests {
             let dy = values(g.batch * g.out_len(), 3.1);
             let mut dw = vec![f32::NAN; o * c * 9];
             weight_grad(&g, &x, &dy, &mut dw);
-            // dw[o][c][ky][kx] = Σ_n,oy,ox dy[n][o][oy][ox] · x[n][c][oy + ky - pt][ox + kx - pl].
-            let mut want = vec![0.0f64; dw.len()];
-            for (idx, wv) in want.iter_mut().enumerate() {
-                let (oi, ci, ky, kx) = (idx / (c * 9), idx / 9 % c, idx / 3 % 3, idx % 3);
-                for ni in 0..n {
-                    for oy in 0..g.out_h {
-                        for ox in 0..g.out_w {
-                            let iy = (oy + ky) as isize - pt as isize;
-                            let ix = (ox + kx) as isize - pl as isize;
-                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                continue;
-                            }
-                            let xv = x[((ni * c + ci) * h + iy as usize) * w + ix as usize];
-                            let dv = dy[((ni * o + oi) * g.out_h + oy) * g.out_w + ox];
-                            *wv += xv as f64 * dv as f64;
-                        }
-                    }
-                }
-            }
             assert_close(
                 &format!("{n}x{c}x{h}x{w} -> {o}, pads {pads:?}: dw"),
                 &dw,
-                &want,
+                &reference::weight_grad(&g, &x, &dy),
             );
         }
     }

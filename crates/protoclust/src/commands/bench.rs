@@ -110,13 +110,22 @@ fn measure<M: Method>(
     Ok((pipeline_ips, (steps * batch.len()) as f64 / time, phases))
 }
 
+/// Tables `bench` prints after the step's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra {
+    /// Per-op rows of the backbone step (`--ops`).
+    pub ops: bool,
+    /// Per-shape rows of every convolution algorithm (`--routes`).
+    pub routes: bool,
+}
+
 /// Measures and prints a table.
 pub fn run(
     path: &Path,
     overrides: &[String],
     steps: usize,
     pipeline_batches: usize,
-    ops: bool,
+    extra: Extra,
 ) -> Result<()> {
     let cfg = config::load(path, overrides)?;
     let dev = device::select()?;
@@ -221,13 +230,21 @@ pub fn run(
         println!("| peak RSS of the process (VmHWM) | {mb:.0} MB | – | – |");
     }
     print_phases(&m.phases);
-    if ops {
+    if extra.ops || extra.routes {
         let (images, size, passes) = m.pass_shape;
-        println!();
         #[cfg(feature = "flex")]
-        super::bench_ops::run(b, images, size, passes, 3)?;
+        {
+            if extra.ops {
+                println!();
+                super::bench_ops::run(b, images, size, passes, 3)?;
+            }
+            if extra.routes {
+                println!();
+                super::bench_ops::routes(b, images, size, 3)?;
+            }
+        }
         #[cfg(not(feature = "flex"))]
-        anyhow::bail!("bench --ops times the CPU kernels: build with the `flex` feature ({images} x {size} px, {passes} passes)");
+        anyhow::bail!("bench --ops/--routes time the CPU kernels: build with the `flex` feature ({images} x {size} px, {passes} passes)");
     }
     Ok(())
 }

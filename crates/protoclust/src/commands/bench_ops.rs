@@ -13,7 +13,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::TensorData;
 use protoclust_nn::backbone::{resnet, ResNet, ResNetConfig};
 use protoclust_nn::kernels::batch_norm::{self, Layout};
-use protoclust_nn::kernels::conv2d;
+use protoclust_nn::kernels::conv2d::{self, Pass, Route};
 use protoclust_nn::kernels::gemm::{matmul, View};
 use protoclust_nn::kernels::geometry::ConvGeometry;
 use std::time::Instant;
@@ -263,5 +263,70 @@ pub fn run(
         total.burn / total.ours
     );
     println!("| dense {n}³ matmul (gemm crate, all threads): the practical ceiling | – | {dense_gflops:.1} | – | – | – |");
+    Ok(())
+}
+
+/// Prints, for every distinct convolution shape of `config`'s backbone on `images` images of
+/// `size` px, the seconds of its forward, weight gradient and input gradient on each route
+/// that computes it, with GFLOP/s counted as the direct convolution's, and the route taken.
+pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) -> Result<()> {
+    let net = resnet(config, 0, &burn::tensor::Device::flex())?;
+    let mut shapes = layers_of(&net, images, size)?;
+    shapes.dedup();
+    let mut seen = Vec::new();
+    shapes.retain(|g| {
+        let new = !seen.contains(g);
+        seen.push(*g);
+        new
+    });
+    println!(
+        "protoclust bench --routes: ResNet-{} width {}, {images} images of {size} px, {} threads; s (GFLOP/s), best of {reps}",
+        config.depth, config.width, rayon::current_num_threads()
+    );
+    println!("(* the route each pass takes)");
+    println!(
+        "| layer (C → O, k, stride, map) | route | forward | weight gradient | input gradient |"
+    );
+    println!("|---|---|---|---|---|");
+    for g in shapes {
+        let x = noise(g.batch * g.in_len(), 1);
+        let w = noise(g.out_c * g.patch_len(), 2);
+        let dy = noise(g.batch * g.out_len(), 3);
+        let flops = 2.0 * (g.batch * g.out_len() * g.patch_len()) as f64;
+        let (mut y, mut dw, mut dx) = (
+            vec![0f32; dy.len()],
+            vec![0f32; w.len()],
+            vec![0f32; x.len()],
+        );
+        let cell = |s: f64, route: Route, pass: Pass| {
+            let mark = if Route::of(&g, pass) == route {
+                " *"
+            } else {
+                ""
+            };
+            format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
+        };
+        for route in [Route::Winograd, Route::Direct, Route::Lowering] {
+            if !route.applies(&g) {
+                continue;
+            }
+            let fwd = time(reps, || conv2d::forward_by(route, &g, &x, &w, &mut y));
+            let wg = time(reps, || conv2d::weight_grad_by(route, &g, &x, &dy, &mut dw));
+            let ig = time(reps, || conv2d::input_grad_by(route, &g, &w, &dy, &mut dx));
+            println!(
+                "| {} → {}, {}×{}, s{}, {}×{} | {route:?} | {} | {} | {} |",
+                g.in_c,
+                g.out_c,
+                g.k_h,
+                g.k_w,
+                g.stride_h,
+                g.in_h,
+                g.in_w,
+                cell(fwd, route, Pass::Forward),
+                cell(wg, route, Pass::WeightGrad),
+                cell(ig, route, Pass::InputGrad),
+            );
+        }
+    }
     Ok(())
 }
