@@ -85,6 +85,27 @@ impl Batch {
     }
 }
 
+/// This process's part of every global batch in data-parallel training: rank `rank` of
+/// `ranks` takes the `rank`-th of `ranks` equal consecutive slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's rank.
+    pub rank: usize,
+    /// Number of processes.
+    pub ranks: usize,
+}
+
+impl Shard {
+    /// The whole batch (one process).
+    pub const WHOLE: Shard = Shard { rank: 0, ranks: 1 };
+
+    /// This shard's slice of a global batch.
+    pub fn of<'a>(&self, batch: &'a [usize]) -> &'a [usize] {
+        let n = batch.len();
+        &batch[n * self.rank / self.ranks..n * (self.rank + 1) / self.ranks]
+    }
+}
+
 /// Draws batches of views from a source.
 #[derive(Clone)]
 pub struct Loader {
@@ -92,6 +113,7 @@ pub struct Loader {
     views: Arc<dyn ViewBuilder>,
     config: LoaderConfig,
     seed: u64,
+    shard: Shard,
 }
 
 impl Loader {
@@ -123,7 +145,35 @@ impl Loader {
             views,
             config,
             seed,
+            shard: Shard::WHOLE,
         })
+    }
+
+    /// The same loader yielding only `shard`'s part of every global batch (`loader.batch_size`
+    /// stays the global batch, and must split into equal parts).
+    pub fn sharded(mut self, shard: Shard) -> Result<Self, DataError> {
+        if shard.ranks == 0 || shard.rank >= shard.ranks {
+            return Err(DataError::Config {
+                field: "loader".into(),
+                reason: format!("rank {} of {} processes", shard.rank, shard.ranks),
+            });
+        }
+        if !self.config.batch_size.is_multiple_of(shard.ranks) {
+            return Err(DataError::Config {
+                field: "loader.batch_size".into(),
+                reason: format!(
+                    "the global batch of {} does not split into {} equal parts (one per process)",
+                    self.config.batch_size, shard.ranks
+                ),
+            });
+        }
+        self.shard = shard;
+        Ok(self)
+    }
+
+    /// This process's part of every batch.
+    pub fn shard(&self) -> Shard {
+        self.shard
     }
 
     /// The loader's configuration.
@@ -223,7 +273,7 @@ impl Loader {
                 order.len().div_ceil(b)
             };
             for k in start..batches {
-                let idx = &order[k * b..((k + 1) * b).min(order.len())];
+                let idx = me.shard.of(&order[k * b..((k + 1) * b).min(order.len())]);
                 if tx.send(me.load(epoch, idx)).is_err() {
                     return;
                 }

@@ -2,6 +2,10 @@
 
 use burn::tensor::Tensor;
 
+pub mod grads;
+#[cfg(feature = "mpi")]
+pub mod mpi;
+
 /// Cross-process reductions used by the methods (all-reduce, all-gather, rank, world size).
 pub trait Collective: Send + Sync {
     /// Index of this process among `world_size()` processes.
@@ -12,8 +16,13 @@ pub trait Collective: Send + Sync {
     fn all_reduce_sum<const D: usize>(&self, t: Tensor<D>) -> Tensor<D>;
     /// Element-wise maximum of `t` over all processes.
     fn all_reduce_max<const D: usize>(&self, t: Tensor<D>) -> Tensor<D>;
-    /// Concatenation of `t` from all processes along dimension 0, in rank order.
+    /// Concatenation of `t` from all processes along dimension 0, in rank order (ranks may
+    /// contribute different row counts; no gradient flows through).
     fn all_gather<const D: usize>(&self, t: Tensor<D>) -> Tensor<D>;
+    /// Element-wise sum of a host buffer over all processes, in place.
+    fn sum_host(&self, values: &mut [f32]);
+    /// Element-wise sum of a host f64 buffer over all processes, in place (statistics).
+    fn sum_host_f64(&self, values: &mut [f64]);
 }
 
 /// The single-process collective (world size 1): every operation is the identity.
@@ -36,4 +45,94 @@ impl Collective for SingleProcess {
     fn all_gather<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
         t
     }
+    fn sum_host(&self, _: &mut [f32]) {}
+    fn sum_host_f64(&self, _: &mut [f64]) {}
+}
+
+/// The processes a run spans: this one alone, or an MPI world (feature `mpi`).
+#[derive(Clone, Default)]
+pub enum World {
+    /// One process.
+    #[default]
+    Single,
+    /// Every rank of `mpirun`/`srun`.
+    #[cfg(feature = "mpi")]
+    Mpi(std::sync::Arc<mpi::MpiCollective>),
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "World(rank {} of {})", self.rank(), self.world_size())
+    }
+}
+
+impl Collective for World {
+    fn rank(&self) -> usize {
+        match self {
+            World::Single => 0,
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.rank(),
+        }
+    }
+    fn world_size(&self) -> usize {
+        match self {
+            World::Single => 1,
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.world_size(),
+        }
+    }
+    fn all_reduce_sum<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
+        match self {
+            World::Single => t,
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.all_reduce_sum(t),
+        }
+    }
+    fn all_reduce_max<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
+        match self {
+            World::Single => t,
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.all_reduce_max(t),
+        }
+    }
+    fn all_gather<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
+        match self {
+            World::Single => t,
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.all_gather(t),
+        }
+    }
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    fn sum_host(&self, values: &mut [f32]) {
+        match self {
+            World::Single => {}
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.sum_host(values),
+        }
+    }
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    fn sum_host_f64(&self, values: &mut [f64]) {
+        match self {
+            World::Single => {}
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.sum_host_f64(values),
+        }
+    }
+}
+
+/// The world training BatchNorms take their statistics over (SyncBatchNorm), if any.
+static SYNC_BATCHNORM: std::sync::RwLock<Option<World>> = std::sync::RwLock::new(None);
+
+/// Makes every training BatchNorm on the project's CPU kernels take its statistics over all
+/// ranks of `world` (SyncBatchNorm), or over each process's own batch (`None`, the default).
+pub fn set_sync_batchnorm(world: Option<World>) {
+    *SYNC_BATCHNORM.write().unwrap_or_else(|e| e.into_inner()) = world;
+}
+
+/// The world of [`set_sync_batchnorm`], when SyncBatchNorm is on.
+pub fn sync_batchnorm() -> Option<World> {
+    SYNC_BATCHNORM
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }

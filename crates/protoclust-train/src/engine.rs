@@ -11,6 +11,8 @@ use protoclust_data::source::Source;
 use protoclust_data::views::CenterView;
 use protoclust_eval::{cluster_agreement, extract_with, ClusterAgreement, KnnResult};
 use protoclust_methods::{EpochContext, FeaturePass, Method, MethodError, StepContext};
+use protoclust_nn::collective::grads::average_grads;
+use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::named::{load_named, named_tensors};
 use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
 use protoclust_nn::running::SyncRunningStats;
@@ -51,6 +53,9 @@ pub struct TrainOptions {
     pub pass_view: CenterView,
     /// Batch size of those passes.
     pub pass_batch_size: usize,
+    /// The processes sharing each global batch: gradients are averaged over them every step,
+    /// and only rank 0 writes the run directory and prints progress.
+    pub world: World,
 }
 
 /// The engine's whole-training-set pass: the evaluation view of every sample, in order.
@@ -203,6 +208,17 @@ struct Position {
     iteration: u64,
 }
 
+/// The mean of every rank's `value` (each rank's loss is its part of the global batch's mean).
+fn global_mean(value: f64, world: &World) -> f64 {
+    let n = world.world_size();
+    if n == 1 {
+        return value;
+    }
+    let mut v = [value];
+    world.sum_host_f64(&mut v);
+    v[0] / n as f64
+}
+
 /// Trains `method` on batches from `loader`; resumes when `opts.resume` is set.
 pub fn train<M: Method>(
     method: &mut M,
@@ -219,7 +235,10 @@ pub fn train<M: Method>(
         path: run_dir.clone(),
         source,
     };
-    std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(rd)?;
+    let lead = opts.world.rank() == 0;
+    if lead {
+        std::fs::create_dir_all(run_dir.join("checkpoints")).map_err(rd)?;
+    }
     let ipe = loader.batches_per_epoch();
     let base_lr = optim.lr;
     let sched = Schedule::new(schedule, base_lr, opts.epochs, ipe as u64);
@@ -256,12 +275,16 @@ pub fn train<M: Method>(
         };
     }
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut log = MetricsLog::open(&metrics_path, opts.resume.is_some()).map_err(|source| {
-        TrainError::RunDir {
-            path: metrics_path.clone(),
-            source,
-        }
-    })?;
+    let mut log = if lead {
+        MetricsLog::open(&metrics_path, opts.resume.is_some()).map_err(|source| {
+            TrainError::RunDir {
+                path: metrics_path.clone(),
+                source,
+            }
+        })?
+    } else {
+        MetricsLog::discard()
+    };
     let last_path = last_checkpoint_path(run_dir);
     let save = |model: &M::Model,
                 method: &M,
@@ -272,6 +295,11 @@ pub fn train<M: Method>(
                 path: &Path|
      -> Result<(), TrainError> {
         model.sync_running_stats();
+        // Every rank takes part: a method's state may gather what each rank keeps.
+        let method_state = method.state();
+        if !lead {
+            return Ok(());
+        }
         Checkpoint {
             meta: CheckpointMeta {
                 format: FORMAT.into(),
@@ -283,13 +311,13 @@ pub fn train<M: Method>(
             },
             model: named_tensors(model),
             optim: optimizer.state(),
-            method: method.state(),
+            method: method_state,
         }
         .save(path)?;
         Ok(())
     };
     let total_iters = opts.epochs * ipe as u64;
-    let progress = Progress::new(total_iters, pos.iteration, opts.quiet);
+    let progress = Progress::new(total_iters, pos.iteration, opts.quiet || !lead);
     let mut counter = method.num_clusters().map(ClusterCounter::new);
     let mut collapse = method
         .num_clusters()
@@ -366,7 +394,7 @@ pub fn train<M: Method>(
             let views = views_to_tensors(&batch, &ad);
             model = method.before_forward(model, &ctx);
             let out = method.forward(&model, &views, &batch, &ctx)?;
-            let loss = out.loss.clone().into_scalar::<f32>() as f64;
+            let loss = global_mean(out.loss.clone().into_scalar::<f32>() as f64, &opts.world);
             let bad_watch = out
                 .watch
                 .iter()
@@ -378,7 +406,9 @@ pub fn train<M: Method>(
                 }
                 let details = details.join("\n");
                 let dump = run_dir.join("nonfinite.txt");
-                let _ = std::fs::write(&dump, &details);
+                if lead {
+                    let _ = std::fs::write(&dump, &details);
+                }
                 progress.finish();
                 return Err(MethodError::NonFinite {
                     iteration: pos.iteration,
@@ -397,13 +427,15 @@ pub fn train<M: Method>(
             }
             let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
             method.filter_grads(&mut grads, &model, &ctx);
+            average_grads(&mut grads, &model, &opts.world);
             let lr = sched.lr(pos.iteration);
             model = optimizer.step(model, grads, lr);
             model = method.after_step(model, &ctx);
             pos.iteration += 1;
             loss_sum += loss;
             loss_n += 1;
-            window.1 += batch.len();
+            // Images of the global batch (each rank holds its equal part).
+            window.1 += batch.len() * opts.world.world_size();
             if let Some(c) = &mut counter {
                 c.add(&out.assignments);
             }

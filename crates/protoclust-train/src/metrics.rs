@@ -9,7 +9,7 @@ use std::path::Path;
 /// Appends JSON records to the run's `metrics.jsonl`, and their numbers to TensorBoard event
 /// files in `tb/` beside it.
 pub struct MetricsLog {
-    out: BufWriter<File>,
+    out: Option<BufWriter<File>>,
     tb: Option<crate::tensorboard::EventWriter>,
 }
 
@@ -26,20 +26,31 @@ impl MetricsLog {
             .parent()
             .and_then(|dir| crate::tensorboard::EventWriter::create(&dir.join("tb")).ok());
         Ok(Self {
-            out: BufWriter::new(f),
+            out: Some(BufWriter::new(f)),
             tb,
         })
     }
 
+    /// A log that writes nothing (the ranks other than 0 in multi-process training).
+    pub fn discard() -> Self {
+        Self {
+            out: None,
+            tb: None,
+        }
+    }
+
     /// Writes one record and flushes it.
     pub fn write(&mut self, record: &Value) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
         if let Some(tb) = &mut self.tb {
             let (step, scalars) = crate::tensorboard::record_scalars(record);
             tb.scalars(step, &scalars)?;
         }
-        self.out.flush()
+        out.flush()
     }
 }
 

@@ -36,6 +36,12 @@ pub struct TrainSection {
     pub stop_after_iterations: Option<u64>,
     /// Worker threads for augmentation and CPU kernels (0: all cores).
     pub threads: usize,
+    /// Under MPI: BatchNorm statistics over every rank's part of the global batch
+    /// (SyncBatchNorm, as the official SwAV), instead of each rank's own part.
+    pub sync_batchnorm: bool,
+    /// Under MPI: seconds a collective may wait for the other ranks before this process ends
+    /// the job with an error (a rank died or hangs).
+    pub collective_timeout_s: u64,
 }
 
 impl Default for TrainSection {
@@ -49,6 +55,8 @@ impl Default for TrainSection {
             collapse_patience: 200,
             stop_after_iterations: None,
             threads: 0,
+            sync_batchnorm: true,
+            collective_timeout_s: 600,
         }
     }
 }

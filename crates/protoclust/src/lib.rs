@@ -10,3 +10,4 @@ pub mod model_file;
 pub mod preflight;
 pub mod runner;
 pub mod suite;
+pub mod world;

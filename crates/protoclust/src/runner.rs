@@ -4,6 +4,7 @@ use crate::config::RunConfig;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
+use protoclust_data::loader::Shard;
 use protoclust_methods::deepcluster::DeepCluster;
 use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::odc::Odc;
@@ -11,7 +12,9 @@ use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::Method;
 use protoclust_nn::backbone::ResNet;
+use protoclust_nn::collective::{set_sync_batchnorm, Collective, World};
 use protoclust_nn::io;
+use protoclust_nn::kernels::KernelChoice;
 use protoclust_train::monitor::KnnMonitor;
 use protoclust_train::{train, RunSummary, TrainOptions};
 use std::path::Path;
@@ -74,12 +77,20 @@ struct Train<'a> {
     resume: Option<&'a Path>,
     quiet: bool,
     device: &'a Device,
+    world: &'a World,
 }
 
 impl WithMethod for Train<'_> {
     type Out = Result<RunSummary<ResNet>>;
     fn call<M: Method>(self, mut method: M) -> Self::Out {
-        run_method(&mut method, self.cfg, self.resume, self.quiet, self.device)
+        run_method(
+            &mut method,
+            self.cfg,
+            self.resume,
+            self.quiet,
+            self.device,
+            self.world,
+        )
     }
 }
 
@@ -91,15 +102,51 @@ pub fn run(
     quiet: bool,
     device: &Device,
 ) -> Result<RunSummary<ResNet>> {
-    with_method(
+    run_in(cfg, resume, quiet, device, &World::Single)
+}
+
+/// [`run`] as one rank of `world`: this rank's part of every global batch, gradients averaged
+/// over the ranks, SyncBatchNorm when `train.sync_batchnorm`; rank 0 writes the run directory.
+pub fn run_in(
+    cfg: &RunConfig,
+    resume: Option<&Path>,
+    quiet: bool,
+    device: &Device,
+    world: &World,
+) -> Result<RunSummary<ResNet>> {
+    let train = Train {
         cfg,
-        Train {
-            cfg,
-            resume,
-            quiet,
-            device,
-        },
-    )
+        resume,
+        quiet,
+        device,
+        world,
+    };
+    if world.world_size() == 1 {
+        return with_method(cfg, train);
+    }
+    if cfg.method != "swav" {
+        anyhow::bail!(
+            "method {}: multi-process training is implemented for swav only so far ({} processes were started)",
+            cfg.method,
+            world.world_size()
+        );
+    }
+    if cfg.train.sync_batchnorm {
+        let flex = matches!(
+            device.clone().inner().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        );
+        if !flex || KernelChoice::current() != KernelChoice::Protoclust {
+            anyhow::bail!(
+                "train.sync_batchnorm: SyncBatchNorm runs on the flex device with protoclust's kernels; set it to false for this device"
+            );
+        }
+        set_sync_batchnorm(Some(world.clone()));
+    }
+    let swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world.clone());
+    let out = train.call(swav);
+    set_sync_batchnorm(None);
+    out
 }
 
 /// Trains `method` with the data, optimiser and loop settings of `cfg`.
@@ -109,13 +156,21 @@ pub fn run_method<M: Method>(
     resume: Option<&Path>,
     quiet: bool,
     device: &Device,
+    world: &World,
 ) -> Result<RunSummary<ResNet>> {
     let loader = loader_for(cfg, method)?;
     crate::preflight::check(cfg, &loader)?;
+    let loader = loader.sharded(Shard {
+        rank: world.rank(),
+        ranks: world.world_size(),
+    })?;
     let config_toml = toml::to_string(cfg).context("serialising the resolved config")?;
     let run_dir = cfg.train.run_dir.clone();
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    io::atomic_write(&run_dir.join("config.toml"), config_toml.as_bytes())?;
+    if world.rank() == 0 {
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("creating {}", run_dir.display()))?;
+        io::atomic_write(&run_dir.join("config.toml"), config_toml.as_bytes())?;
+    }
     let opts = TrainOptions {
         epochs: cfg.train.epochs,
         seed: cfg.seed,
@@ -131,6 +186,7 @@ pub fn run_method<M: Method>(
         quiet,
         pass_view: cfg.eval_view.clone(),
         pass_batch_size: cfg.monitor.batch_size,
+        world: world.clone(),
     };
     let s = train(
         method,

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
-use protoclust_nn::collective::SingleProcess;
+use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::rows;
@@ -23,7 +23,7 @@ pub struct Swav {
     batch_size: usize,
     queue: Option<SwavQueue>,
     device: Option<Device>,
-    collective: SingleProcess,
+    world: World,
 }
 
 impl Swav {
@@ -34,8 +34,15 @@ impl Swav {
             batch_size,
             queue: None,
             device: None,
-            collective: SingleProcess,
+            world: World::Single,
         }
+    }
+
+    /// The same method as one rank of `world`: Sinkhorn normalises over the global batch and
+    /// each rank keeps its own queue of `queue_length / world size` rows, as the official code.
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
     }
 
     /// The configuration.
@@ -43,10 +50,11 @@ impl Swav {
         &self.config
     }
 
-    /// Queue length actually used: a multiple of the (global) batch size.
+    /// Queue rows this rank keeps: the queue length rounded down to a multiple of the global
+    /// batch size, split evenly over the ranks.
     pub fn effective_queue_length(&self) -> usize {
         let b = self.batch_size.max(1);
-        self.config.queue_length - self.config.queue_length % b
+        (self.config.queue_length - self.config.queue_length % b) / self.world.world_size()
     }
 
     /// The queue, once allocated.
@@ -158,7 +166,7 @@ impl Method for Swav {
             &prototypes,
             self.queue.as_mut(),
             &params,
-            &self.collective,
+            &self.world,
         );
         let first = &res.codes[0];
         let [n, _] = first.dims();
@@ -194,17 +202,27 @@ impl Method for Swav {
         }
     }
 
+    /// The queue of every rank, concatenated in rank order (one process's queue shape), with
+    /// the number of ranks that kept it.
     fn state(&self) -> BTreeMap<String, HostTensor> {
         let mut s = BTreeMap::new();
         if let Some(q) = &self.queue {
-            for (i, t) in q.to_host().into_iter().enumerate() {
-                s.insert(format!("queue.{i}"), t);
+            for (i, t) in q.queues.iter().enumerate() {
+                let all = self.world.all_gather(t.clone());
+                s.insert(format!("queue.{i}"), HostTensor::from_tensor(&all));
             }
             s.insert(
                 "queue.use".into(),
                 HostTensor {
                     shape: vec![1],
                     data: vec![q.use_queue as u8 as f32],
+                },
+            );
+            s.insert(
+                "queue.ranks".into(),
+                HostTensor {
+                    shape: vec![1],
+                    data: vec![self.world.world_size() as f32],
                 },
             );
         }
@@ -222,19 +240,29 @@ impl Method for Swav {
             self.queue = None;
             return Ok(());
         }
+        let ranks = self.world.world_size();
+        let saved_ranks = state.get("queue.ranks").map_or(1, |t| t.data[0] as usize);
+        if saved_ranks != ranks && self.world.rank() == 0 {
+            eprintln!(
+                "warning: the SwAV queue was saved by {saved_ranks} process(es) and is now split over {ranks}: \
+                 each keeps a different part of the same rows, so the run is not bit-identical to an uninterrupted one"
+            );
+        }
+        let local = self.effective_queue_length();
         let mut queues = Vec::new();
         for i in 0..n {
             let t = state
                 .get(&format!("queue.{i}"))
                 .ok_or_else(|| MethodError::State(format!("queue.{i} is missing")))?;
-            let expected = [self.effective_queue_length(), self.config.projector.out_dim];
+            let expected = [local * ranks, self.config.projector.out_dim];
             if t.shape != expected {
                 return Err(MethodError::State(format!(
                     "queue.{i} has shape {:?}, the configuration needs {expected:?}",
                     t.shape
                 )));
             }
-            queues.push(t.to_tensor::<2>(device));
+            let r = self.world.rank();
+            queues.push(rows(t.to_tensor::<2>(device), r * local..(r + 1) * local));
         }
         let use_queue = state
             .get("queue.use")

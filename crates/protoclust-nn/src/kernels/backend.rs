@@ -153,6 +153,7 @@ fn bn_forward(
         &values(beta),
         epsilon,
         &mut y,
+        crate::collective::sync_batchnorm().as_ref(),
     );
     (
         tensor(y, x.shape().to_vec()),
@@ -182,6 +183,7 @@ fn bn_backward(
         &values(var),
         epsilon,
         &mut dx,
+        crate::collective::sync_batchnorm().as_ref(),
     );
     [
         tensor(dx, x.shape().to_vec()),

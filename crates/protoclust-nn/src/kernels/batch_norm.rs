@@ -3,7 +3,10 @@
 //!
 //! Pass 1 reduces per channel (rayon over channels, f32 lanes summed into f64 per row: the
 //! result does not depend on scheduling); pass 2 is elementwise (rayon over images).
+//! SyncBatchNorm: given a [`World`], the per-channel sums (and the count) are summed over its
+//! ranks between the two passes, so every rank normalises with the global batch's statistics.
 
+use crate::collective::{Collective, World};
 use rayon::prelude::*;
 
 /// Batch layout: images, channels, elements per channel and image.
@@ -108,8 +111,27 @@ fn affine(l: Layout, x: &[f32], z: Option<Second<'_>>, a: &[f32], b: &[f32], out
         });
 }
 
-/// Normalises `x` with its own per-channel mean and biased variance, then scales by `gamma`
-/// and shifts by `beta`. Returns (mean, biased variance) per channel.
+/// Per-channel pairs and the count, summed over `sync`'s ranks when given: (pairs, count).
+fn global_sums(l: Layout, sums: Vec<(f64, f64)>, sync: Option<&World>) -> (Vec<(f64, f64)>, f64) {
+    let Some(world) = sync else {
+        return (sums, l.count());
+    };
+    let mut flat: Vec<f64> = sums.iter().flat_map(|&(a, b)| [a, b]).collect();
+    flat.push(l.count());
+    world.sum_host_f64(&mut flat);
+    let count = flat[2 * l.c];
+    (
+        flat.chunks_exact(2)
+            .take(l.c)
+            .map(|p| (p[0], p[1]))
+            .collect(),
+        count,
+    )
+}
+
+/// Normalises `x` with the per-channel mean and biased variance of its batch (of the global
+/// batch over `sync`'s ranks when given), then scales by `gamma` and shifts by `beta`. Returns
+/// (mean, biased variance) per channel.
 pub fn forward(
     l: Layout,
     x: &[f32],
@@ -117,18 +139,30 @@ pub fn forward(
     beta: &[f32],
     epsilon: f64,
     y: &mut [f32],
+    sync: Option<&World>,
 ) -> (Vec<f32>, Vec<f32>) {
-    // Shifted sums: each channel's first element keeps Σx² − (Σx)²/n well conditioned.
-    let shift = |ch: usize| {
-        let first = l.rows(x, ch).next().and_then(|r| r.first().copied());
-        first.unwrap_or(0.0)
-    };
-    let stats: Vec<(f64, f64)> = channel_sums(l, x, x, |ch| (shift(ch), shift(ch)))
+    // Shifted sums: each channel's first element keeps Σx² − (Σx)²/n well conditioned. Over
+    // ranks, rank 0's first elements (the global batch's first image, as one process has).
+    let mut shifts: Vec<f64> = (0..l.c)
+        .map(|ch| {
+            let first = l.rows(x, ch).next().and_then(|r| r.first().copied());
+            first.unwrap_or(0.0) as f64
+        })
+        .collect();
+    if let Some(world) = sync {
+        if world.rank() != 0 {
+            shifts.fill(0.0);
+        }
+        world.sum_host_f64(&mut shifts);
+    }
+    let shift = |ch: usize| shifts[ch] as f32;
+    let (sums, count) = global_sums(l, channel_sums(l, x, x, |ch| (shift(ch), shift(ch))), sync);
+    let stats: Vec<(f64, f64)> = sums
         .into_iter()
         .enumerate()
         .map(|(ch, (s, ss))| {
-            let m = s / l.count();
-            let var = (ss / l.count() - m * m).max(0.0);
+            let m = s / count;
+            let var = (ss / count - m * m).max(0.0);
             (shift(ch) as f64 + m, var)
         })
         .collect();
@@ -148,7 +182,8 @@ pub fn forward(
 }
 
 /// Gradients of [`forward`] given the output gradient `dy` and the statistics it returned:
-/// (dx into `dx`, dgamma, dbeta).
+/// (dx into `dx`, dgamma, dbeta). With `sync`, dx uses the sums over all ranks (as the
+/// statistics did); dgamma and dbeta stay this rank's, averaged with the other gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     l: Layout,
@@ -159,9 +194,10 @@ pub fn backward(
     var: &[f32],
     epsilon: f64,
     dx: &mut [f32],
+    sync: Option<&World>,
 ) -> (Vec<f32>, Vec<f32>) {
-    let sums = channel_sums(l, dy, x, |ch| (0.0, mean[ch]));
-    let n = l.count();
+    let local = channel_sums(l, dy, x, |ch| (0.0, mean[ch]));
+    let (sums, n) = global_sums(l, local.clone(), sync);
     let mut k1 = vec![0f32; l.c];
     let mut k2 = vec![0f32; l.c];
     let mut k3 = vec![0f32; l.c];
@@ -169,6 +205,7 @@ pub fn backward(
     let mut dbeta = vec![0f32; l.c];
     for ch in 0..l.c {
         let (sdy, sdyx) = sums[ch];
+        let (local_sdy, local_sdyx) = local[ch];
         let inv = 1.0 / (var[ch] as f64 + epsilon).sqrt();
         let g = gamma[ch] as f64;
         // dx = γ·inv·(dy − Σdy/n − (x − μ)·inv²·Σdy(x − μ)/n) = k1·dy + k2·(x − μ) + k3
@@ -176,8 +213,8 @@ pub fn backward(
         k1[ch] = c1 as f32;
         k2[ch] = (-g * inv * inv * inv * sdyx / n) as f32;
         k3[ch] = (-c1 * sdy / n) as f32;
-        dgamma[ch] = (sdyx * inv) as f32;
-        dbeta[ch] = sdy as f32;
+        dgamma[ch] = (local_sdyx * inv) as f32;
+        dbeta[ch] = local_sdy as f32;
     }
     let second = Second {
         z: x,

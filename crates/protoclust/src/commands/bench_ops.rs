@@ -173,10 +173,12 @@ pub fn run(
         let gamma = vec![1f32; g.out_c];
         let beta = vec![0f32; g.out_c];
         let (gt, bt) = (flex(&gamma, vec![g.out_c]), flex(&beta, vec![g.out_c]));
-        let (mean, var) = batch_norm::forward(l, &dy, &gamma, &beta, 1e-5, &mut y);
+        let (mean, var) = batch_norm::forward(l, &dy, &gamma, &beta, 1e-5, &mut y, None);
         let (mt, vt) = (flex(&mean, vec![g.out_c]), flex(&var, vec![g.out_c]));
         rows[3].ours += time(reps, || {
-            drop(batch_norm::forward(l, &dy, &gamma, &beta, 1e-5, &mut y))
+            drop(batch_norm::forward(
+                l, &dy, &gamma, &beta, 1e-5, &mut y, None,
+            ))
         });
         rows[3].burn += time(reps, || {
             drop(Flex::batch_norm_train(
@@ -188,7 +190,7 @@ pub fn run(
         });
         rows[4].ours += time(reps, || {
             drop(batch_norm::backward(
-                l, &dy, &y, &gamma, &mean, &var, 1e-5, &mut dbn,
+                l, &dy, &y, &gamma, &mean, &var, 1e-5, &mut dbn, None,
             ))
         });
         rows[4].burn += time(reps, || {

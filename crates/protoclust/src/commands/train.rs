@@ -2,7 +2,16 @@
 
 use crate::{config, device, runner};
 use anyhow::Result;
+use protoclust_nn::collective::Collective;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The checkpoint `--resume [PATH]` names: PATH, or the run directory's last one.
+fn resume_path(cfg: &config::RunConfig, resume: Option<Option<PathBuf>>) -> Option<PathBuf> {
+    resume.map(|r| {
+        r.unwrap_or_else(|| protoclust_train::engine::last_checkpoint_path(&cfg.train.run_dir))
+    })
+}
 
 /// Trains from a config file with `--set` overrides, optionally resuming.
 pub fn run(
@@ -12,28 +21,54 @@ pub fn run(
     quiet: bool,
 ) -> Result<()> {
     let cfg = config::load(path, overrides)?;
-    if cfg.train.threads > 0 {
+    let world = crate::world::join(Duration::from_secs(cfg.train.collective_timeout_s))?;
+    let lead = world.rank() == 0;
+    // Ranks on one host share its cores unless told otherwise.
+    let threads = match cfg.train.threads {
+        0 if world.world_size() > 1 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / crate::world::local_ranks()).max(1)
+        }
+        t => t,
+    };
+    if threads > 0 {
         let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(cfg.train.threads)
+            .num_threads(threads)
             .build_global();
+    }
+    if !lead {
+        let resume = resume_path(&cfg, resume);
+        runner::run_in(&cfg, resume.as_deref(), true, &device::select()?, &world)?;
+        return Ok(());
     }
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
     let dev = device::select()?;
-    let resume = resume.map(|r| {
-        r.unwrap_or_else(|| protoclust_train::engine::last_checkpoint_path(&cfg.train.run_dir))
-    });
+    let resume = resume_path(&cfg, resume);
     eprintln!(
-        "protoclust train: {} on {} ({} images, batch {}), {} epochs, run dir {}",
+        "protoclust train: {} on {} ({} images, batch {}{}), {} epochs, run dir {}",
         cfg.method,
         device::describe(&dev),
         cfg.data.open()?.len(),
         cfg.loader.batch_size,
+        if world.world_size() > 1 {
+            format!(
+                " over {} processes of {threads} threads{}",
+                world.world_size(),
+                if cfg.train.sync_batchnorm {
+                    ", SyncBatchNorm"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            String::new()
+        },
         cfg.train.epochs,
         cfg.train.run_dir.display()
     );
-    let s = runner::run(&cfg, resume.as_deref(), quiet, &dev)?;
+    let s = runner::run_in(&cfg, resume.as_deref(), quiet, &dev, &world)?;
     eprintln!(
         "done: {} epochs, {} iterations in {:.1}s; last checkpoint {}",
         s.epochs,

@@ -1,0 +1,263 @@
+//! Data-parallel SwAV under `mpirun` (feature `mpi`) against one process on the same global
+//! batch: the first steps give the same losses and parameters, with and without the queue,
+//! with SyncBatchNorm; without it (per-rank statistics) they differ. Skips with a message when
+//! `mpirun` is missing.
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use common::{scratch, tiny_config};
+use protoclust::config::RunConfig;
+use protoclust_nn::named::HostTensor;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Steps compared.
+const STEPS: u64 = 3;
+
+fn config(dir: &Path, queue: bool, sync_bn: bool) -> RunConfig {
+    let mut c = tiny_config(dir, 2);
+    // A global batch of 12 splits into 2 and 3 equal parts.
+    c.loader.batch_size = 12;
+    c.swav.queue_length = if queue { 24 } else { 0 };
+    c.train.stop_after_iterations = Some(STEPS);
+    c.train.checkpoint_every_iterations = 0;
+    c.train.sync_batchnorm = sync_bn;
+    c
+}
+
+/// Runs `protoclust train` on `cfg` in `np` processes (1: without mpirun); returns the step
+/// losses and the parameters of the last checkpoint.
+fn train(cfg: &RunConfig, np: usize) -> (Vec<f64>, BTreeMap<String, HostTensor>) {
+    let dir = &cfg.train.run_dir;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("run.toml");
+    std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
+    let bin = env!("CARGO_BIN_EXE_protoclust");
+    let mut cmd = if np == 1 {
+        Command::new(bin)
+    } else {
+        let mut m = Command::new("mpirun");
+        m.args(["--oversubscribe", "-np", &np.to_string(), bin]);
+        m
+    };
+    let out = cmd
+        .args(["train", path.to_str().unwrap(), "--quiet"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "np {np}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let losses = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect();
+    let ck = protoclust_train::checkpoint::Checkpoint::load(
+        &protoclust_train::engine::last_checkpoint_path(dir),
+    )
+    .unwrap();
+    (losses, ck.model)
+}
+
+/// The largest per-tensor error over its bound (the fixtures README's float32 rule).
+fn worst(a: &BTreeMap<String, HostTensor>, b: &BTreeMap<String, HostTensor>) -> (f64, String) {
+    let mut worst = (0.0, String::new());
+    for (name, ta) in a {
+        let tb = &b[name];
+        let scale = tb.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+        let err = ta
+            .data
+            .iter()
+            .zip(&tb.data)
+            .fold(0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()));
+        let ratio = err / (2e-5 * scale + 1e-7);
+        if ratio > worst.0 {
+            worst = (ratio, name.clone());
+        }
+    }
+    worst
+}
+
+#[test]
+fn data_parallel_swav_equals_one_process() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+        return;
+    }
+    for queue in [false, true] {
+        let dir = scratch(&format!("mpi-swav-queue-{queue}"));
+        let (losses, params) = train(&config(&dir.join("np1"), queue, true), 1);
+        assert_eq!(losses.len() as u64, STEPS);
+        for np in [2, 3] {
+            let (l, p) = train(&config(&dir.join(format!("np{np}")), queue, true), np);
+            for (a, b) in l.iter().zip(&losses) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs(),
+                    "queue {queue}, np {np}: losses {l:?} vs {losses:?}"
+                );
+            }
+            let (ratio, name) = worst(&p, &params);
+            eprintln!("queue {queue}, np {np}: losses {l:?} vs {losses:?}; worst parameter {name} at {ratio:.3} of its bound");
+            assert!(
+                ratio <= 1.0,
+                "queue {queue}, np {np}: {name} off by {ratio:.2}× the bound"
+            );
+        }
+        // Negative control: each rank's own BatchNorm statistics.
+        let (_, p) = train(&config(&dir.join("np2-local-bn"), queue, false), 2);
+        let (ratio, name) = worst(&p, &params);
+        eprintln!("queue {queue}, np 2 without SyncBatchNorm: worst parameter {name} at {ratio:.1}× its bound");
+        assert!(
+            ratio > 1.0,
+            "queue {queue}: without SyncBatchNorm {name} still matches ({ratio:.2})"
+        );
+    }
+}
+
+/// Writes `cfg` beside its run directory and returns the `protoclust train` command under
+/// `mpirun -np np`.
+fn mpirun_train(cfg: &RunConfig, np: usize, extra: &[&str]) -> Command {
+    let dir = &cfg.train.run_dir;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("run.toml");
+    std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
+    let mut m = Command::new("mpirun");
+    m.args(["--oversubscribe", "-np", &np.to_string()])
+        .arg(env!("CARGO_BIN_EXE_protoclust"))
+        .args(["train", path.to_str().unwrap(), "--quiet"])
+        .args(extra)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    m
+}
+
+#[test]
+fn a_two_rank_run_killed_and_resumed_is_bit_identical() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found");
+        return;
+    }
+    let dir = scratch("mpi-resume");
+    let mut whole = config(&dir.join("whole"), true, true);
+    whole.train.stop_after_iterations = Some(4);
+    let (_, want) = train(&whole, 2);
+    let mut part = whole.clone();
+    part.train.run_dir = dir.join("part");
+    part.train.stop_after_iterations = Some(2);
+    train(&part, 2);
+    part.train.stop_after_iterations = Some(4);
+    let out = mpirun_train(&part, 2, &["--resume"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ck = protoclust_train::checkpoint::Checkpoint::load(
+        &protoclust_train::engine::last_checkpoint_path(&part.train.run_dir),
+    )
+    .unwrap();
+    assert_eq!(ck.meta.iteration, 4);
+    for (name, t) in &want {
+        assert_eq!(
+            ck.model[name].data, t.data,
+            "{name} differs after the resume"
+        );
+    }
+}
+
+/// The rank number of a process whose command line names `config`, if it is an MPI rank.
+fn rank_of(pid: u32, config: &Path) -> Option<usize> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let wanted = config.to_str()?.as_bytes();
+    if !cmdline.windows(wanted.len()).any(|w| w == wanted) {
+        return None;
+    }
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("OMPI_COMM_WORLD_RANK="))
+        .and_then(|r| r.parse().ok())
+}
+
+/// Starts a long 2-rank run, sends `signal` to rank 1 once training runs, and returns the
+/// job's stderr and the seconds from the signal to the job's end (asserting it failed).
+fn signal_rank_one(name: &str, signal: &str, timeout_s: u64) -> (String, f64) {
+    let dir = scratch(name);
+    let mut cfg = config(&dir, false, true);
+    cfg.train.epochs = 10_000;
+    cfg.train.stop_after_iterations = None;
+    cfg.train.collective_timeout_s = timeout_s;
+    let mut child = mpirun_train(&cfg, 2, &[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let config = dir.join("run.toml");
+    let victim = loop {
+        assert!(started.elapsed().as_secs() < 120, "training never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let steps = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+        if !steps.contains("\"step\"") {
+            continue;
+        }
+        let pids = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
+        if let Some(pid) = pids.into_iter().find(|&p| rank_of(p, &config) == Some(1)) {
+            break pid;
+        }
+    };
+    Command::new("kill")
+        .args([signal, &victim.to_string()])
+        .status()
+        .unwrap();
+    let sent = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                !status.success(),
+                "the job reported success after rank 1 got {signal}"
+            );
+            break;
+        }
+        assert!(
+            sent.elapsed().as_secs() < 90,
+            "the job still runs 90 s after rank 1 got {signal}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (err, sent.elapsed().as_secs_f64())
+}
+
+#[test]
+fn a_rank_that_dies_or_hangs_ends_the_job_with_an_error() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found");
+        return;
+    }
+    // Killed: the launcher notices and ends the job.
+    let (err, secs) = signal_rank_one("mpi-kill", "-KILL", 60);
+    eprintln!("rank 1 killed: the job ended {secs:.1} s later:\n{err}");
+    assert!(err.contains("rank 1") || err.contains("exited"), "{err}");
+    // Stopped (a hang): rank 0's collective times out and ends the job with its own error.
+    let (err, secs) = signal_rank_one("mpi-hang", "-STOP", 5);
+    eprintln!("rank 1 stopped: the job ended {secs:.1} s later:\n{err}");
+    assert!(err.contains("did not complete within 5 s"), "{err}");
+}
