@@ -12,7 +12,7 @@ pub fn select() -> Result<Device> {
         "" => {}
         "flex" => return Ok(Device::flex()),
         #[cfg(feature = "cuda")]
-        "cuda" => return Ok(Device::cuda(0)),
+        "cuda" => return cuda(),
         #[cfg(feature = "tch")]
         "tch" => return Ok(Device::libtorch()),
         #[cfg(feature = "tch")]
@@ -23,10 +23,57 @@ pub fn select() -> Result<Device> {
         ),
     }
     #[cfg(feature = "cuda")]
-    return Ok(Device::cuda(0));
+    return cuda();
     #[cfg(feature = "tch")]
     return Ok(Device::libtorch());
     Ok(Device::flex())
+}
+
+/// The first CUDA device, checked by one tiny allocation: a machine without a driver or GPU
+/// gets one error line instead of a panic at the first op.
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Device> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if !driver_present() {
+        bail!(
+            "PROTOCLUST_DEVICE=cuda: this machine has no NVIDIA driver (libcuda.so.1 not found); run with PROTOCLUST_DEVICE=flex for the CPU"
+        );
+    }
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::cuda(0);
+        burn::tensor::Tensor::<1>::zeros([1], &device).into_data();
+        device
+    });
+    std::panic::set_hook(hook);
+    let payload = match probe {
+        Ok(device) => return Ok(device),
+        Err(payload) => payload,
+    };
+    let why = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown cause");
+    let why = why.lines().next().unwrap_or_default();
+    bail!(
+        "PROTOCLUST_DEVICE=cuda: no usable CUDA device ({why}); run with PROTOCLUST_DEVICE=flex for the CPU"
+    )
+}
+
+/// Whether the CUDA driver library can be loaded (what cudarc will look for).
+#[cfg(all(feature = "cuda", target_os = "linux", target_env = "gnu"))]
+fn driver_present() -> bool {
+    // SAFETY: dlopen with a NUL-terminated name; the handle is closed at once.
+    unsafe {
+        let handle = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            return false;
+        }
+        libc::dlclose(handle);
+        true
+    }
 }
 
 /// Backend features compiled in, for messages and result records.

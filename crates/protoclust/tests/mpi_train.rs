@@ -1,6 +1,7 @@
 //! Data-parallel SwAV under `mpirun` (feature `mpi`) against one process on the same global
-//! batch: the first steps give the same losses and parameters, with and without the queue,
-//! with SyncBatchNorm; without it (per-rank statistics) they differ. Skips with a message when
+//! batch: the first steps give the same losses and parameters (2 and 3 ranks over shared
+//! memory, 2 over TCP on loopback), with and without the queue, with SyncBatchNorm; without it
+//! (per-rank statistics) they differ. Skips with a message when
 //! `mpirun` is missing.
 #![cfg(feature = "mpi")]
 
@@ -27,9 +28,28 @@ fn config(dir: &Path, queue: bool, sync_bn: bool) -> RunConfig {
     c
 }
 
+/// OpenMPI transport options: shared memory (its default on one host) or TCP over loopback.
+const TCP_OVER_LO: [&str; 6] = [
+    "--mca",
+    "btl",
+    "self,tcp",
+    "--mca",
+    "btl_tcp_if_include",
+    "lo",
+];
+
 /// Runs `protoclust train` on `cfg` in `np` processes (1: without mpirun); returns the step
 /// losses and the parameters of the last checkpoint.
 fn train(cfg: &RunConfig, np: usize) -> (Vec<f64>, BTreeMap<String, HostTensor>) {
+    train_over(cfg, np, &[])
+}
+
+/// [`train`] with extra `mpirun` options.
+fn train_over(
+    cfg: &RunConfig,
+    np: usize,
+    mpirun: &[&str],
+) -> (Vec<f64>, BTreeMap<String, HostTensor>) {
     let dir = &cfg.train.run_dir;
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("run.toml");
@@ -39,7 +59,9 @@ fn train(cfg: &RunConfig, np: usize) -> (Vec<f64>, BTreeMap<String, HostTensor>)
         Command::new(bin)
     } else {
         let mut m = Command::new("mpirun");
-        m.args(["--oversubscribe", "-np", &np.to_string(), bin]);
+        m.args(["--oversubscribe", "-np", &np.to_string()])
+            .args(mpirun)
+            .arg(bin);
         m
     };
     let out = cmd
@@ -97,19 +119,20 @@ fn data_parallel_swav_equals_one_process() {
         let dir = scratch(&format!("mpi-swav-queue-{queue}"));
         let (losses, params) = train(&config(&dir.join("np1"), queue, true), 1);
         assert_eq!(losses.len() as u64, STEPS);
-        for np in [2, 3] {
-            let (l, p) = train(&config(&dir.join(format!("np{np}")), queue, true), np);
+        for (np, mpirun) in [(2, &[][..]), (3, &[][..]), (2, &TCP_OVER_LO[..])] {
+            let name = format!("np{np}{}", if mpirun.is_empty() { "" } else { "-tcp" });
+            let (l, p) = train_over(&config(&dir.join(&name), queue, true), np, mpirun);
             for (a, b) in l.iter().zip(&losses) {
                 assert!(
                     (a - b).abs() <= 1e-5 * b.abs(),
-                    "queue {queue}, np {np}: losses {l:?} vs {losses:?}"
+                    "queue {queue}, {name}: losses {l:?} vs {losses:?}"
                 );
             }
-            let (ratio, name) = worst(&p, &params);
-            eprintln!("queue {queue}, np {np}: losses {l:?} vs {losses:?}; worst parameter {name} at {ratio:.3} of its bound");
+            let (ratio, worst_name) = worst(&p, &params);
+            eprintln!("queue {queue}, {name}: losses {l:?} vs {losses:?}; worst parameter {worst_name} at {ratio:.3} of its bound");
             assert!(
                 ratio <= 1.0,
-                "queue {queue}, np {np}: {name} off by {ratio:.2}× the bound"
+                "queue {queue}, {name}: {worst_name} off by {ratio:.2}× the bound"
             );
         }
         // Negative control: each rank's own BatchNorm statistics.
