@@ -7,6 +7,7 @@ use super::gemm::{matmul, View};
 use super::geometry::flip_kernel;
 use super::geometry::ConvGeometry;
 use super::lowering::Lowering;
+use super::partition::sum_groups;
 use super::scratch::with_scratch;
 use super::{direct, winograd, ConvAlgorithm};
 use rayon::prelude::*;
@@ -201,26 +202,7 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
             acc.fill(0.0);
         }
     };
-    if groups == 1 {
-        return partial(0, dw);
-    }
-    // Group 0 sums straight into `dw` while the others fill their own buffers.
-    let ((), sums) = rayon::join(
-        || partial(0, dw),
-        || {
-            (1..groups)
-                .into_par_iter()
-                .map(|grp| {
-                    let mut acc = vec![0.0; o * k];
-                    partial(grp, &mut acc);
-                    acc
-                })
-                .collect::<Vec<_>>()
-        },
-    );
-    for s in &sums {
-        dw.iter_mut().zip(s).for_each(|(d, v)| *d += *v);
-    }
+    sum_groups(groups, dw, partial)
 }
 
 /// `dx (N × C × H × W) = col2im(wᵀ · dy[n])` for every image.

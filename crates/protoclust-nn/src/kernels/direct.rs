@@ -15,6 +15,7 @@
 use super::conv2d::Pass;
 use super::geometry::{flip_kernel, ConvGeometry};
 use super::lowering::{pad_image, padded};
+use super::partition::sum_groups;
 use super::scratch::with_scratch;
 use rayon::prelude::*;
 
@@ -258,26 +259,7 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         }
         finish_sums(&sums, acc);
     };
-    if groups == 1 {
-        return partial(0, dw);
-    }
-    // Group 0 sums straight into `dw` while the others fill their own buffers.
-    let ((), sums) = rayon::join(
-        || partial(0, dw),
-        || {
-            (1..groups)
-                .into_par_iter()
-                .map(|grp| {
-                    let mut acc = vec![0.0; o * k];
-                    partial(grp, &mut acc);
-                    acc
-                })
-                .collect::<Vec<_>>()
-        },
-    );
-    for s in &sums {
-        dw.iter_mut().zip(s).for_each(|(d, v)| *d += *v);
-    }
+    sum_groups(groups, dw, partial)
 }
 
 /// One image's output gradient (O × OH × OW) on the grid: O rows of `cols`, zero in the extra

@@ -16,6 +16,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
 pub mod lowering;
+mod partition;
 #[cfg(test)]
 mod reference;
 mod scratch;

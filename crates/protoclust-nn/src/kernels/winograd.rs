@@ -12,6 +12,7 @@
 use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
 use super::geometry::ConvGeometry;
+use super::partition::sum_groups;
 use super::scratch::with_scratch;
 use rayon::prelude::*;
 
@@ -362,8 +363,8 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let chunks = g.batch.div_ceil(nb);
     let groups = rayon::current_num_threads().min(chunks).max(1);
     let per_group = chunks.div_ceil(groups);
-    let partial = |grp: usize| {
-        let mut du = vec![0.0f32; XI * o * c];
+    let partial = |grp: usize, du: &mut [f32]| {
+        du.fill(0.0);
         for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
             let i0 = chunk * nb;
             let nb = nb.min(g.batch - i0);
@@ -397,13 +398,9 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                 }
             });
         }
-        du
     };
-    let sums: Vec<Vec<f32>> = (0..groups).into_par_iter().map(partial).collect();
-    let mut du = sums[0].clone();
-    for s in &sums[1..] {
-        du.iter_mut().zip(s).for_each(|(d, v)| *d += *v);
-    }
+    let mut du = vec![0.0f32; XI * o * c];
+    sum_groups(groups, &mut du, partial);
     untransform_weight_grad(&du, o, c, dw);
 }
 
