@@ -14,7 +14,6 @@ use protoclust_methods::Method;
 use protoclust_nn::backbone::ResNet;
 use protoclust_nn::collective::{set_sync_batchnorm, Collective, World};
 use protoclust_nn::io;
-use protoclust_nn::kernels::KernelChoice;
 use protoclust_train::monitor::KnnMonitor;
 use protoclust_train::{train, RunSummary, TrainOptions};
 use std::path::Path;
@@ -63,12 +62,18 @@ pub trait WithMethod {
 
 /// Builds the method `cfg` names and hands it to `w`.
 pub fn with_method<W: WithMethod>(cfg: &RunConfig, w: W) -> W::Out {
+    with_method_in(cfg, &World::Single, w)
+}
+
+/// [`with_method`] for one rank of `world` (only SwAV takes a world so far; [`run_in`]
+/// refuses the others on more than one process).
+fn with_method_in<W: WithMethod>(cfg: &RunConfig, world: &World, w: W) -> W::Out {
     match cfg.method.as_str() {
         "odc" => w.call(Odc::new(cfg.odc.clone())),
         "deepcluster" => w.call(DeepCluster::new(cfg.deepcluster.clone())),
         "slotcon" => w.call(SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs)),
         "jigclu" => w.call(JigClu::new(cfg.jigclu.clone())),
-        _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size)),
+        _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world.clone())),
     }
 }
 
@@ -132,19 +137,14 @@ pub fn run_in(
         );
     }
     if cfg.train.sync_batchnorm {
-        let flex = matches!(
-            device.clone().inner().as_dispatch(),
-            burn::backend::DispatchDevice::Flex(_)
-        );
-        if !flex || KernelChoice::current() != KernelChoice::Protoclust {
+        if !protoclust_nn::kernels::run_on(device) {
             anyhow::bail!(
                 "train.sync_batchnorm: SyncBatchNorm runs on the flex device with protoclust's kernels; set it to false for this device"
             );
         }
         set_sync_batchnorm(Some(world.clone()));
     }
-    let swav = Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world.clone());
-    let out = train.call(swav);
+    let out = with_method_in(cfg, world, train);
     set_sync_batchnorm(None);
     out
 }

@@ -3,15 +3,9 @@
 
 use super::Collective;
 use crate::ops::host;
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
-
-/// One float parameter's slot in the flat buffer.
-struct Slot {
-    dims: Vec<usize>,
-    len: usize,
-}
 
 /// Pass 1: every float parameter in visit order, its gradient (or zeros) appended to `flat`,
 /// 1 or 0 in `present`.
@@ -19,13 +13,11 @@ struct Flatten<'a> {
     grads: &'a mut GradientsParams,
     flat: Vec<f32>,
     present: Vec<f32>,
-    slots: Vec<Slot>,
 }
 
 impl ModuleVisitor for Flatten<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let dims = param.val().dims().to_vec();
-        let len = dims.iter().product();
+        let len = param.val().dims().iter().product();
         match self.grads.remove::<D>(param.id) {
             Some(g) => {
                 self.flat.extend(host::to_f32(g));
@@ -36,16 +28,15 @@ impl ModuleVisitor for Flatten<'_> {
                 self.present.push(0.0);
             }
         }
-        self.slots.push(Slot { dims, len });
     }
 }
 
-/// Pass 2: the averaged values back as gradients, for every parameter some rank had one for.
+/// Pass 2, in the same visit order: the averaged values back as gradients, for every
+/// parameter some rank had one for.
 struct Unflatten<'a> {
     grads: &'a mut GradientsParams,
     flat: &'a [f32],
     counts: &'a [f32],
-    slots: std::slice::Iter<'a, Slot>,
     offset: usize,
     index: usize,
     world: f32,
@@ -53,12 +44,10 @@ struct Unflatten<'a> {
 
 impl ModuleVisitor for Unflatten<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let slot = self
-            .slots
-            .next()
-            .expect("the same parameters on both passes");
-        let values = &self.flat[self.offset..self.offset + slot.len];
-        self.offset += slot.len;
+        let dims = param.val().dims();
+        let len = dims.iter().product::<usize>();
+        let values = &self.flat[self.offset..self.offset + len];
+        self.offset += len;
         let count = self.counts[self.index];
         self.index += 1;
         if count == 0.0 {
@@ -66,10 +55,10 @@ impl ModuleVisitor for Unflatten<'_> {
         }
         let mean: Vec<f32> = values.iter().map(|v| v / self.world).collect();
         let device = param.val().inner().device();
-        let dims: [usize; D] = slot.dims.clone().try_into().expect("rank D");
-        let id: ParamId = param.id;
-        self.grads
-            .register::<D>(id, Tensor::from_data(TensorData::new(mean, dims), &device));
+        self.grads.register::<D>(
+            param.id,
+            Tensor::from_data(TensorData::new(mean, dims), &device),
+        );
     }
 }
 
@@ -84,14 +73,12 @@ pub fn average_grads<M: Module>(grads: &mut GradientsParams, model: &M, world: &
         grads,
         flat: Vec::new(),
         present: Vec::new(),
-        slots: Vec::new(),
     };
     model.visit(&mut pass);
     let Flatten {
         grads,
         mut flat,
         present,
-        slots,
     } = pass;
     let params = present.len();
     flat.extend(present);
@@ -101,7 +88,6 @@ pub fn average_grads<M: Module>(grads: &mut GradientsParams, model: &M, world: &
         grads,
         flat: values,
         counts,
-        slots: slots.iter(),
         offset: 0,
         index: 0,
         world: n as f32,

@@ -101,13 +101,26 @@ fn env_choice<T: Copy>(var: &str, options: &[(&str, T)]) -> Result<T, String> {
         })
 }
 
-/// Whether the project's kernels are switched on and `t` is an f32 tensor on the flex device
-/// (with or without autodiff).
+/// Whether the project's kernels are switched on and `device` is the flex device (with or
+/// without autodiff).
+pub fn run_on(device: &burn::tensor::Device) -> bool {
+    #[cfg(feature = "flex")]
+    return KernelChoice::current() == KernelChoice::Protoclust
+        && matches!(
+            device.clone().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        );
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+/// Whether the project's kernels take `t`: an f32 tensor on a device they [`run_on`].
 #[cfg(feature = "flex")]
 fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    KernelChoice::current() == KernelChoice::Protoclust
-        && t.dtype() == burn::tensor::DType::F32
-        && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    t.dtype() == burn::tensor::DType::F32 && run_on(&t.device())
 }
 
 /// conv2d with burn's semantics: the project's kernel for f32 on flex with groups 1 and

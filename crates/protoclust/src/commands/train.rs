@@ -36,39 +36,41 @@ pub fn run(
             .num_threads(threads)
             .build_global();
     }
-    if !lead {
-        let resume = resume_path(&cfg, resume);
-        runner::run_in(&cfg, resume.as_deref(), true, &device::select()?, &world)?;
-        return Ok(());
-    }
-    for w in cfg.warnings() {
-        eprintln!("warning: {w}");
+    if lead {
+        for w in cfg.warnings() {
+            eprintln!("warning: {w}");
+        }
     }
     let dev = device::select()?;
     let resume = resume_path(&cfg, resume);
-    eprintln!(
-        "protoclust train: {} on {} ({} images, batch {}{}), {} epochs, run dir {}",
-        cfg.method,
-        device::describe(&dev),
-        cfg.data.open()?.len(),
-        cfg.loader.batch_size,
-        if world.world_size() > 1 {
-            format!(
-                " over {} processes of {threads} threads{}",
-                world.world_size(),
-                if cfg.train.sync_batchnorm {
-                    ", SyncBatchNorm"
-                } else {
-                    ""
-                }
-            )
-        } else {
-            String::new()
-        },
-        cfg.train.epochs,
-        cfg.train.run_dir.display()
-    );
-    let s = runner::run_in(&cfg, resume.as_deref(), quiet, &dev, &world)?;
+    if lead {
+        eprintln!(
+            "protoclust train: {} on {} ({} images, batch {}{}), {} epochs, run dir {}",
+            cfg.method,
+            device::describe(&dev),
+            cfg.data.open()?.len(),
+            cfg.loader.batch_size,
+            if world.world_size() > 1 {
+                format!(
+                    " over {} processes of {threads} threads{}",
+                    world.world_size(),
+                    if cfg.train.sync_batchnorm {
+                        ", SyncBatchNorm"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                String::new()
+            },
+            cfg.train.epochs,
+            cfg.train.run_dir.display()
+        );
+    }
+    let s = runner::run_in(&cfg, resume.as_deref(), quiet || !lead, &dev, &world)?;
+    if !lead {
+        return Ok(());
+    }
     eprintln!(
         "done: {} epochs, {} iterations in {:.1}s; last checkpoint {}",
         s.epochs,
