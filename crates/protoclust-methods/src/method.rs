@@ -70,9 +70,6 @@ pub struct HeadOutputs {
     pub embedding: Option<Tensor<2>>,
     /// Scores of the method's clusters or prototypes, N × K; the argmax is the assignment.
     pub scores: Option<Tensor<2>>,
-    /// Per-pixel prototype scores of the last map, N × K × h × w (SlotCon's cosine maps); the
-    /// argmax over K is each pixel's prototype.
-    pub dense_scores: Option<Tensor<4>>,
 }
 
 /// Why a method step failed.
@@ -122,6 +119,12 @@ pub trait Method: Send {
     /// non-autodiff device); empty when the method has no such head.
     fn head_outputs(_model: &Self::Model, _trunk: &ResNetOutput) -> HeadOutputs {
         HeadOutputs::default()
+    }
+    /// Per-pixel prototype scores of the evaluated backbone's last map, N × K × h × w (the
+    /// argmax over K is each pixel's prototype; same conditions as [`Method::head_outputs`]);
+    /// `None` when the method has no prototypes.
+    fn dense_scores(_model: &Self::Model, _trunk: &ResNetOutput) -> Option<Tensor<4>> {
+        None
     }
     /// Number of clusters/prototypes, when the method has them.
     fn num_clusters(&self) -> Option<usize> {

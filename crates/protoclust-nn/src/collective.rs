@@ -2,6 +2,7 @@
 
 use burn::tensor::Tensor;
 
+pub mod global_batch;
 pub mod grads;
 #[cfg(feature = "mpi")]
 pub mod mpi;
@@ -23,6 +24,8 @@ pub trait Collective: Send + Sync {
     fn sum_host(&self, values: &mut [f32]);
     /// Element-wise sum of a host f64 buffer over all processes, in place (statistics).
     fn sum_host_f64(&self, values: &mut [f64]);
+    /// Rank `root`'s `values` on every process, in place.
+    fn broadcast_host(&self, values: &mut [f32], root: usize);
 }
 
 /// The single-process collective (world size 1): every operation is the identity.
@@ -47,6 +50,7 @@ impl Collective for SingleProcess {
     }
     fn sum_host(&self, _: &mut [f32]) {}
     fn sum_host_f64(&self, _: &mut [f64]) {}
+    fn broadcast_host(&self, _: &mut [f32], _: usize) {}
 }
 
 /// The processes a run spans: this one alone, or an MPI world (feature `mpi`).
@@ -118,6 +122,14 @@ impl Collective for World {
             World::Mpi(m) => m.sum_host_f64(values),
         }
     }
+    #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
+    fn broadcast_host(&self, values: &mut [f32], root: usize) {
+        match self {
+            World::Single => {}
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.broadcast_in_place(values, root),
+        }
+    }
 }
 
 /// The world training BatchNorms take their statistics over (SyncBatchNorm), if any.
@@ -129,10 +141,33 @@ pub fn set_sync_batchnorm(world: Option<World>) {
     *SYNC_BATCHNORM.write().unwrap_or_else(|e| e.into_inner()) = world;
 }
 
-/// The world of [`set_sync_batchnorm`], when SyncBatchNorm is on.
+thread_local! {
+    /// Set inside [`with_local_batchnorm`].
+    static LOCAL_BATCHNORM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The world of [`set_sync_batchnorm`], when SyncBatchNorm is on (and not suspended by
+/// [`with_local_batchnorm`] on this thread).
 pub fn sync_batchnorm() -> Option<World> {
+    if LOCAL_BATCHNORM.with(|l| l.get()) {
+        return None;
+    }
     SYNC_BATCHNORM
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
+}
+
+/// Runs `f` with every BatchNorm it builds taking statistics over this process's own rows
+/// (their backward too): for layers that already see the global batch on every rank, such
+/// as heads on all-gathered features.
+pub fn with_local_batchnorm<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LOCAL_BATCHNORM.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LOCAL_BATCHNORM.with(|l| l.replace(true)));
+    f()
 }

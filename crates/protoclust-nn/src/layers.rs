@@ -4,7 +4,6 @@
 //! calls [`Conv2dExt::run`] / [`BatchNormExt::run`] instead of `forward`, which take the
 //! project's kernels on the CPU device and burn's ops elsewhere.
 
-use crate::collective::Collective;
 use crate::kernels;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
@@ -50,9 +49,11 @@ impl BatchNormExt for BatchNorm {
             return self.forward(x);
         }
         let dims = x.dims();
-        // Over every rank's batch under SyncBatchNorm (equal shards).
-        let ranks = crate::collective::sync_batchnorm().map_or(1, |w| w.world_size());
-        let count = dims.iter().product::<usize>() / dims[1].max(1) * ranks;
+        let local = dims.iter().product::<usize>() / dims[1].max(1);
+        // Over every rank's rows under SyncBatchNorm (counts may differ between ranks).
+        let count = crate::collective::sync_batchnorm().map_or(local, |w| {
+            crate::collective::global_batch::row_span(&w, local).total
+        });
         let r = kernels::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
         update_running(self, r.mean, r.variance, count);
         r.output

@@ -1,9 +1,11 @@
 //! The MPI collective under `mpirun -np 2` and `-np 3` (feature `mpi`): each rank checks the
-//! results of all-reduce, all-gather with different counts per rank, and broadcast against
+//! results of all-reduce, all-gather with different counts per rank (also the tracked gather
+//! of the global batch's rows and its gradient), and broadcast against
 //! what every rank can compute alone. Skips with a message when `mpirun` is missing.
 #![cfg(feature = "mpi")]
 
 use burn::tensor::{Device, Tensor, TensorData};
+use protoclust_nn::collective::global_batch::{gather_rows_tracked, row_span};
 use protoclust_nn::collective::mpi::MpiCollective;
 use protoclust_nn::collective::Collective;
 use std::process::Command;
@@ -41,6 +43,31 @@ fn child() {
     assert_eq!(g.dims(), [total, 2], "rank {rank}: all-gather shape");
     let want: Vec<f32> = (0..n).flat_map(|r| values(r, 2 * (r + 1))).collect();
     assert_eq!(vec_of(g), want, "rank {rank}: all-gather in rank order");
+    // The global batch's rows: span and gradient scaling.
+    let span = row_span(&c, rows);
+    assert_eq!(
+        (span.offset, span.total),
+        ((1..=rank).sum(), total),
+        "rank {rank}: row span"
+    );
+    let ad = device.clone().autodiff();
+    let x = Tensor::<2>::from_data(TensorData::new(values(rank, 2 * rows), [rows, 2]), &ad)
+        .require_grad();
+    let all = gather_rows_tracked(&c, x.clone());
+    assert_eq!(
+        vec_of(all.clone()),
+        want,
+        "rank {rank}: tracked gather values"
+    );
+    let w: Vec<f32> = (0..2 * total).map(|i| i as f32).collect();
+    let loss = (all * Tensor::<2>::from_data(TensorData::new(w.clone(), [total, 2]), &ad)).sum();
+    let grads = loss.backward();
+    let gx = vec_of(x.grad(&grads).unwrap());
+    let own: Vec<f32> = w[2 * span.offset..2 * (span.offset + rows)]
+        .iter()
+        .map(|v| v * n as f32)
+        .collect();
+    assert_eq!(gx, own, "rank {rank}: gradient of own rows, × world size");
     let mut b = values(rank, 4);
     c.broadcast_in_place(&mut b, n - 1);
     assert_eq!(

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 /// The method's head on the evaluated backbone's output for an inference batch.
 pub type HeadFn = Box<dyn Fn(&ResNetOutput) -> HeadOutputs>;
 
+/// The method's per-pixel prototype scores (N × K × h × w) of the evaluated backbone's output.
+pub type DenseFn = Box<dyn Fn(&ResNetOutput) -> Tensor<4>>;
+
 /// What evaluation can read from a model file.
 pub struct ModelFile {
     /// Where it was read from.
@@ -30,6 +33,8 @@ pub struct ModelFile {
     pub config: Option<RunConfig>,
     /// The method's head (training checkpoints of methods with one).
     pub head: Option<HeadFn>,
+    /// The method's per-pixel prototype scores (training checkpoints of methods with them).
+    pub dense: Option<DenseFn>,
     /// The method's pseudo-label of every training image (ODC, DeepCluster).
     pub pseudo_labels: Option<Vec<usize>>,
     /// Training iterations completed (training checkpoints only).
@@ -50,6 +55,7 @@ fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
 /// What a method's model gives evaluation besides the backbone file's tensors.
 struct Parts {
     head: Option<HeadFn>,
+    dense: Option<DenseFn>,
     pseudo_labels: Option<Vec<usize>>,
     /// The model's own evaluated backbone (inference mode).
     backbone: ResNet,
@@ -78,11 +84,18 @@ impl WithMethod for MethodParts<'_> {
         let backbone = M::backbone(&model).clone();
         let trunk = backbone.forward(Tensor::zeros([1, 3, 8, 8], &device));
         let probe = M::head_outputs(&model, &trunk);
-        let head: Option<HeadFn> =
-            (probe.embedding.is_some() || probe.scores.is_some() || probe.dense_scores.is_some())
-                .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
+        let model = std::sync::Arc::new(model);
+        let dense: Option<DenseFn> = M::dense_scores(&model, &trunk).map(|_| {
+            let model = model.clone();
+            Box::new(move |t: &ResNetOutput| {
+                M::dense_scores(&model, t).expect("probed: the method has dense scores")
+            }) as DenseFn
+        });
+        let head: Option<HeadFn> = (probe.embedding.is_some() || probe.scores.is_some())
+            .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
         Ok(Parts {
             head,
+            dense,
             pseudo_labels: labels,
             backbone,
         })
@@ -115,7 +128,7 @@ impl ModelFile {
             // The head belongs to the method's evaluated backbone; another backbone's features
             // (e.g. SlotCon's student) would not match it.
             let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
-            let (head, pseudo_labels) = if with_head && own_backbone {
+            let (head, dense, pseudo_labels) = if with_head && own_backbone {
                 let parts = with_method(
                     &cfg,
                     MethodParts {
@@ -125,9 +138,9 @@ impl ModelFile {
                         device,
                     },
                 )?;
-                (parts.head, parts.pseudo_labels)
+                (parts.head, parts.dense, parts.pseudo_labels)
             } else {
-                (None, None)
+                (None, None, None)
             };
             return Ok(Self {
                 path: path.to_path_buf(),
@@ -137,6 +150,7 @@ impl ModelFile {
                 iteration: Some(ck.meta.iteration),
                 config: Some(cfg),
                 head,
+                dense,
                 pseudo_labels,
             });
         }
@@ -153,6 +167,7 @@ impl ModelFile {
                 backbone_tensors: own,
                 config: None,
                 head: None,
+                dense: None,
                 pseudo_labels: None,
                 iteration: None,
             });
@@ -185,6 +200,7 @@ impl ModelFile {
             iteration: Some(0),
             config: Some(cfg),
             head: parts.head,
+            dense: parts.dense,
             pseudo_labels: parts.pseudo_labels,
         })
     }

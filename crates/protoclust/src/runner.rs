@@ -65,15 +65,15 @@ pub fn with_method<W: WithMethod>(cfg: &RunConfig, w: W) -> W::Out {
     with_method_in(cfg, &World::Single, w)
 }
 
-/// [`with_method`] for one rank of `world` (only SwAV takes a world so far; [`run_in`]
-/// refuses the others on more than one process).
+/// [`with_method`] for one rank of `world`.
 fn with_method_in<W: WithMethod>(cfg: &RunConfig, world: &World, w: W) -> W::Out {
+    let world = world.clone();
     match cfg.method.as_str() {
-        "odc" => w.call(Odc::new(cfg.odc.clone())),
-        "deepcluster" => w.call(DeepCluster::new(cfg.deepcluster.clone())),
-        "slotcon" => w.call(SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs)),
-        "jigclu" => w.call(JigClu::new(cfg.jigclu.clone())),
-        _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world.clone())),
+        "odc" => w.call(Odc::new(cfg.odc.clone()).in_world(world)),
+        "deepcluster" => w.call(DeepCluster::new(cfg.deepcluster.clone()).in_world(world)),
+        "slotcon" => w.call(SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs).in_world(world)),
+        "jigclu" => w.call(JigClu::new(cfg.jigclu.clone()).in_world(world)),
+        _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world)),
     }
 }
 
@@ -128,13 +128,6 @@ pub fn run_in(
     };
     if world.world_size() == 1 {
         return with_method(cfg, train);
-    }
-    if cfg.method != "swav" {
-        anyhow::bail!(
-            "method {}: multi-process training is implemented for swav only so far ({} processes were started)",
-            cfg.method,
-            world.world_size()
-        );
     }
     if cfg.train.sync_batchnorm {
         if !protoclust_nn::kernels::run_on(device) {

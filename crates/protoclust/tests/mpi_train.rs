@@ -1,13 +1,13 @@
-//! Data-parallel SwAV under `mpirun` (feature `mpi`) against one process on the same global
-//! batch: the first steps give the same losses and parameters (2 and 3 ranks over shared
-//! memory, 2 over TCP on loopback), with and without the queue, with SyncBatchNorm; without it
-//! (per-rank statistics) they differ. Skips with a message when
-//! `mpirun` is missing.
+//! Data-parallel training under `mpirun` (feature `mpi`) against one process on the same
+//! global batch: the first steps of SwAV (with and without the queue), ODC, DeepCluster, JigClu
+//! and SlotCon give the same losses, parameters and method state (memories, centre, queue) on
+//! 2 and 3 ranks over shared memory (SwAV also 2 over TCP on loopback), with SyncBatchNorm;
+//! without it (per-rank statistics) they differ. Skips with a message when `mpirun` is missing.
 #![cfg(feature = "mpi")]
 
 mod common;
 
-use common::{scratch, tiny_config};
+use common::{scratch, tiny_config, tiny_method_config};
 use protoclust::config::RunConfig;
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
@@ -28,6 +28,18 @@ fn config(dir: &Path, queue: bool, sync_bn: bool) -> RunConfig {
     c
 }
 
+/// A tiny run of `method` (not SwAV) with a global batch of 12.
+fn method_config(dir: &Path, method: &str, sync_bn: bool) -> RunConfig {
+    let mut c = tiny_method_config(dir, method);
+    c.loader.batch_size = 12;
+    // 36 images: three global batches, so every step sees new samples.
+    c.data.len = 36;
+    c.train.stop_after_iterations = Some(STEPS);
+    c.train.checkpoint_every_iterations = 0;
+    c.train.sync_batchnorm = sync_bn;
+    c
+}
+
 /// OpenMPI transport options: shared memory (its default on one host) or TCP over loopback.
 const TCP_OVER_LO: [&str; 6] = [
     "--mca",
@@ -39,7 +51,7 @@ const TCP_OVER_LO: [&str; 6] = [
 ];
 
 /// Runs `protoclust train` on `cfg` in `np` processes (1: without mpirun); returns the step
-/// losses and the parameters of the last checkpoint.
+/// losses and the parameters of the last checkpoint, with its method state under `method:`.
 fn train(cfg: &RunConfig, np: usize) -> (Vec<f64>, BTreeMap<String, HostTensor>) {
     train_over(cfg, np, &[])
 }
@@ -87,14 +99,37 @@ fn train_over(
         &protoclust_train::engine::last_checkpoint_path(dir),
     )
     .unwrap();
-    (losses, ck.model)
+    let mut tensors = ck.model;
+    for (k, v) in ck.method {
+        tensors.insert(format!("method:{k}"), v);
+    }
+    (losses, tensors)
+}
+
+/// The rows of a 2-D tensor in sorted order (SwAV's queue: the ranks' queues, gathered, hold
+/// the one-process queue's rows in another order; Sinkhorn takes them as a set).
+fn sorted_rows(t: &HostTensor) -> HostTensor {
+    let width = *t.shape.last().unwrap_or(&1);
+    let mut rows: Vec<&[f32]> = t.data.chunks(width.max(1)).collect();
+    rows.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    HostTensor {
+        shape: t.shape.clone(),
+        data: rows.concat(),
+    }
 }
 
 /// The largest per-tensor error over its bound (the fixtures README's float32 rule).
 fn worst(a: &BTreeMap<String, HostTensor>, b: &BTreeMap<String, HostTensor>) -> (f64, String) {
     let mut worst = (0.0, String::new());
     for (name, ta) in a {
-        let tb = &b[name];
+        if name == "method:queue.ranks" {
+            continue; // the world size itself
+        }
+        let (ta, tb) = if name.starts_with("method:queue.") && ta.shape.len() == 2 {
+            (&sorted_rows(ta), &sorted_rows(&b[name]))
+        } else {
+            (ta, &b[name])
+        };
         let scale = tb.data.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
         let err = ta
             .data
@@ -146,6 +181,45 @@ fn data_parallel_swav_equals_one_process() {
     }
 }
 
+#[test]
+fn data_parallel_odc_deepcluster_jigclu_slotcon_equal_one_process() {
+    if Command::new("mpirun").arg("--version").output().is_err() {
+        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+        return;
+    }
+    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
+        let dir = scratch(&format!("mpi-{method}"));
+        let (losses, params) = train(&method_config(&dir.join("np1"), method, true), 1);
+        assert_eq!(losses.len() as u64, STEPS, "{method}");
+        for (np, mpirun) in [(2, &[][..]), (3, &[][..]), (2, &TCP_OVER_LO[..])] {
+            let name = format!("np{np}{}", if mpirun.is_empty() { "" } else { "-tcp" });
+            let (l, p) = train_over(&method_config(&dir.join(&name), method, true), np, mpirun);
+            for (a, b) in l.iter().zip(&losses) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs(),
+                    "{method}, {name}: losses {l:?} vs {losses:?}"
+                );
+            }
+            assert_eq!(p.len(), params.len(), "{method}, {name}: tensors");
+            let (ratio, worst_name) = worst(&p, &params);
+            eprintln!("{method}, {name}: losses {l:?} vs {losses:?}; worst tensor {worst_name} at {ratio:.3} of its bound");
+            assert!(
+                ratio <= 1.0,
+                "{method}, {name}: {worst_name} off by {ratio:.2}× the bound"
+            );
+        }
+        let (_, p) = train(&method_config(&dir.join("np2-local-bn"), method, false), 2);
+        let (ratio, name) = worst(&p, &params);
+        eprintln!(
+            "{method}, np 2 without SyncBatchNorm: worst tensor {name} at {ratio:.1}× its bound"
+        );
+        assert!(
+            ratio > 1.0,
+            "{method}: without SyncBatchNorm {name} still matches ({ratio:.2})"
+        );
+    }
+}
+
 /// Writes `cfg` beside its run directory and returns the `protoclust train` command under
 /// `mpirun -np np`.
 fn mpirun_train(cfg: &RunConfig, np: usize, extra: &[&str]) -> Command {
@@ -169,8 +243,21 @@ fn a_two_rank_run_killed_and_resumed_is_bit_identical() {
         eprintln!("skipped: mpirun not found");
         return;
     }
-    let dir = scratch("mpi-resume");
-    let mut whole = config(&dir.join("whole"), true, true);
+    for method in ["swav", "odc", "deepcluster", "jigclu", "slotcon"] {
+        let dir = scratch(&format!("mpi-resume-{method}"));
+        let whole = if method == "swav" {
+            config(&dir.join("whole"), true, true)
+        } else {
+            method_config(&dir.join("whole"), method, true)
+        };
+        resumed_equals_whole(whole, method);
+    }
+}
+
+/// Stops a 2-rank copy of `whole` at iteration 2, resumes it to 4, and compares every tensor
+/// with `whole` run to 4 at once.
+fn resumed_equals_whole(mut whole: RunConfig, method: &str) {
+    let dir = whole.train.run_dir.parent().unwrap().to_path_buf();
     whole.train.stop_after_iterations = Some(4);
     let (_, want) = train(&whole, 2);
     let mut part = whole.clone();
@@ -190,9 +277,13 @@ fn a_two_rank_run_killed_and_resumed_is_bit_identical() {
     .unwrap();
     assert_eq!(ck.meta.iteration, 4);
     for (name, t) in &want {
+        let got = match name.strip_prefix("method:") {
+            Some(state) => &ck.method[state],
+            None => &ck.model[name],
+        };
         assert_eq!(
-            ck.model[name].data, t.data,
-            "{name} differs after the resume"
+            got.data, t.data,
+            "{method}: {name} differs after the resume"
         );
     }
 }

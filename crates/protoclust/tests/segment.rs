@@ -150,19 +150,19 @@ fn tiny_frames(d: &Path) -> (String, String) {
 }
 
 #[test]
-fn prototype_mode_scores_slotcon_prototypes_and_refuses_models_without_them() {
+fn prototype_mode_scores_slotcon_and_swav_prototypes_and_refuses_models_without_them() {
     let d = common::scratch("segment-prototypes");
     let (images, masks) = tiny_frames(&d);
     let cfg = d.join("tiny.toml");
     std::fs::write(&cfg, TINY).unwrap();
-    let run = |cfg: &Path, extra: &[&str]| {
+    let run_on = |cfg: &Path, images: &str, extra: &[&str]| {
         let mut args = vec![
             "eval",
             "segment",
             cfg.to_str().unwrap(),
             "--random-init",
             "--images",
-            &images,
+            images,
             "--masks",
             &masks,
             "--classes",
@@ -175,6 +175,7 @@ fn prototype_mode_scores_slotcon_prototypes_and_refuses_models_without_them() {
         args.extend_from_slice(extra);
         protoclust(&args)
     };
+    let run = |cfg: &Path, extra: &[&str]| run_on(cfg, &images, extra);
     for matching in ["hungarian", "majority"] {
         let (ok, stdout, stderr) = run(&cfg, &["--mode", "prototypes", "--matching", matching]);
         assert!(ok, "{stderr}");
@@ -182,7 +183,7 @@ fn prototype_mode_scores_slotcon_prototypes_and_refuses_models_without_them() {
         assert!(!stdout.contains("k-means"), "{stdout}");
         assert!(stdout.contains("2 images, 512 labelled pixels"), "{stdout}");
     }
-    // SwAV has prototypes, but no per-pixel ones.
+    // SwAV's head, applied to every pixel.
     let swav = d.join("swav.toml");
     std::fs::write(
         &swav,
@@ -190,11 +191,27 @@ fn prototype_mode_scores_slotcon_prototypes_and_refuses_models_without_them() {
          [[swav.views.crops]]\ncount = 2\nsize = 32\nscale = [0.2, 1.0]\n",
     )
     .unwrap();
-    let (ok, _, stderr) = run(&swav, &["--mode", "prototypes"]);
+    let (ok, stdout, stderr) = run(&swav, &["--mode", "prototypes"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("prototypes: argmax of 16"), "{stdout}");
+    // A list file of images takes only the listed ones.
+    std::fs::write(d.join("part.txt"), "images/b.png\n").unwrap();
+    let list = d.join("part.txt");
+    let (ok, stdout, stderr) = run_on(&swav, list.to_str().unwrap(), &["--mode", "prototypes"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 images, 256 labelled pixels"), "{stdout}");
+    // JigClu has no prototypes.
+    let jigclu = d.join("jigclu.toml");
+    std::fs::write(
+        &jigclu,
+        "method = \"jigclu\"\n[jigclu.backbone]\ndepth = 18\nwidth = 4\nsmall_stem = true\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&jigclu, &["--mode", "prototypes"]);
     assert!(!ok && !stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("--mode prototypes needs"), "{stderr}");
     // The default mode falls back to k-means alone for it.
-    let (ok, stdout, stderr) = run(&swav, &[]);
+    let (ok, stdout, stderr) = run(&jigclu, &[]);
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("k-means") && !stdout.contains("prototypes:"),

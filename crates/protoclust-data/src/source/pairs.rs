@@ -24,9 +24,14 @@ pub struct Mask {
 }
 
 impl ImageMaskPairs {
-    /// Pairs every image in `images` with the file of the same name in `masks`.
+    /// Pairs every image in `images` (a folder, or a list file of image paths) with the file of
+    /// the same name in `masks`.
     pub fn open(images: &Path, masks: &Path) -> Result<Self, DataError> {
-        let folder = super::ImageFiles::open_folder(images, super::FolderLayout::Classes)?;
+        let folder = if images.is_file() {
+            super::ImageFiles::open_list(images)?
+        } else {
+            super::ImageFiles::open_folder(images, super::FolderLayout::Classes)?
+        };
         let mut imgs = Vec::new();
         let mut msks = Vec::new();
         for i in 0..folder.len() {
@@ -89,5 +94,39 @@ impl Source for ImageMaskPairs {
     }
     fn path(&self, index: usize) -> Option<&Path> {
         self.images.get(index).map(|p| p.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn png(path: &Path, value: u8) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::GrayImage::from_pixel(3, 2, image::Luma([value]))
+            .save(path)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_list_file_takes_only_the_listed_images_and_their_masks() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for (name, v) in [("a_1.png", 1), ("b_2.png", 2), ("a_3.png", 3)] {
+            png(&r.join("img").join(name), v);
+            png(&r.join("ann").join(name), v);
+        }
+        fs::write(r.join("part.txt"), "# held out\nimg/a_3.png\nimg/a_1.png\n").unwrap();
+        let p = ImageMaskPairs::open(&r.join("part.txt"), &r.join("ann")).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.path(0).unwrap(), r.join("img/a_3.png"));
+        assert_eq!(p.mask(0).unwrap().ids, vec![3; 6]);
+        assert_eq!(p.mask(1).unwrap().ids, vec![1; 6]);
+        let all = ImageMaskPairs::open(&r.join("img"), &r.join("ann")).unwrap();
+        assert_eq!(all.len(), 3);
+        fs::remove_file(r.join("ann/a_1.png")).unwrap();
+        let e = ImageMaskPairs::open(&r.join("part.txt"), &r.join("ann")).unwrap_err();
+        assert!(e.to_string().contains("mask for"), "{e}");
     }
 }

@@ -7,13 +7,16 @@ use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext,
 use crate::odc::method::size_stats;
 use crate::pseudo::neck::normal_linear;
 use crate::pseudo::{
-    class_weights, cluster_training_set, weighted_cross_entropy, PseudoLabelModel,
+    class_weights, cluster_training_set, global_weighted_cross_entropy, DropoutDraw,
+    PseudoLabelModel,
 };
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
+use protoclust_nn::collective::global_batch::row_span;
+use protoclust_nn::collective::World;
 use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
@@ -24,6 +27,7 @@ pub struct DeepCluster {
     config: DeepClusterConfig,
     labels: Option<Vec<usize>>,
     weights: Option<Vec<f32>>,
+    world: World,
 }
 
 impl DeepCluster {
@@ -33,7 +37,16 @@ impl DeepCluster {
             config,
             labels: None,
             weights: None,
+            world: World::Single,
         }
+    }
+
+    /// The same method as one rank of `world`: rank 0's clustering on every rank (so the
+    /// labels and the uniform sampler's order agree), the loss one process's mean over the
+    /// global batch.
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
     }
 
     /// The configuration.
@@ -80,7 +93,6 @@ impl Method for DeepCluster {
         HeadOutputs {
             scores: Some(model.classifier.forward(features.clone())),
             embedding: Some(features),
-            dense_scores: None,
         }
     }
 
@@ -99,6 +111,7 @@ impl Method for DeepCluster {
             self.config.clusters,
             &self.config.clustering,
             mix_seed(&[ctx.seed, ctx.epoch, 0xdc]),
+            &self.world,
         )?;
         self.set_labels(res.labels);
         // The cluster ids mean something new each epoch: a fresh classifier.
@@ -131,10 +144,18 @@ impl Method for DeepCluster {
         })?;
         let out = model.forward(
             views[0].clone(),
-            Some(mix_seed(&[ctx.seed, ctx.iteration, 0xd20])),
+            Some(DropoutDraw {
+                seed: mix_seed(&[ctx.seed, ctx.iteration, 0xd20]),
+                first_row: row_span(&self.world, batch.len()).offset,
+            }),
         );
         let targets: Vec<usize> = batch.indices.iter().map(|&i| labels[i]).collect();
-        let (loss, acc) = weighted_cross_entropy(out.logits, &targets, self.weights.as_deref());
+        let (loss, acc) = global_weighted_cross_entropy(
+            out.logits,
+            &targets,
+            self.weights.as_deref(),
+            &self.world,
+        );
         let mut sizes = vec![0usize; self.config.clusters];
         labels.iter().for_each(|&l| sizes[l] += 1);
         let mut metrics = vec![("acc".to_string(), acc)];

@@ -10,7 +10,10 @@ use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
+use protoclust_nn::collective::global_batch::{gather_rows_tracked, row_span};
+use protoclust_nn::collective::{with_local_batchnorm, Collective, World};
 use protoclust_nn::init::Init;
+use protoclust_nn::ops::rows;
 use std::sync::Arc;
 
 /// Stream tag of the montage permutation (keeps it apart from other per-iteration draws).
@@ -19,12 +22,24 @@ const PERMUTATION_STREAM: u64 = 0x4A16;
 /// Jigsaw Clustering; stateless between steps.
 pub struct JigClu {
     config: JigCluConfig,
+    world: World,
 }
 
 impl JigClu {
     /// JigClu with `config`.
     pub fn new(config: JigCluConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            world: World::Single,
+        }
+    }
+
+    /// The same method as one rank of `world`, as the official `_batch_gather_ddp`: the
+    /// montages are cut from the global batch's patches, each rank encodes its share, and both
+    /// branches run on every rank's features (gathered).
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
     }
 
     /// The configuration.
@@ -70,7 +85,6 @@ impl Method for JigClu {
                 1,
             )),
             scores: None,
-            dense_scores: None,
         }
     }
 
@@ -92,13 +106,22 @@ impl Method for JigClu {
                 ),
             });
         }
-        let n = views[0].dims()[0];
-        let permute = self.permutation(m * m * n, ctx.seed, ctx.iteration);
-        let images = montage(views, &permute, m);
-        let map = model.backbone.forward(images).map;
+        // The global batch's patches (this process's alone in a single-process run).
+        let span = row_span(&self.world, views[0].dims()[0]);
+        let patches: Vec<Tensor<4>> = views
+            .iter()
+            .map(|v| self.world.all_gather(v.clone()))
+            .collect();
+        let permute = self.permutation(m * m * span.total, ctx.seed, ctx.iteration);
+        let images = rows(
+            montage(&patches, &permute, m),
+            span.offset..span.offset + span.local,
+        );
+        let map = gather_rows_tracked(&self.world, model.backbone.forward(images).map);
         let side = map.dims()[2];
         let cells = decouple(map, m, upsample_side(side, m, self.config.upsample));
-        let out = model.heads.losses(cells, &permute, &self.config);
+        // The heads see the whole global batch on every rank: their BatchNorms need no sync.
+        let out = with_local_batchnorm(|| model.heads.losses(cells, &permute, &self.config));
         let metrics = vec![
             (
                 "loss_clu".into(),

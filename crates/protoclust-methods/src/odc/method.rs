@@ -5,14 +5,18 @@ use super::config::OdcConfig;
 use super::memory::OdcMemory;
 use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
 use crate::pseudo::{
-    class_weights, cluster_training_set, weighted_cross_entropy, PseudoLabelModel,
+    class_weights, cluster_training_set, global_weighted_cross_entropy, DropoutDraw,
+    PseudoLabelModel,
 };
 use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
+use protoclust_nn::collective::global_batch::row_span;
+use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::named::HostTensor;
+use protoclust_nn::ops::host::to_f32;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,6 +43,7 @@ pub struct Odc {
     config: OdcConfig,
     memory: Option<OdcMemory>,
     weights: Vec<f32>,
+    world: World,
 }
 
 impl Odc {
@@ -48,7 +53,16 @@ impl Odc {
             config,
             memory: None,
             weights: Vec::new(),
+            world: World::Single,
         }
+    }
+
+    /// The same method as one rank of `world`: every rank keeps the whole data set's memories
+    /// and updates them with the global batch's indices and features (all-gathered), as
+    /// OpenSelfSup's `ODCMemory`; the loss is one process's mean over the global batch.
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
     }
 
     /// The configuration.
@@ -109,7 +123,6 @@ impl Method for Odc {
         HeadOutputs {
             scores: Some(model.classifier.forward(features.clone())),
             embedding: Some(features),
-            dense_scores: None,
         }
     }
 
@@ -129,6 +142,7 @@ impl Method for Odc {
                 self.config.clusters,
                 &self.config.clustering,
                 mix_seed(&[ctx.seed, 0x0dc]),
+                &self.world,
             )?;
             self.init_memory(features, res.labels);
         }
@@ -143,17 +157,36 @@ impl Method for Odc {
         ctx: &StepContext,
     ) -> Result<StepOutput, MethodError> {
         let memory = self.memory.as_mut().ok_or_else(Self::not_ready)?;
+        let span = row_span(&self.world, batch.indices.len());
         let out = model.forward(
             views[0].clone(),
-            Some(mix_seed(&[ctx.seed, ctx.iteration, 0xd20])),
+            Some(DropoutDraw {
+                seed: mix_seed(&[ctx.seed, ctx.iteration, 0xd20]),
+                first_row: span.offset,
+            }),
         );
         let targets: Vec<usize> = batch.indices.iter().map(|&i| memory.labels[i]).collect();
-        let (loss, acc) = weighted_cross_entropy(out.logits, &targets, Some(&self.weights));
-        let change = memory.update_samples(
-            &batch.indices,
-            out.features.detach().inner(),
-            self.config.memory_momentum,
-        );
+        let (loss, acc) =
+            global_weighted_cross_entropy(out.logits, &targets, Some(&self.weights), &self.world);
+        // The global batch's samples, in rank order (this process's alone in one process).
+        let features = self.world.all_gather(out.features.detach().inner());
+        let indices: Vec<usize> = if self.world.world_size() == 1 {
+            batch.indices.clone()
+        } else {
+            // Gathered as f32, exact below 2^24.
+            if let Some(&big) = batch.indices.iter().find(|&&i| i >= 1 << 24) {
+                return Err(MethodError::Data(format!(
+                    "sample index {big}: multi-process ODC handles data sets of up to 16,777,216 images"
+                )));
+            }
+            let mine: Vec<f32> = batch.indices.iter().map(|&i| i as f32).collect();
+            let all = self.world.all_gather(Tensor::<1>::from_floats(
+                mine.as_slice(),
+                &features.device(),
+            ));
+            to_f32(all).into_iter().map(|i| i as usize).collect()
+        };
+        let change = memory.update_samples(&indices, features, self.config.memory_momentum);
         let mut metrics = vec![
             ("acc".to_string(), acc),
             ("change_ratio".to_string(), change),

@@ -4,8 +4,10 @@
 use super::PseudoLabelModel;
 use crate::method::{EpochContext, MethodError};
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use protoclust_nn::cluster::{kmeans, pca_whiten, KMeansConfig, KMeansResult};
+use protoclust_nn::collective::{Collective, World};
+use protoclust_nn::ops::host::to_f32;
 use serde::{Deserialize, Serialize};
 
 /// How features are clustered into pseudo-labels.
@@ -55,16 +57,29 @@ pub fn cluster_features(
 }
 
 /// Features of the whole training set from `model` in inference mode (N × D, data-set order)
-/// and their clustering into `k` clusters.
+/// and their clustering into `k` clusters. Every rank of `world` computes them (the model and
+/// data are the same on all), then takes rank 0's features and labels, so the memories built
+/// from them are identical on every rank whatever each host's float summation order.
 pub fn cluster_training_set(
     model: &PseudoLabelModel,
     ctx: &EpochContext<'_>,
     k: usize,
     config: &ClusteringConfig,
     seed: u64,
+    world: &World,
 ) -> Result<(Tensor<2>, KMeansResult), MethodError> {
     let net = model.valid();
     let features = ctx.data.run(&|x| net.features(x, None))?;
-    let res = cluster_features(&features, k, config, seed)?;
+    let mut res = cluster_features(&features, k, config, seed)?;
+    if world.world_size() == 1 {
+        return Ok((features, res));
+    }
+    let dims = features.dims();
+    let mut values = to_f32(features.clone());
+    world.broadcast_host(&mut values, 0);
+    let mut labels: Vec<f32> = res.labels.iter().map(|&l| l as f32).collect();
+    world.broadcast_host(&mut labels, 0);
+    res.labels = labels.into_iter().map(|l| l as usize).collect();
+    let features = Tensor::from_data(TensorData::new(values, dims), &features.device());
     Ok((features, res))
 }

@@ -2,6 +2,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
+use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::ops::host::{index_tensor, to_indices};
 
 /// ODC's per-class loss weights: w_c ∝ (1/(n_c + 1e-5))^pow, normalised to sum 1, computed in
@@ -34,11 +35,37 @@ pub fn weighted_cross_entropy(
     let acc = 100.0 * hits as f64 / n.max(1) as f64;
     let t = index_tensor(targets, &device).unsqueeze_dim::<2>(1);
     let nll = log_softmax(logits, 1).gather(1, t).neg().reshape([n]);
-    let w: Vec<f32> = match weights {
-        Some(w) => targets.iter().map(|&t| w[t.min(k - 1)]).collect(),
-        None => vec![1.0; n],
-    };
+    let w = target_weights(targets, weights, k);
     let total: f32 = w.iter().sum();
     let w = Tensor::<1>::from_floats(w.as_slice(), &device);
     ((nll * w).sum().div_scalar(total as f64), acc)
+}
+
+/// Each target's class weight (1 without weights).
+fn target_weights(targets: &[usize], weights: Option<&[f32]>, k: usize) -> Vec<f32> {
+    match weights {
+        Some(w) => targets.iter().map(|&t| w[t.min(k - 1)]).collect(),
+        None => vec![1.0; targets.len()],
+    }
+}
+
+/// [`weighted_cross_entropy`] as this rank's share of the weighted mean over the rows of every
+/// rank of `world` (Σ_rank Σ w·nll / Σ_all w, times the world size, since the ranks' gradients
+/// are averaged): one process's loss on the global batch; the accuracy is this rank's.
+pub fn global_weighted_cross_entropy(
+    logits: Tensor<2>,
+    targets: &[usize],
+    weights: Option<&[f32]>,
+    world: &World,
+) -> (Tensor<1>, f64) {
+    let k = logits.dims()[1];
+    let (loss, acc) = weighted_cross_entropy(logits, targets, weights);
+    if world.world_size() == 1 {
+        return (loss, acc);
+    }
+    let local: f32 = target_weights(targets, weights, k).iter().sum();
+    let mut total = [local as f64];
+    world.sum_host_f64(&mut total);
+    let share = local as f64 * world.world_size() as f64 / total[0];
+    (loss.mul_scalar(share), acc)
 }

@@ -1,6 +1,6 @@
 //! The network of pseudo-label methods: backbone → optional neck → linear classifier.
 
-use super::neck::{normal_linear, Neck, NeckConfig};
+use super::neck::{normal_linear, DropoutDraw, Neck, NeckConfig};
 use crate::method::MethodError;
 use burn::module::Module;
 use burn::nn::Linear;
@@ -68,22 +68,22 @@ impl PseudoLabelModel {
             .unwrap_or_else(|| backbone.out_dim())
     }
 
-    /// The features the clustering works on (inference mode when `dropout_seed` is None).
-    pub fn features(&self, x: Tensor<4>, dropout_seed: Option<u64>) -> Tensor<2> {
-        self.head_features(self.backbone.forward(x).pooled, dropout_seed)
+    /// The features the clustering works on (inference mode when `dropout` is None).
+    pub fn features(&self, x: Tensor<4>, dropout: Option<DropoutDraw>) -> Tensor<2> {
+        self.head_features(self.backbone.forward(x).pooled, dropout)
     }
 
     /// [`PseudoLabelModel::features`] from the backbone's pooled output.
-    pub fn head_features(&self, pooled: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
+    pub fn head_features(&self, pooled: Tensor<2>, dropout: Option<DropoutDraw>) -> Tensor<2> {
         match &self.neck {
-            Some(n) => n.forward(pooled, dropout_seed),
+            Some(n) => n.forward(pooled, dropout),
             None => pooled,
         }
     }
 
     /// Features and logits.
-    pub fn forward(&self, x: Tensor<4>, dropout_seed: Option<u64>) -> PseudoLabelForward {
-        let features = self.features(x, dropout_seed);
+    pub fn forward(&self, x: Tensor<4>, dropout: Option<DropoutDraw>) -> PseudoLabelForward {
+        let features = self.features(x, dropout);
         let logits = self.classifier.forward(features.clone());
         PseudoLabelForward { features, logits }
     }

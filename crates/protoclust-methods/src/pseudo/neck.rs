@@ -35,6 +35,34 @@ impl Default for NeckConfig {
     }
 }
 
+/// The dropout mask of one training step: the stream `seed`, from this process's first row
+/// `first_row` in the global batch on, so that each rank's rows get the mask one process
+/// would draw for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropoutDraw {
+    /// Seed of the step's mask stream.
+    pub seed: u64,
+    /// This process's first row in the global batch (0 in one process).
+    pub first_row: usize,
+}
+
+impl DropoutDraw {
+    /// The `rows` × `width` mask (kept entries 1/keep, dropped 0) of this process's rows.
+    pub fn mask(&self, rows: usize, width: usize, keep: f64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        // Two 32-bit words per f64 draw, `width` draws per row.
+        rng.set_word_pos(2 * (width * self.first_row) as u128);
+        (0..rows * width)
+            .map(|_| {
+                if rng.random::<f64>() < keep {
+                    (1.0 / keep) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
 /// The neck's layers.
 #[derive(Module, Debug)]
 pub struct Neck {
@@ -75,23 +103,13 @@ impl Neck {
         }
     }
 
-    /// Forward pass; `dropout_seed` draws the dropout mask (None: inference, no dropout).
-    pub fn forward(&self, x: Tensor<2>, dropout_seed: Option<u64>) -> Tensor<2> {
+    /// Forward pass; `dropout` draws the dropout mask (None: inference, no dropout).
+    pub fn forward(&self, x: Tensor<2>, dropout: Option<DropoutDraw>) -> Tensor<2> {
         let h = protoclust_nn::kernels::relu(self.bn0.run(self.fc0.forward(x)));
-        let h = match dropout_seed {
-            Some(seed) if self.dropout > 0.0 => {
+        let h = match dropout {
+            Some(draw) if self.dropout > 0.0 => {
                 let [n, d] = h.dims();
-                let keep = 1.0 - self.dropout;
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-                let mask: Vec<f32> = (0..n * d)
-                    .map(|_| {
-                        if rng.random::<f64>() < keep {
-                            (1.0 / keep) as f32
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                let mask = draw.mask(n, d, 1.0 - self.dropout);
                 let device = h.device();
                 h * Tensor::<2>::from_data(TensorData::new(mask, [n, d]), &device)
             }
@@ -104,5 +122,27 @@ impl Neck {
 impl SyncRunningStats for Neck {
     fn sync_running_stats(&self) {
         self.bn0.sync_running_stats();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DropoutDraw;
+
+    #[test]
+    fn a_rank_draws_the_one_process_mask_of_its_rows() {
+        let (seed, width) = (42, 7);
+        let whole = DropoutDraw { seed, first_row: 0 }.mask(10, width, 0.5);
+        for (first, rows) in [(0, 4), (3, 5), (9, 1)] {
+            let part = DropoutDraw {
+                seed,
+                first_row: first,
+            }
+            .mask(rows, width, 0.5);
+            assert_eq!(part[..], whole[first * width..(first + rows) * width]);
+        }
+        let kept = whole.iter().filter(|&&v| v > 0.0).count();
+        assert!((20..=50).contains(&kept), "{kept} of 70 kept at p = 0.5");
+        assert!(whole.iter().all(|&v| v == 0.0 || v == 2.0));
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::pseudo::weighted_cross_entropy;
 use burn::tensor::Tensor;
-use protoclust_nn::ops::host::{index_tensor, to_indices};
+use protoclust_nn::collective::global_batch::row_span;
+use protoclust_nn::collective::{Collective, World};
+use protoclust_nn::ops::host::{index_tensor, to_f32, to_indices};
 use protoclust_nn::ops::l2_normalize;
 
 /// What the slot contrast produced.
@@ -36,7 +38,10 @@ pub fn owning_slots(score: Tensor<4>) -> Vec<bool> {
 }
 
 /// Contrast of student slots `q` (B × K × D, through `predictor` on the kept ones) against
-/// teacher slots `k`, with the slot masks from the score maps, at temperature `tau`.
+/// teacher slots `k` of every rank of `world` (the official `concat_all_gather`), with the slot
+/// masks from the score maps, at temperature `tau`. The cross-entropy is this rank's share of
+/// the mean over the global batch's queries, so averaging the ranks' gradients gives one
+/// process's.
 pub fn slot_contrast(
     q: Tensor<3>,
     k: Tensor<3>,
@@ -44,32 +49,45 @@ pub fn slot_contrast(
     score_k: Tensor<4>,
     tau: f64,
     predictor: &dyn Fn(Tensor<2>) -> Tensor<2>,
+    world: &World,
 ) -> SlotContrast {
     let [b, kk, d] = q.dims();
     let device = q.device();
     let mask_q = owning_slots(score_q);
     let mask_k = owning_slots(score_k);
     let idxs_q: Vec<usize> = (0..b * kk).filter(|&i| mask_q[i] && mask_k[i]).collect();
-    let keys: Vec<usize> = (0..b * kk).filter(|&i| mask_k[i]).collect();
-    let mut column = vec![0usize; b * kk];
+    // Every rank's teacher slots and masks, in rank order; this rank's start at `first`.
+    let span = row_span(world, b);
+    let first = span.offset * kk;
+    let mask_all: Vec<bool> = if world.world_size() == 1 {
+        mask_k.clone()
+    } else {
+        let flags: Vec<f32> = mask_k.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let gathered = world.all_gather(Tensor::<1>::from_floats(flags.as_slice(), &device));
+        to_f32(gathered).into_iter().map(|v| v > 0.5).collect()
+    };
+    let keys: Vec<usize> = (0..mask_all.len()).filter(|&i| mask_all[i]).collect();
+    let mut column = vec![0usize; mask_all.len()];
     for (c, &i) in keys.iter().enumerate() {
         column[i] = c;
     }
-    let labels: Vec<usize> = idxs_q.iter().map(|&i| column[i]).collect();
+    let labels: Vec<usize> = idxs_q.iter().map(|&i| column[first + i]).collect();
     let qs = q
         .reshape([b * kk, d])
         .select(0, index_tensor(&idxs_q, &device));
     let qs = l2_normalize(predictor(qs), 1);
-    let ks = l2_normalize(
-        k.reshape([b * kk, d])
-            .select(0, index_tensor(&keys, &device))
-            .detach(),
-        1,
-    );
+    let k_all = world.all_gather(k.reshape([b * kk, d]).detach());
+    let ks = l2_normalize(k_all.select(0, index_tensor(&keys, &device)), 1);
     let logits = qs.matmul(ks.transpose()).div_scalar(tau);
     let (ce, _) = weighted_cross_entropy(logits.clone(), &labels, None);
+    let share = if world.world_size() == 1 {
+        1.0
+    } else {
+        let queries = row_span(world, idxs_q.len()).total;
+        (idxs_q.len() * world.world_size()) as f64 / queries.max(1) as f64
+    };
     SlotContrast {
-        loss: ce.mul_scalar(2.0 * tau),
+        loss: ce.mul_scalar(2.0 * tau * share),
         mask_q,
         mask_k,
         idxs_q,

@@ -2,6 +2,8 @@
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::Tensor;
+use protoclust_nn::collective::global_batch::row_span;
+use protoclust_nn::collective::{Collective, World};
 
 /// N × K × H × W maps as (N·H·W) × K pixel rows in (n, h, w) order.
 pub fn pixel_rows(x: Tensor<4>) -> Tensor<2> {
@@ -23,7 +25,22 @@ pub fn self_distill(
     (target * logp).sum_dim(1).mean().neg()
 }
 
-/// center·m + mean over rows of `teacher_rows`·(1 − m).
-pub fn update_center(center: Tensor<2>, teacher_rows: Tensor<2>, momentum: f64) -> Tensor<2> {
-    center.mul_scalar(momentum) + teacher_rows.detach().mean_dim(0).mul_scalar(1.0 - momentum)
+/// center·m + mean over the rows of `teacher_rows` on every rank of `world`·(1 − m) (the
+/// official all-reduced batch centre).
+pub fn update_center(
+    center: Tensor<2>,
+    teacher_rows: Tensor<2>,
+    momentum: f64,
+    world: &World,
+) -> Tensor<2> {
+    let rows = teacher_rows.detach();
+    let mean = if world.world_size() == 1 {
+        rows.mean_dim(0)
+    } else {
+        let total = row_span(world, rows.dims()[0]).total;
+        world
+            .all_reduce_sum(rows.sum_dim(0))
+            .div_scalar(total as f64)
+    };
+    center.mul_scalar(momentum) + mean.mul_scalar(1.0 - momentum)
 }

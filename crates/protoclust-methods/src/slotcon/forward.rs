@@ -6,6 +6,7 @@ use super::grouping::{semantic_grouping, Grouping};
 use super::invaug::{group_loss, GroupLossParams, ViewPair};
 use super::predictor::DinoHead;
 use burn::tensor::Tensor;
+use protoclust_nn::collective::World;
 
 /// Hyper-parameters of the SlotCon loss.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +53,8 @@ pub fn teacher_momentum(base: f64, k: u64, total: u64) -> f64 {
 
 /// The SlotCon loss from student projections `x` and teacher projections `y` (B × D × H × W
 /// each; the teacher side carries no gradient), the student and (already updated) teacher
-/// prototypes, the centre and the views' common regions.
+/// prototypes, the centre and the views' common regions; the centre and the contrast span every
+/// rank of `world`.
 #[allow(clippy::too_many_arguments)]
 pub fn slotcon_loss(
     x: [Tensor<4>; 2],
@@ -63,6 +65,7 @@ pub fn slotcon_loss(
     views: &ViewPair,
     predictor: &DinoHead,
     p: &SlotConLossParams,
+    world: &World,
 ) -> SlotConOutput {
     let [x1, x2] = x;
     let [y1, y2] = y;
@@ -77,6 +80,7 @@ pub fn slotcon_loss(
         center,
         views,
         &p.group,
+        world,
     );
     let pred = |t: Tensor<2>| predictor.forward(t);
     let c0 = slot_contrast(
@@ -86,6 +90,7 @@ pub fn slotcon_loss(
         k2.dots.clone(),
         p.tau,
         &pred,
+        world,
     )
     .loss;
     let c1 = slot_contrast(
@@ -95,6 +100,7 @@ pub fn slotcon_loss(
         k1.dots.clone(),
         p.tau,
         &pred,
+        world,
     )
     .loss;
     let w = p.group.group_weight;

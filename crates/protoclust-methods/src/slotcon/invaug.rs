@@ -3,6 +3,7 @@
 
 use super::distill::{pixel_rows, self_distill, update_center};
 use burn::tensor::Tensor;
+use protoclust_nn::collective::World;
 use protoclust_nn::ops::{roi_align_flip, RoiBox};
 
 /// The two views' common region: per sample, (x1, y1, x2, y2) in [0, 1] of each view's crop
@@ -65,13 +66,16 @@ pub struct GroupLoss {
     pub center_after: Tensor<2>,
 }
 
-/// The grouping-loss lines of `SlotCon.forward`, with the old `center`.
+/// The grouping-loss lines of `SlotCon.forward`, with the old `center` (its update over every
+/// rank of `world`; each rank's rows are one image's aligned maps, so its mean is the global
+/// batch's mean when the shards are equal).
 pub fn group_loss(
     score_q: [Tensor<4>; 2],
     score_k: [Tensor<4>; 2],
     center: Tensor<2>,
     views: &ViewPair,
     p: &GroupLossParams,
+    world: &World,
 ) -> GroupLoss {
     let aligned = |x: Tensor<4>, v: usize| pixel_rows(invaug(x, &views.coords[v], &views.flags[v]));
     let [q1, q2] = score_q;
@@ -91,7 +95,7 @@ pub fn group_loss(
         p.teacher_temp,
     );
     let raw = Tensor::cat(vec![pixel_rows(k1), pixel_rows(k2)], 0);
-    let center_after = update_center(center, raw, p.center_momentum);
+    let center_after = update_center(center, raw, p.center_momentum, world);
     GroupLoss {
         loss: (t0.clone() + t1.clone()).mul_scalar(p.group_weight),
         terms: [t0, t1],

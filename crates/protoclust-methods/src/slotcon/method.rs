@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor};
 use protoclust_data::loader::Batch;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
+use protoclust_nn::collective::World;
 use protoclust_nn::ema::ema_update;
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::host::to_indices;
@@ -21,6 +22,7 @@ pub struct SlotCon {
     config: SlotConConfig,
     epochs: u64,
     center: Option<Tensor<2>>,
+    world: World,
 }
 
 impl SlotCon {
@@ -30,7 +32,15 @@ impl SlotCon {
             config,
             epochs,
             center: None,
+            world: World::Single,
         }
+    }
+
+    /// The same method as one rank of `world`: the centre and the slot contrast span the
+    /// global batch, as the official `concat_all_gather` and all-reduced centre.
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
     }
 
     fn params(&self) -> SlotConLossParams {
@@ -46,6 +56,12 @@ impl SlotCon {
             tau: c.tau,
         }
     }
+}
+
+/// Cosine of every pixel of the teacher's dense projection `dense` with each of its
+/// prototypes, N × K × h × w.
+fn teacher_dots(model: &SlotConModel, dense: Tensor<4>) -> Tensor<4> {
+    super::grouping::semantic_grouping(dense, model.teacher.prototypes.val(), 1.0).dots
 }
 
 /// The views' common region per sample, in each view's normalised (flip-mirrored) frame.
@@ -97,8 +113,7 @@ impl Method for SlotCon {
         let dense = model.teacher.projector.forward(trunk.map.clone());
         let [b, d, _, _] = dense.dims();
         let pooled = dense.clone().mean_dim(3).mean_dim(2).reshape([b, d]);
-        let dots =
-            super::grouping::semantic_grouping(dense, model.teacher.prototypes.val(), 1.0).dots;
+        let dots = teacher_dots(model, dense);
         let [_, k, h, w] = dots.dims();
         let scores = dots
             .clone()
@@ -108,8 +123,13 @@ impl Method for SlotCon {
         HeadOutputs {
             embedding: Some(protoclust_nn::ops::l2_normalize(pooled, 1)),
             scores: Some(scores),
-            dense_scores: Some(dots),
         }
+    }
+
+    /// The teacher's pixel-to-prototype cosines.
+    fn dense_scores(model: &SlotConModel, trunk: &ResNetOutput) -> Option<Tensor<4>> {
+        let dense = model.teacher.projector.forward(trunk.map.clone());
+        Some(teacher_dots(model, dense))
     }
 
     fn num_clusters(&self) -> Option<usize> {
@@ -154,6 +174,7 @@ impl Method for SlotCon {
             &pair,
             &model.predictor,
             &self.params(),
+            &self.world,
         );
         self.center = Some(out.center_after.detach());
         let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;

@@ -124,8 +124,22 @@ impl Method for Swav {
         HeadOutputs {
             scores: Some(model.prototypes.forward(embeddings.clone())),
             embedding: Some(embeddings),
-            dense_scores: None,
         }
+    }
+
+    /// The image-level head applied to every pixel of the last map (a pixel's feature taken
+    /// as a pooled one: projector, normalisation, prototypes), as a 1 × 1 convolution would.
+    fn dense_scores(model: &SwavModel, trunk: &ResNetOutput) -> Option<Tensor<4>> {
+        let [b, c, h, w] = trunk.map.dims();
+        let pixels = trunk
+            .map
+            .clone()
+            .permute([0, 2, 3, 1])
+            .reshape([b * h * w, c]);
+        let embeddings = protoclust_nn::ops::l2_normalize(model.projector.forward(pixels), 1);
+        let scores = model.prototypes.forward(embeddings);
+        let k = scores.dims()[1];
+        Some(scores.reshape([b, h, w, k]).permute([0, 3, 1, 2]))
     }
 
     fn num_clusters(&self) -> Option<usize> {

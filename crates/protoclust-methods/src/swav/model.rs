@@ -132,4 +132,46 @@ mod tests {
         assert!(loss.is_finite() && loss > 0.0);
         assert_eq!(step.assignments.len(), 4);
     }
+
+    #[test]
+    fn dense_scores_are_the_head_on_each_pixel_as_if_pooled() {
+        let mut cfg = SwavConfig {
+            backbone: protoclust_nn::backbone::ResNetConfig {
+                depth: 18,
+                width: 4,
+                small_stem: true,
+                zero_init_residual: false,
+            },
+            prototypes: 5,
+            ..Default::default()
+        };
+        cfg.projector.hidden = vec![16];
+        cfg.projector.out_dim = 8;
+        let dev = Device::flex();
+        let model = Swav::new(cfg, 4).init_model(3, &dev).unwrap();
+        let map = Tensor::<4>::random([2, 32, 3, 4], Distribution::Normal(0.0, 1.0), &dev);
+        let trunk = protoclust_nn::backbone::ResNetOutput {
+            pooled: Tensor::zeros([2, 32], &dev),
+            map: map.clone(),
+        };
+        let dense = Swav::dense_scores(&model, &trunk).unwrap();
+        assert_eq!(dense.dims(), [2, 5, 3, 4]);
+        for (b, y, x) in [(0, 0, 0), (1, 2, 3), (0, 1, 2)] {
+            let pixel = map
+                .clone()
+                .slice([b..b + 1, 0..32, y..y + 1, x..x + 1])
+                .reshape([1, 32]);
+            let one = protoclust_nn::backbone::ResNetOutput {
+                pooled: pixel,
+                map: Tensor::zeros([1, 32, 1, 1], &dev),
+            };
+            let want = Swav::head_outputs(&model, &one).scores.unwrap();
+            let got = dense
+                .clone()
+                .slice([b..b + 1, 0..5, y..y + 1, x..x + 1])
+                .reshape([1, 5]);
+            let err = (got - want).abs().max().into_scalar::<f32>();
+            assert!(err < 1e-5, "pixel ({b}, {y}, {x}): {err}");
+        }
+    }
 }

@@ -190,4 +190,8 @@ impl Collective for MpiCollective {
             w.all_reduce_into(&send[..], values, SystemOperation::sum())
         });
     }
+
+    fn broadcast_host(&self, values: &mut [f32], root: usize) {
+        self.broadcast_in_place(values, root);
+    }
 }

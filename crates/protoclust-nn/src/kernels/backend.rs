@@ -6,6 +6,7 @@ use super::conv2d;
 use super::elementwise;
 use super::geometry::ConvGeometry;
 use super::timing::{timed, Kernel};
+use crate::collective::World;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -142,6 +143,7 @@ fn bn_forward(
     gamma: &FlexTensor,
     beta: &FlexTensor,
     epsilon: f64,
+    sync: Option<&World>,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
     let _t = timed(Kernel::BatchNormForward);
     let l = layout(x);
@@ -153,7 +155,7 @@ fn bn_forward(
         &values(beta),
         epsilon,
         &mut y,
-        crate::collective::sync_batchnorm().as_ref(),
+        sync,
     );
     (
         tensor(y, x.shape().to_vec()),
@@ -170,6 +172,7 @@ fn bn_backward(
     mean: &FlexTensor,
     var: &FlexTensor,
     epsilon: f64,
+    sync: Option<&World>,
 ) -> [FlexTensor; 3] {
     let _t = timed(Kernel::BatchNormBackward);
     let l = layout(x);
@@ -183,7 +186,7 @@ fn bn_backward(
         &values(var),
         epsilon,
         &mut dx,
-        crate::collective::sync_batchnorm().as_ref(),
+        sync,
     );
     [
         tensor(dx, x.shape().to_vec()),
@@ -216,7 +219,13 @@ impl CpuKernels for Flex {
         beta: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        bn_forward(&x, &gamma, &beta, epsilon)
+        bn_forward(
+            &x,
+            &gamma,
+            &beta,
+            epsilon,
+            crate::collective::sync_batchnorm().as_ref(),
+        )
     }
 
     fn pc_relu(x: FlexTensor) -> FlexTensor {
@@ -270,8 +279,16 @@ impl Backward<Flex, 2> for ConvBackward {
     }
 }
 
-/// State of a BatchNorm: input, gamma, batch mean and biased variance, epsilon.
-type BnState = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64);
+/// State of a BatchNorm: input, gamma, batch mean and biased variance, epsilon, and the world
+/// its statistics spanned (SyncBatchNorm, decided at the forward pass).
+type BnState = (
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    FlexTensor,
+    f64,
+    Option<World>,
+);
 
 #[derive(Debug)]
 struct BatchNormBackward;
@@ -281,8 +298,16 @@ impl Backward<Flex, 3> for BatchNormBackward {
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, gamma, mean, var, epsilon) = ops.state;
-        let g = bn_backward(&x, &values(&dy), &gamma, &mean, &var, epsilon);
+        let (x, gamma, mean, var, epsilon, sync) = ops.state;
+        let g = bn_backward(
+            &x,
+            &values(&dy),
+            &gamma,
+            &mean,
+            &var,
+            epsilon,
+            sync.as_ref(),
+        );
         for (node, grad) in ops.parents.into_iter().zip(g) {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, grad);
@@ -354,10 +379,11 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             gamma.into_primitive(),
             beta.into_primitive(),
         );
-        let (y, mean, var) = bn_forward(&x, &gamma, &beta, epsilon);
+        let sync = crate::collective::sync_batchnorm();
+        let (y, mean, var) = bn_forward(&x, &gamma, &beta, epsilon, sync.as_ref());
         let out = match prep {
             OpsKind::Tracked(prep) => {
-                prep.finish((x, gamma, mean.clone(), var.clone(), epsilon), y)
+                prep.finish((x, gamma, mean.clone(), var.clone(), epsilon, sync), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         };

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub enum SegmentMode {
     /// k-means (k = classes) on the backbone's dense features, Hungarian one-to-one.
     Kmeans,
-    /// Each pixel's prototype (the method's dense scores, SlotCon), matched by --matching.
+    /// Each pixel's prototype (SlotCon's dense scores, SwAV's head per pixel), by --matching.
     Prototypes,
     /// Both: k-means for any backbone, prototypes where the model has them.
     All,
@@ -47,7 +47,7 @@ impl From<MatchingArg> for Matching {
 /// What `eval segment` needs besides the model (its command-line options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SegmentArgs {
-    /// Evaluation images.
+    /// Evaluation images: a folder, or a list file of image paths (one per line).
     #[arg(long, default_value = "../shared/data/camvid/val")]
     pub images: PathBuf,
     /// Masks of class ids, same file names as the images.
@@ -104,17 +104,12 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
     } else {
         Some(ModelFile::open(model, None, true, &dev)?)
     };
-    let dense_head = with_head.as_ref().and_then(|m| {
-        let head = m.head.as_ref()?;
-        let probe = head(
-            &m.backbone
-                .forward(burn::tensor::Tensor::zeros([1, 3, 8, 8], &dev)),
-        );
-        probe.dense_scores.is_some().then_some((m, head))
-    });
+    let dense_head = with_head
+        .as_ref()
+        .and_then(|m| m.dense.as_ref().map(|dense| (m, dense)));
     if a.mode == SegmentMode::Prototypes && dense_head.is_none() {
         anyhow::bail!(
-            "{}: --mode prototypes needs a model with per-pixel prototypes (a SlotCon checkpoint or config); this one has none (use --mode kmeans)",
+            "{}: --mode prototypes needs a model with prototypes (a SwAV or SlotCon checkpoint or config); this one has none (use --mode kmeans)",
             model.display()
         );
     }
@@ -149,16 +144,11 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         report(&what, &r, &pairs, t.elapsed().as_secs_f64());
         write_panels(a, &a.out, &pairs, &predicted, &r)?;
     }
-    if let Some((m, head)) = dense_head {
+    if let Some((m, dense)) = dense_head {
         let t = std::time::Instant::now();
-        let dense = |o: &protoclust_nn::backbone::ResNetOutput| {
-            head(o)
-                .dense_scores
-                .expect("probed above: the head has dense scores")
-        };
         let matching = Matching::from(a.matching);
         let (r, predicted) =
-            segment_eval_prototypes(&m.backbone, &dense, &pairs, &sc, matching, &dev)?;
+            segment_eval_prototypes(&m.backbone, dense, &pairs, &sc, matching, &dev)?;
         let k = r.cluster_to_class.len();
         let what = format!("prototypes: argmax of {k}, {matching:?} matching");
         report(&what, &r, &pairs, t.elapsed().as_secs_f64());

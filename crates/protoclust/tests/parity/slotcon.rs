@@ -8,6 +8,7 @@ use protoclust_methods::slotcon::{
     teacher_momentum, update_center, DinoHead, DinoHeadConfig, GroupLossParams, SlotConLossParams,
     ViewPair,
 };
+use protoclust_nn::collective::World;
 use protoclust_nn::init::Init;
 
 fn coords(f: &Fixture, v: usize) -> Result<Vec<[f32; 4]>, String> {
@@ -112,6 +113,7 @@ pub fn update_center_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>,
         f.input::<2>("center", device)?,
         f.input::<2>("teacher_output", device)?,
         f.param_f64("center_momentum")?,
+        &World::Single,
     );
     Ok(vec![compare_float(
         "center_after",
@@ -133,6 +135,7 @@ pub fn group_loss_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, St
         f.input::<2>("center", &ad)?,
         &view_pair(f)?,
         &params(f)?,
+        &World::Single,
     );
     let terms = Tensor::cat(out.terms.to_vec(), 0);
     let grads = out.loss.backward();
@@ -165,6 +168,7 @@ pub fn ctr_loss_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
         f.input::<4>("score_k", &ad)?,
         f.param_f64("tau")?,
         &|x| x,
+        &World::Single,
     );
     let gq = q.grad(&out.loss.backward()).ok_or("no gradient for q")?;
     let idxs: Vec<i64> = out.idxs_q.iter().map(|&i| i as i64).collect();
@@ -240,6 +244,7 @@ pub fn forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Strin
         &view_pair(f)?,
         &head,
         &p,
+        &World::Single,
     );
     let grads = out.loss.backward();
     let mut c = vec![
