@@ -5,8 +5,12 @@ pipeline (torchvision + PIL), measured on this machine, printed as rows of the s
 Usage (from the repository root; needs `pip install torch torchvision numpy pillow`):
     python3 bench/reference/swav_bench.py --width 8 --batch 128 --crops 2x32 --prototypes 512 \
         --cifar ../shared/data/cifar10/data_batch_1.bin --threads 2
+    # GPU, ResNet-50 multi-crop, bf16 autocast (the step only):
+    python3 bench/reference/swav_bench.py --device cuda --amp --depth 50 --width 64 \
+        --crops 2x224,6x96 --batch 64 --prototypes 3000 --no-pipeline
 
-The step is ResNet-18 (small stem, base width --width) -> Linear-BN-ReLU-Linear projector ->
+The step is ResNet-18 (small stem, base width --width; --depth 50: ResNet-50 with the ImageNet
+stem, projector hidden 2048) -> Linear-BN-ReLU-Linear projector ->
 L2 normalise -> prototypes; SwAV loss with 3 Sinkhorn iterations (as main_swav.py); SGD momentum
 0.9 under LARS (trust ratio, solo-learn style). The pipeline is RandomResizedCrop(scale 0.14-1),
 flip, ColorJitter(0.4,0.4,0.2,0.1) p=0.8, grayscale p=0.2, ToTensor, Normalize, per crop.
@@ -24,19 +28,25 @@ from PIL import Image
 from torchvision import transforms
 
 
-def resnet18_small(width):
-    net = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2])
-    # Rebuild with the requested base width.
+def resnet(depth, width, small_stem):
+    """torchvision's ResNet-18/50 rebuilt at base width `width`; the small stem (3x3, stride 1,
+    no max-pool) for CIFAR, else the ImageNet one (7x7, stride 2, max-pool)."""
+    models = torchvision.models.resnet
+    block, layers = (models.BasicBlock, [2, 2, 2, 2]) if depth == 18 else (models.Bottleneck, [3, 4, 6, 3])
+    net = models.ResNet(block, layers)
     net.inplanes = width
-    net.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+    if small_stem:
+        net.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    else:
+        net.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
     net.bn1 = nn.BatchNorm2d(width)
-    net.maxpool = nn.Identity()
-    net.layer1 = net._make_layer(torchvision.models.resnet.BasicBlock, width, 2)
-    net.layer2 = net._make_layer(torchvision.models.resnet.BasicBlock, width * 2, 2, stride=2)
-    net.layer3 = net._make_layer(torchvision.models.resnet.BasicBlock, width * 4, 2, stride=2)
-    net.layer4 = net._make_layer(torchvision.models.resnet.BasicBlock, width * 8, 2, stride=2)
+    net.layer1 = net._make_layer(block, width, layers[0])
+    net.layer2 = net._make_layer(block, width * 2, layers[1], stride=2)
+    net.layer3 = net._make_layer(block, width * 4, layers[2], stride=2)
+    net.layer4 = net._make_layer(block, width * 8, layers[3], stride=2)
     net.fc = nn.Identity()
-    return net
+    return net, width * 8 * block.expansion
 
 
 @torch.no_grad()
@@ -70,22 +80,37 @@ def lars_sgd_step(params, lr, momentum=0.9, wd=1e-6, eta=0.02, bufs=None):
         p.data.add_(b, alpha=-lr)
 
 
+def crop_groups(spec):
+    """'2x224,6x96' -> [(2, 224), (6, 96)]."""
+    return [tuple(int(v) for v in g.split("x")) for g in spec.split(",")]
+
+
 def bench_step(args):
     width, bs = args.width, args.batch
-    n_crops, size = (int(x) for x in args.crops.split("x"))
-    backbone = resnet18_small(width)
-    dim = width * 8
-    head = nn.Sequential(nn.Linear(dim, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
-    protos = nn.Linear(128, args.prototypes, bias=False)
+    groups = crop_groups(args.crops)
+    n_crops = sum(c for c, _ in groups)
+    dev = torch.device(args.device)
+    backbone, dim = resnet(args.depth, width, small_stem=args.depth == 18)
+    hidden, out = (2048, 128) if args.depth == 50 else (512, 128)
+    head = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out))
+    protos = nn.Linear(out, args.prototypes, bias=False)
+    for m in (backbone, head, protos):
+        m.to(dev)
     params = list(backbone.parameters()) + list(head.parameters()) + list(protos.parameters())
-    x = [torch.randn(bs, 3, size, size) for _ in range(n_crops)]
+    # One tensor per crop size, as SwAV's multi-crop forward (one backbone pass per size).
+    x = [torch.randn(c * bs, 3, size, size, device=dev) for c, size in groups]
     bufs = {}
     times = []
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    amp = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.amp)
     for it in range(args.steps + 2):
+        sync()
         t = time.perf_counter()
         with torch.no_grad():
             protos.weight.copy_(F.normalize(protos.weight, dim=1))
-        z = F.normalize(head(backbone(torch.cat(x))), dim=1)
+        with amp:
+            feats = torch.cat([backbone(v) for v in x])
+            z = F.normalize(head(feats).float(), dim=1)
         scores = protos(z)
         loss = 0
         for c in range(2):
@@ -100,6 +125,7 @@ def bench_step(args):
             p.grad = None
         loss.backward()
         lars_sgd_step(params, 0.3, bufs=bufs)
+        sync()
         if it >= 2:
             times.append(time.perf_counter() - t)
     return bs * len(times) / sum(times)
@@ -109,7 +135,7 @@ def bench_pipeline(args):
     raw = np.fromfile(args.cifar, dtype=np.uint8).reshape(-1, 3073)
     n = min(args.pipeline_images, len(raw))
     imgs = [Image.fromarray(r[1:].reshape(3, 32, 32).transpose(1, 2, 0)) for r in raw[:n]]
-    n_crops, size = (int(x) for x in args.crops.split("x"))
+    n_crops, size = crop_groups(args.crops)[0]
     t = transforms.Compose([
         transforms.RandomResizedCrop(size, scale=(0.14, 1.0)),
         transforms.RandomHorizontalFlip(),
@@ -143,15 +169,22 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cifar", default="../shared/data/cifar10/data_batch_1.bin")
     ap.add_argument("--pipeline-images", type=int, default=2048)
+    ap.add_argument("--depth", type=int, choices=[18, 50], default=18)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast for the backbone and head")
+    ap.add_argument("--no-pipeline", action="store_true", help="time the training step only")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    n_crops = int(args.crops.split("x")[0])
-    pipe = bench_pipeline(args)
+    n_crops = sum(c for c, _ in crop_groups(args.crops))
     step = bench_step(args)
-    print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, {args.threads} threads")
-    print(f"| multi-crop pipeline (torchvision + PIL, {args.threads} workers) | {pipe:.1f} | {pipe * n_crops:.1f} |")
-    print(f"| SwAV training step (PyTorch eager) | {step:.1f} | {step * n_crops:.1f} |")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} threads"
+    print(f"PyTorch {torch.__version__}, torchvision {torchvision.__version__}, {where}")
+    if not args.no_pipeline:
+        pipe = bench_pipeline(args)
+        print(f"| multi-crop pipeline (torchvision + PIL, {args.threads} workers) | {pipe:.1f} | {pipe * n_crops:.1f} |")
+    precision = "bf16 autocast" if args.amp else "f32"
+    print(f"| SwAV training step (PyTorch eager, {precision}) | {step:.1f} | {step * n_crops:.1f} |")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| peak RSS of the process (ru_maxrss) | {rss:.0f} MB | – |")
 

@@ -2,6 +2,7 @@
 //! `../shared/fixtures` from the workspace root), dispatched on its `method` and
 //! `source.function`, compared in float32 with the fixtures README's tolerances.
 //!
+//! Runs on the device `PROTOCLUST_DEVICE` names (as the CLI does; flex by default).
 //! Prints one line per case and `N passed, M failed` (plus skips). A file it cannot run is a
 //! failure. Cases of methods not implemented yet fail too, unless `--skip-unimplemented` (or
 //! `PROTOCLUST_SKIP_UNIMPLEMENTED=1`) is given, which reports them as skipped.
@@ -123,7 +124,16 @@ fn main() {
         println!("0 passed, 1 failed");
         std::process::exit(1);
     }
-    let device = Device::flex();
+    // PROTOCLUST_DEVICE as the CLI (flex by default; cuda in a cuda build).
+    let device = match protoclust::device::select() {
+        Ok(d) => d,
+        Err(e) => {
+            println!("error: {e:#}");
+            println!("0 passed, 1 failed");
+            std::process::exit(1);
+        }
+    };
+    println!("parity: {} fixtures on {device:?}", files.len());
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for path in &files {
         let name = path

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The GPU check of issue #13, in one call on a GPU machine that builds and downloads nothing
+# (the lent H200: driver 580, NVRTC 13.0, PyTorch with CUDA). Prepare here with
+# `scripts/gpu_pack.sh` (the cuda build, fixtures and CIFAR-10 into gpu/), then on the machine,
+# from the repository root:
+#
+#   bash scripts/gpu_check.sh                  # device cuda, the sizes of the issue
+#   bash scripts/gpu_check.sh --cpu-dry-run    # device flex, tiny sizes, same steps (pack --cpu)
+#
+# Steps, each under its own time limit so the whole stays within 8 minutes:
+#   1. the parity runner on the device (every golden fixture, f32);
+#   2. the SwAV step in img/s: ResNet-18 width 64, 2x32, batch 512; ResNet-50, 2x224 + 6x96,
+#      batch 64; protoclust f32 (bf16 once train.precision exists) beside
+#      bench/reference/swav_bench.py in f32 and bf16 autocast on the same device;
+#   3. a short full-width SwAV training on CIFAR-10 data_batch_1, kNN on 2,000 images of
+#      data_batch_2.
+# Two files go to $OUT (the device tool's output folder) or ./gpu_check_out: summary.md (the
+# tables, also printed) and steps.log (every step's output). Exit status: non-zero if a step
+# failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+dry=0
+[ "${1:-}" = "--cpu-dry-run" ] && dry=1
+out=${OUT:-gpu_check_out}
+mkdir -p "$out"
+summary=$out/summary.md
+: >"$summary"
+: >"$out/steps.log"
+logs=$(mktemp -d /tmp/gpu_check_logs.XXXXXX)
+failed=0
+say() { printf '%s\n' "$*" | tee -a "$summary"; }
+step() { # name, seconds, command...: runs with a time limit; its output in $logs/NAME and steps.log
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$logs/$name" 2>&1
+  local rc=$?
+  { echo "=== $name (exit $rc, $((SECONDS - t0)) s): $*"; cat "$logs/$name"; } >>"$out/steps.log"
+  [ $rc = 0 ] || { failed=1; say "- step $name FAILED (exit $rc$([ $rc = 124 ] && echo ", over its ${limit} s"); see steps.log)"; }
+  return $rc
+}
+
+# The packed binaries and data.
+[ -f gpu/protoclust.xz ] || { echo "error: gpu/protoclust.xz missing: run scripts/gpu_pack.sh$([ $dry = 1 ] && echo " --cpu") first and carry gpu" >&2; exit 1; }
+bin=$(mktemp -d /tmp/gpu_check.XXXXXX)
+xz -dc gpu/protoclust.xz >"$bin/protoclust" && xz -dc gpu/parity.xz >"$bin/parity" && chmod +x "$bin"/*
+tar -C "$bin" -xJf gpu/fixtures.tar.xz
+train_data=gpu/data/data_batch_1.bin
+test_data=gpu/data/test_2000.bin
+pc=$bin/protoclust
+
+if [ $dry = 1 ]; then
+  export PROTOCLUST_DEVICE=flex
+  device=cpu
+  # Tiny sizes: same settings' shapes scaled down.
+  r18=(--set swav.backbone.width=8 --set loader.batch_size=64)
+  r18_py=(--depth 18 --width 8 --batch 64 --crops 2x32 --prototypes 512)
+  r50=(--set swav.backbone.width=8 --set loader.batch_size=4 --set swav.prototypes=32)
+  r50_py=(--depth 50 --width 8 --batch 4 --crops 2x224,6x96 --prototypes 32)
+  train=(--set swav.backbone.width=8 --set data.limit=256 --set train.epochs=1 --set swav.freeze_prototypes_iterations=1)
+  steps=2
+else
+  export PROTOCLUST_DEVICE=cuda
+  device=cuda
+  r18=(--set swav.backbone.width=64 --set loader.batch_size=512)
+  r18_py=(--depth 18 --width 64 --batch 512 --crops 2x32 --prototypes 512)
+  r50=(--set loader.batch_size=64)
+  r50_py=(--depth 50 --width 64 --batch 64 --crops 2x224,6x96 --prototypes 3000)
+  train=(--set swav.backbone.width=64 --set train.epochs=5)
+  steps=10
+fi
+cifar=(--set data.kind=cifar10 --set "data.paths=[\"$train_data\"]")
+# 224-px crops need images larger than CIFAR's: the built-in synthetic scenes at 256 px.
+scenes=(--set data.kind=synthetic --set data.len=128 --set data.size=256)
+
+say "# GPU check ($(cat gpu/BUILD | tr '\n' ' '); $(date -u +%Y-%m-%dT%H:%MZ))"
+say ""
+if [ $dry = 0 ]; then
+  say "- machine: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+else
+  say "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores (CPU dry run, device flex)"
+fi
+if python3 -c 'import torch, torchvision' 2>/dev/null; then
+  torch=1
+  say "- PyTorch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>&1)"
+else
+  torch=0 # CI: the reference columns are skipped, not failed
+  say "- PyTorch: not installed; its columns are skipped"
+fi
+
+# 1. Parity on the device.
+say ""
+say "## 1. Golden fixtures on $PROTOCLUST_DEVICE (f32)"
+step parity 150 env PROTOCLUST_FIXTURES="$bin/fixtures" "$bin/parity"
+say "- $(grep -E '^[0-9]+ passed' "$logs/parity" | tail -1)"
+
+# 2. The SwAV step.
+say ""
+say "## 2. SwAV training step, img/s (device $device)"
+say ""
+say "| setting | protoclust f32 | protoclust bf16 | PyTorch f32 | PyTorch bf16 autocast |"
+say "|---|---|---|---|---|"
+ips() { # the img/s column of a bench table row, or why there is none
+  if [ -f "$logs/$2" ]; then grep -E "$1" "$logs/$2" | head -1 | awk -F'|' '{gsub(/ /, "", $3); print $3}'; else echo "–"; fi
+}
+for setting in r18 r50; do
+  if [ $setting = r18 ]; then
+    cfg=configs/swav_cifar10.toml; data=("${cifar[@]}"); pc_args=("${r18[@]}"); py_args=("${r18_py[@]}"); label="ResNet-18 width ${r18[1]#*=}, 2x32, batch ${r18[3]#*=}"
+  else
+    cfg=configs/swav_imagenet.toml; data=("${scenes[@]}"); pc_args=("${r50[@]}"); py_args=("${r50_py[@]}"); label="ResNet-50 width ${py_args[3]}, 2x224+6x96, batch ${py_args[5]}"
+  fi
+  step "bench_${setting}_pc" 120 "$pc" bench "$cfg" "${data[@]}" "${pc_args[@]}" --steps "$steps" --pipeline-batches 1
+  if [ $torch = 1 ]; then
+    step "bench_${setting}_py" 120 python3 bench/reference/swav_bench.py "${py_args[@]}" --device "$device" \
+      --steps "$steps" --no-pipeline --threads "$(nproc)"
+    step "bench_${setting}_py_amp" 120 python3 bench/reference/swav_bench.py "${py_args[@]}" --device "$device" \
+      --steps "$steps" --no-pipeline --threads "$(nproc)" --amp
+  fi
+  say "| $label | $(ips 'swav training step' "bench_${setting}_pc") | not built (train.precision) | $(ips 'training step' "bench_${setting}_py") | $(ips 'training step' "bench_${setting}_py_amp") |"
+done
+
+# 3. A short SwAV training at full width, kNN on held-out images.
+say ""
+say "## 3. SwAV on CIFAR-10 data_batch_1, kNN on 2,000 images of data_batch_2"
+run=$logs/train_run
+t0=$SECONDS
+if step train 240 "$pc" train configs/swav_cifar10.toml "${cifar[@]}" "${train[@]}" \
+  --set monitor.every_epochs=0 --set "train.run_dir=\"$run\"" --quiet; then
+  wall=$((SECONDS - t0))
+  step knn 90 "$pc" eval knn "$run/checkpoints/last.safetensors" --train "cifar10:$train_data" --test "cifar10:$test_data"
+  say "- config: configs/swav_cifar10.toml ${train[*]}; training wall time ${wall} s"
+  grep -E '^kNN' "$logs/knn" | while read -r line; do say "- $line"; done
+fi
+rm -rf "$bin" "$logs"
+say ""
+say "Every step's output: steps.log"
+exit $failed

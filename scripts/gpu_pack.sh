@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Packs what scripts/gpu_check.sh needs on a GPU machine that can build and download nothing
+# (issue #13): the protoclust binary and the parity runner, built here with `--features cuda`
+# (CUDARC_CUDA_VERSION=13000), stripped and xz-compressed, plus the golden fixtures and the
+# CIFAR-10 batches, into gpu/ (ignored by git). Name `gpu` in the device tool's `carry`; the
+# working tree and gpu/ together stay under 64 MiB (about 50 MiB).
+#
+#   scripts/gpu_pack.sh          the cuda build (about 19 minutes of build on 2 cores)
+#   scripts/gpu_pack.sh --cpu    the default build, for `scripts/gpu_check.sh --cpu-dry-run`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+features=(--features cuda)
+if [ "${1:-}" = "--cpu" ]; then
+  features=()
+else
+  export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
+fi
+data=${PROTOCLUST_DATA:-../shared/data}
+fixtures=${PROTOCLUST_FIXTURES:-../shared/fixtures}
+for f in "$data/cifar10/data_batch_1.bin" "$data/cifar10/data_batch_2.bin" "$fixtures"; do
+  [ -e "$f" ] || { echo "error: $f not found (the ../shared folder beside the checkout)" >&2; exit 1; }
+done
+cargo build --release "${features[@]}"
+# The parity runner's test binary: the last `executable` cargo reports for --test parity.
+parity=$(cargo test --release "${features[@]}" --test parity --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+exe=[m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")]
+print(exe[-1])')
+rm -rf gpu.tmp && mkdir -p gpu.tmp/data
+strip -o gpu.tmp/protoclust target/release/protoclust
+strip -o gpu.tmp/parity "$parity"
+xz -T0 -6 gpu.tmp/protoclust gpu.tmp/parity
+tar -C "$(dirname "$fixtures")" -cJf gpu.tmp/fixtures.tar.xz "$(basename "$fixtures")"
+cp "$data/cifar10/data_batch_1.bin" gpu.tmp/data/
+# kNN's test side: the first 2,000 records of data_batch_2 (3,073 bytes each).
+head -c $((2000 * 3073)) "$data/cifar10/data_batch_2.bin" > gpu.tmp/data/test_2000.bin
+echo "${features[*]:-default}" > gpu.tmp/BUILD
+git rev-parse --short HEAD >> gpu.tmp/BUILD
+rm -rf gpu && mv gpu.tmp gpu
+if [ "${features[*]:-}" != "" ]; then
+  # Leave the default (flex) binary in place for the rest of the tooling.
+  cargo build --release
+fi
+du -sh gpu; ls -la gpu gpu/data
