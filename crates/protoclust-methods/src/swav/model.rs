@@ -77,20 +77,26 @@ mod tests {
     use burn::tensor::{Device, Distribution};
     use protoclust_data::views::CropGroup;
 
-    #[test]
-    fn multi_crop_of_two_sizes_gives_scores_for_every_crop_and_a_finite_loss() {
+    /// A width-4 ResNet-18 (32-d features), projector 32 → 16 → 8, `prototypes` prototypes.
+    fn tiny(prototypes: usize, zero_init_residual: bool) -> SwavConfig {
         let mut cfg = SwavConfig {
             backbone: protoclust_nn::backbone::ResNetConfig {
                 depth: 18,
                 width: 4,
                 small_stem: true,
-                zero_init_residual: true,
+                zero_init_residual,
             },
-            prototypes: 12,
+            prototypes,
             ..Default::default()
         };
         cfg.projector.hidden = vec![16];
         cfg.projector.out_dim = 8;
+        cfg
+    }
+
+    #[test]
+    fn multi_crop_of_two_sizes_gives_scores_for_every_crop_and_a_finite_loss() {
+        let mut cfg = tiny(12, true);
         cfg.views.crops = vec![
             CropGroup {
                 count: 2,
@@ -135,20 +141,8 @@ mod tests {
 
     #[test]
     fn dense_scores_are_the_head_on_each_pixel_as_if_pooled() {
-        let mut cfg = SwavConfig {
-            backbone: protoclust_nn::backbone::ResNetConfig {
-                depth: 18,
-                width: 4,
-                small_stem: true,
-                zero_init_residual: false,
-            },
-            prototypes: 5,
-            ..Default::default()
-        };
-        cfg.projector.hidden = vec![16];
-        cfg.projector.out_dim = 8;
         let dev = Device::flex();
-        let model = Swav::new(cfg, 4).init_model(3, &dev).unwrap();
+        let model = Swav::new(tiny(5, false), 4).init_model(3, &dev).unwrap();
         let map = Tensor::<4>::random([2, 32, 3, 4], Distribution::Normal(0.0, 1.0), &dev);
         let trunk = protoclust_nn::backbone::ResNetOutput {
             pooled: Tensor::zeros([2, 32], &dev),

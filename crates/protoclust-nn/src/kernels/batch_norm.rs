@@ -143,19 +143,16 @@ pub fn forward(
 ) -> (Vec<f32>, Vec<f32>) {
     // Shifted sums: each channel's first element keeps Σx² − (Σx)²/n well conditioned. Over
     // ranks, rank 0's first elements (the global batch's first image, as one process has).
-    let mut shifts: Vec<f64> = (0..l.c)
+    let mut shifts: Vec<f32> = (0..l.c)
         .map(|ch| {
             let first = l.rows(x, ch).next().and_then(|r| r.first().copied());
-            first.unwrap_or(0.0) as f64
+            first.unwrap_or(0.0)
         })
         .collect();
     if let Some(world) = sync {
-        if world.rank() != 0 {
-            shifts.fill(0.0);
-        }
-        world.sum_host_f64(&mut shifts);
+        world.broadcast_host(&mut shifts, 0);
     }
-    let shift = |ch: usize| shifts[ch] as f32;
+    let shift = |ch: usize| shifts[ch];
     let (sums, count) = global_sums(l, channel_sums(l, x, x, |ch| (shift(ch), shift(ch))), sync);
     let stats: Vec<(f64, f64)> = sums
         .into_iter()
