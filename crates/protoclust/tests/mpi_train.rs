@@ -144,79 +144,66 @@ fn worst(a: &BTreeMap<String, HostTensor>, b: &BTreeMap<String, HostTensor>) -> 
     worst
 }
 
+/// Runs `make(dir, sync_bn)` in one process, then under `-np 2`, `-np 3` and `-np 2` over TCP
+/// with SyncBatchNorm (same losses, every tensor within its float32 bound), and under `-np 2`
+/// without it (some tensor far off: the negative control).
+fn equals_one_process(what: &str, make: &dyn Fn(&Path, bool) -> RunConfig) {
+    let dir = scratch(&format!("mpi-{}", what.replace([' ', ','], "-")));
+    let (losses, params) = train(&make(&dir.join("np1"), true), 1);
+    assert_eq!(losses.len() as u64, STEPS, "{what}");
+    for (np, mpirun) in [(2, &[][..]), (3, &[][..]), (2, &TCP_OVER_LO[..])] {
+        let name = format!("np{np}{}", if mpirun.is_empty() { "" } else { "-tcp" });
+        let (l, p) = train_over(&make(&dir.join(&name), true), np, mpirun);
+        for (a, b) in l.iter().zip(&losses) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs(),
+                "{what}, {name}: losses {l:?} vs {losses:?}"
+            );
+        }
+        assert_eq!(p.len(), params.len(), "{what}, {name}: tensors");
+        let (ratio, worst_name) = worst(&p, &params);
+        eprintln!("{what}, {name}: losses {l:?} vs {losses:?}; worst tensor {worst_name} at {ratio:.3} of its bound");
+        assert!(
+            ratio <= 1.0,
+            "{what}, {name}: {worst_name} off by {ratio:.2}× the bound"
+        );
+    }
+    let (_, p) = train(&make(&dir.join("np2-local-bn"), false), 2);
+    let (ratio, name) = worst(&p, &params);
+    eprintln!("{what}, np 2 without SyncBatchNorm: worst tensor {name} at {ratio:.1}× its bound");
+    assert!(
+        ratio > 1.0,
+        "{what}: without SyncBatchNorm {name} still matches ({ratio:.2})"
+    );
+}
+
+fn have_mpirun() -> bool {
+    let found = Command::new("mpirun").arg("--version").output().is_ok();
+    if !found {
+        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    }
+    found
+}
+
 #[test]
 fn data_parallel_swav_equals_one_process() {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    if !have_mpirun() {
         return;
     }
     for queue in [false, true] {
-        let dir = scratch(&format!("mpi-swav-queue-{queue}"));
-        let (losses, params) = train(&config(&dir.join("np1"), queue, true), 1);
-        assert_eq!(losses.len() as u64, STEPS);
-        for (np, mpirun) in [(2, &[][..]), (3, &[][..]), (2, &TCP_OVER_LO[..])] {
-            let name = format!("np{np}{}", if mpirun.is_empty() { "" } else { "-tcp" });
-            let (l, p) = train_over(&config(&dir.join(&name), queue, true), np, mpirun);
-            for (a, b) in l.iter().zip(&losses) {
-                assert!(
-                    (a - b).abs() <= 1e-5 * b.abs(),
-                    "queue {queue}, {name}: losses {l:?} vs {losses:?}"
-                );
-            }
-            let (ratio, worst_name) = worst(&p, &params);
-            eprintln!("queue {queue}, {name}: losses {l:?} vs {losses:?}; worst parameter {worst_name} at {ratio:.3} of its bound");
-            assert!(
-                ratio <= 1.0,
-                "queue {queue}, {name}: {worst_name} off by {ratio:.2}× the bound"
-            );
-        }
-        // Negative control: each rank's own BatchNorm statistics.
-        let (_, p) = train(&config(&dir.join("np2-local-bn"), queue, false), 2);
-        let (ratio, name) = worst(&p, &params);
-        eprintln!("queue {queue}, np 2 without SyncBatchNorm: worst parameter {name} at {ratio:.1}× its bound");
-        assert!(
-            ratio > 1.0,
-            "queue {queue}: without SyncBatchNorm {name} still matches ({ratio:.2})"
-        );
+        equals_one_process(&format!("swav queue {queue}"), &|dir, sync_bn| {
+            config(dir, queue, sync_bn)
+        });
     }
 }
 
 #[test]
 fn data_parallel_odc_deepcluster_jigclu_slotcon_equal_one_process() {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    if !have_mpirun() {
         return;
     }
     for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
-        let dir = scratch(&format!("mpi-{method}"));
-        let (losses, params) = train(&method_config(&dir.join("np1"), method, true), 1);
-        assert_eq!(losses.len() as u64, STEPS, "{method}");
-        for (np, mpirun) in [(2, &[][..]), (3, &[][..]), (2, &TCP_OVER_LO[..])] {
-            let name = format!("np{np}{}", if mpirun.is_empty() { "" } else { "-tcp" });
-            let (l, p) = train_over(&method_config(&dir.join(&name), method, true), np, mpirun);
-            for (a, b) in l.iter().zip(&losses) {
-                assert!(
-                    (a - b).abs() <= 1e-5 * b.abs(),
-                    "{method}, {name}: losses {l:?} vs {losses:?}"
-                );
-            }
-            assert_eq!(p.len(), params.len(), "{method}, {name}: tensors");
-            let (ratio, worst_name) = worst(&p, &params);
-            eprintln!("{method}, {name}: losses {l:?} vs {losses:?}; worst tensor {worst_name} at {ratio:.3} of its bound");
-            assert!(
-                ratio <= 1.0,
-                "{method}, {name}: {worst_name} off by {ratio:.2}× the bound"
-            );
-        }
-        let (_, p) = train(&method_config(&dir.join("np2-local-bn"), method, false), 2);
-        let (ratio, name) = worst(&p, &params);
-        eprintln!(
-            "{method}, np 2 without SyncBatchNorm: worst tensor {name} at {ratio:.1}× its bound"
-        );
-        assert!(
-            ratio > 1.0,
-            "{method}: without SyncBatchNorm {name} still matches ({ratio:.2})"
-        );
+        equals_one_process(method, &|dir, sync_bn| method_config(dir, method, sync_bn));
     }
 }
 
@@ -239,8 +226,7 @@ fn mpirun_train(cfg: &RunConfig, np: usize, extra: &[&str]) -> Command {
 
 #[test]
 fn a_two_rank_run_killed_and_resumed_is_bit_identical() {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun not found");
+    if !have_mpirun() {
         return;
     }
     for method in ["swav", "odc", "deepcluster", "jigclu", "slotcon"] {
@@ -362,8 +348,7 @@ fn signal_rank_one(name: &str, signal: &str, timeout_s: u64) -> (String, f64) {
 
 #[test]
 fn a_rank_that_dies_or_hangs_ends_the_job_with_an_error() {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        eprintln!("skipped: mpirun not found");
+    if !have_mpirun() {
         return;
     }
     // Killed: the launcher notices and ends the job.
