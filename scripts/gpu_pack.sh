@@ -20,14 +20,19 @@ fixtures=${PROTOCLUST_FIXTURES:-../shared/fixtures}
 for f in "$data/cifar10/data_batch_1.bin" "$data/cifar10/data_batch_2.bin" "$fixtures"; do
   [ -e "$f" ] || { echo "error: $f not found (the ../shared folder beside the checkout)" >&2; exit 1; }
 done
-cargo build --release "${features[@]}"
-# The parity runner's test binary: the last `executable` cargo reports for --test parity.
-parity=$(cargo test --release "${features[@]}" --test parity --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-exe=[m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")]
-print(exe[-1])')
+# One build gives both: the parity runner's test binary and the protoclust binary cargo builds
+# for the integration tests (the same feature set, so nothing is compiled twice).
+cargo test --release "${features[@]}" --test parity --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json, sys
+exe = {}
+for m in map(json.loads, sys.stdin):
+    if m.get("executable"):
+        exe[(m["target"]["name"], m["target"]["kind"][0])] = m["executable"]
+print(exe[("protoclust", "bin")]); print(exe[("parity", "test")])' >gpu.paths
+{ read -r binary; read -r parity; } <gpu.paths
+rm -f gpu.paths
 rm -rf gpu.tmp && mkdir -p gpu.tmp/data
-strip -o gpu.tmp/protoclust target/release/protoclust
+strip -o gpu.tmp/protoclust "$binary"
 strip -o gpu.tmp/parity "$parity"
 xz -T0 -6 gpu.tmp/protoclust gpu.tmp/parity
 tar -C "$(dirname "$fixtures")" -cJf gpu.tmp/fixtures.tar.xz "$(basename "$fixtures")"
@@ -39,6 +44,6 @@ git rev-parse --short HEAD >> gpu.tmp/BUILD
 rm -rf gpu && mv gpu.tmp gpu
 if [ "${features[*]:-}" != "" ]; then
   # Leave the default (flex) binary in place for the rest of the tooling.
-  cargo build --release
+  cargo test --release --test parity --no-run >/dev/null 2>&1
 fi
 du -sh gpu; ls -la gpu gpu/data
