@@ -126,6 +126,11 @@ pub trait Method: Send {
     fn dense_scores(_model: &Self::Model, _trunk: &ResNetOutput) -> Option<Tensor<4>> {
         None
     }
+    /// The per-prototype centre (K) the method subtracts from its dense scores before its
+    /// teacher's assignment (SlotCon's running centre), when it keeps one.
+    fn dense_center(&self) -> Option<Tensor<1>> {
+        None
+    }
     /// Number of clusters/prototypes, when the method has them.
     fn num_clusters(&self) -> Option<usize> {
         None

@@ -1,18 +1,20 @@
-//! Forward passes of burn's `Conv2d` and `BatchNorm` modules through [`crate::kernels`].
+//! Forward passes of burn's `Conv2d`, `BatchNorm` and `Linear` modules through
+//! [`crate::kernels`] and the [`crate::precision`] scope.
 //!
 //! The modules (and so parameter names, checkpoints and exports) stay burn's; the model code
-//! calls [`Conv2dExt::run`] / [`BatchNormExt::run`] instead of `forward`, which take the
-//! project's kernels on the CPU device and burn's ops elsewhere.
+//! calls [`Conv2dExt::run`] / [`BatchNormExt::run`] / [`LinearExt::run`] instead of `forward`,
+//! which take the project's kernels on the CPU device and burn's ops elsewhere.
 
 use crate::kernels;
+use crate::precision::{self, to_compute, to_f32};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, FloatDType, Tensor};
 
 /// A convolution module that runs through the project's kernels where they apply.
 pub trait Conv2dExt {
-    /// Same result as `Conv2d::forward`.
+    /// Same result as `Conv2d::forward`; under half precision, computed and returned in it.
     fn run(&self, x: Tensor<4>) -> Tensor<4>;
 }
 
@@ -21,43 +23,75 @@ impl Conv2dExt for Conv2d {
         let padding = match self.padding {
             PaddingConfig2d::Valid => [(0, 0), (0, 0)],
             PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-            // "Same" depends on the input size: burn computes it.
-            PaddingConfig2d::Same => return self.forward(x),
+            // "Same" depends on the input size: burn computes it (in float32; no backbone
+            // here uses it).
+            PaddingConfig2d::Same => return self.forward(to_f32(x)),
         };
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
         kernels::conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
+            to_compute(x),
+            to_compute(self.weight.val()),
+            self.bias.as_ref().map(|b| to_compute(b.val())),
             options,
         )
+    }
+}
+
+/// A linear module that computes in the [`crate::precision`] scope's type.
+pub trait LinearExt {
+    /// Same result as `Linear::forward`, always float32; under half precision the product is
+    /// computed in it.
+    fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D>;
+}
+
+impl LinearExt for Linear {
+    fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if precision::current().half().is_none() {
+            return self.forward(to_f32(x));
+        }
+        to_f32(burn::tensor::module::linear(
+            to_compute(x),
+            to_compute(self.weight.val()),
+            self.bias.as_ref().map(|b| to_compute(b.val())),
+        ))
     }
 }
 
 /// A BatchNorm module that runs through the project's kernels where they apply.
 pub trait BatchNormExt {
     /// As `BatchNorm::forward`, except that the running variance is updated with the unbiased
-    /// batch variance (n / (n − 1)), as PyTorch does.
+    /// batch variance (n / (n − 1)), as PyTorch does. A half-precision input is normalised in
+    /// float32 (statistics included) and the output returned in the input's type.
     fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D>;
 }
 
 impl BatchNormExt for BatchNorm {
     fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        // Batch statistics exactly when burn's `forward` would use them.
-        if !(x.device().is_autodiff() && self.training.is_enabled()) {
-            return self.forward(x);
+        match x.dtype() {
+            DType::F32 => batch_norm_f32(self, x),
+            DType::BF16 => batch_norm_f32(self, to_f32(x)).cast(FloatDType::BF16),
+            DType::F16 => batch_norm_f32(self, to_f32(x)).cast(FloatDType::F16),
+            _ => batch_norm_f32(self, to_f32(x)),
         }
-        let dims = x.dims();
-        let local = dims.iter().product::<usize>() / dims[1].max(1);
-        // Over every rank's rows under SyncBatchNorm (counts may differ between ranks).
-        let count = crate::collective::sync_batchnorm().map_or(local, |w| {
-            crate::collective::global_batch::row_span(&w, local).total
-        });
-        let r = kernels::batch_norm_train(x, self.gamma.val(), self.beta.val(), self.epsilon);
-        update_running(self, r.mean, r.variance, count);
-        r.output
     }
+}
+
+/// [`BatchNormExt::run`] on a float32 input.
+fn batch_norm_f32<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    // Batch statistics exactly when burn's `forward` would use them.
+    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        return bn.forward(x);
+    }
+    let dims = x.dims();
+    let local = dims.iter().product::<usize>() / dims[1].max(1);
+    // Over every rank's rows under SyncBatchNorm (counts may differ between ranks).
+    let count = crate::collective::sync_batchnorm().map_or(local, |w| {
+        crate::collective::global_batch::row_span(&w, local).total
+    });
+    let r = kernels::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    update_running(bn, r.mean, r.variance, count);
+    r.output
 }
 
 /// Folds one batch's mean and biased variance over `count` values per channel into the

@@ -15,6 +15,7 @@ pub mod layers;
 pub mod named;
 pub mod ops;
 pub mod optim;
+pub mod precision;
 pub mod running;
 pub mod stats;
 

@@ -19,10 +19,9 @@ pub struct HostTensor {
 impl HostTensor {
     /// Reads a device tensor back to the host as f32.
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> Self {
-        let data = t.to_data().convert::<f32>();
         Self {
-            shape: data.shape().to_vec(),
-            data: data.try_to_vec().unwrap_or_default(),
+            shape: t.dims().to_vec(),
+            data: crate::ops::host::to_f32(t.clone()),
         }
     }
 

@@ -24,11 +24,7 @@ impl TensorStats {
     /// Reads `t` back to the host and summarises it.
     pub fn of<const D: usize>(t: &Tensor<D>) -> Self {
         let shape = t.dims().to_vec();
-        let values: Vec<f32> = t
-            .to_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .unwrap_or_default();
+        let values = crate::ops::host::to_f32(t.clone());
         Self::of_slice(shape, &values)
     }
 

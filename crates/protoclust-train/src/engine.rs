@@ -14,7 +14,9 @@ use protoclust_methods::{EpochContext, FeaturePass, Method, MethodError, StepCon
 use protoclust_nn::collective::grads::average_grads;
 use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::named::{load_named, named_tensors};
+use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
 use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
+use protoclust_nn::precision::{with_precision, Precision};
 use protoclust_nn::running::SyncRunningStats;
 use protoclust_nn::stats::TensorStats;
 use serde_json::json;
@@ -56,6 +58,9 @@ pub struct TrainOptions {
     /// The processes sharing each global batch: gradients are averaged over them every step,
     /// and only rank 0 writes the run directory and prints progress.
     pub world: World,
+    /// The float type of the step's convolutions and matrix products (float16 adds dynamic
+    /// loss scaling).
+    pub precision: Precision,
 }
 
 /// The engine's whole-training-set pass: the evaluation view of every sample, in order.
@@ -244,6 +249,10 @@ pub fn train<M: Method>(
     let sched = Schedule::new(schedule, base_lr, opts.epochs, ipe as u64);
     let mut optimizer = Optimizer::new(optim);
     let mut model = method.init_model(opts.seed, &ad)?;
+    let mut scaler = opts
+        .precision
+        .needs_loss_scaling()
+        .then(LossScaler::default);
     let mut pos = Position {
         epoch: 0,
         batch: 0,
@@ -267,6 +276,9 @@ pub fn train<M: Method>(
         }
         model = load_named(model, &ck.model).map_err(|e| resume_err(e.to_string()))?;
         optimizer.load_state(&ck.optim, &ad);
+        if let Some(s) = &mut scaler {
+            *s = LossScaler::from_state(&ck.optim);
+        }
         method.load_state(&ck.method, &ad)?;
         pos = Position {
             epoch: ck.meta.epoch,
@@ -289,6 +301,7 @@ pub fn train<M: Method>(
     let save = |model: &M::Model,
                 method: &M,
                 optimizer: &Optimizer,
+                scaler: &Option<LossScaler>,
                 epoch: u64,
                 batch: usize,
                 iteration: u64,
@@ -310,7 +323,11 @@ pub fn train<M: Method>(
                 config: opts.config_toml.clone(),
             },
             model: named_tensors(model),
-            optim: optimizer.state(),
+            optim: {
+                let mut state = optimizer.state();
+                state.extend(scaler.iter().flat_map(LossScaler::state));
+                state
+            },
             method: method_state,
         }
         .save(path)?;
@@ -325,6 +342,8 @@ pub fn train<M: Method>(
     let mut knn_last = Vec::new();
     let mut last_epoch_loss = None;
     let mut skipped_images = 0usize;
+    // float16 steps skipped for a gradient overflow.
+    let mut overflow_skips = 0u64;
     let mut epochs_done = pos.epoch;
     if let Some(m) = opts
         .monitor
@@ -393,12 +412,15 @@ pub fn train<M: Method>(
             };
             let views = views_to_tensors(&batch, &ad);
             model = method.before_forward(model, &ctx);
-            let out = method.forward(&model, &views, &batch, &ctx)?;
-            let loss = global_mean(out.loss.clone().into_scalar::<f32>() as f64, &opts.world);
-            let bad_watch = out
-                .watch
-                .iter()
-                .any(|(_, t)| !t.clone().sum().into_scalar::<f32>().is_finite());
+            let out = with_precision(opts.precision, || {
+                method.forward(&model, &views, &batch, &ctx)
+            })?;
+            // The loss and the watched tensors' sums in one host read.
+            let mut sums = vec![out.loss.clone().detach().reshape([1])];
+            sums.extend(out.watch.iter().map(|(_, t)| t.clone().sum().reshape([1])));
+            let sums = protoclust_nn::ops::host::to_f32(Tensor::cat(sums, 0));
+            let loss = global_mean(sums[0] as f64, &opts.world);
+            let bad_watch = sums[1..].iter().any(|v| !v.is_finite());
             if !loss.is_finite() || bad_watch {
                 let mut details = vec![format!("loss = {loss}")];
                 for (name, t) in &out.watch {
@@ -425,11 +447,19 @@ pub fn train<M: Method>(
                 }
                 .into());
             }
-            let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            let backward_from = match &scaler {
+                Some(s) => s.scale_loss(out.loss.clone()),
+                None => out.loss.clone(),
+            };
+            let mut grads = GradientsParams::from_grads(backward_from.backward(), &model);
             method.filter_grads(&mut grads, &model, &ctx);
             average_grads(&mut grads, &model, &opts.world);
             let lr = sched.lr(pos.iteration);
-            model = optimizer.step(model, grads, lr);
+            // Averaged gradients: every rank reaches the same verdict.
+            match scaler.as_mut().map(|s| s.unscale(&mut grads, &model)) {
+                Some(Verdict::Skip) => overflow_skips += 1,
+                _ => model = optimizer.step(model, grads, lr),
+            }
             model = method.after_step(model, &ctx);
             pos.iteration += 1;
             loss_sum += loss;
@@ -461,6 +491,10 @@ pub fn train<M: Method>(
                 for (name, v) in &out.metrics {
                     rec[name] = json!(v);
                 }
+                if let Some(s) = &scaler {
+                    rec["loss_scale"] = json!(s.scale());
+                    rec["overflow_skips"] = json!(overflow_skips);
+                }
                 let _ = log.write(&rec);
                 window = (Instant::now(), 0);
             }
@@ -473,6 +507,7 @@ pub fn train<M: Method>(
                     &model,
                     method,
                     &optimizer,
+                    &scaler,
                     epoch,
                     b + 1,
                     pos.iteration,
@@ -484,6 +519,7 @@ pub fn train<M: Method>(
                     &model,
                     method,
                     &optimizer,
+                    &scaler,
                     epoch,
                     b + 1,
                     pos.iteration,
@@ -531,6 +567,7 @@ pub fn train<M: Method>(
             &model,
             method,
             &optimizer,
+            &scaler,
             epoch + 1,
             0,
             pos.iteration,
@@ -546,6 +583,7 @@ pub fn train<M: Method>(
                 &model,
                 method,
                 &optimizer,
+                &scaler,
                 epoch + 1,
                 0,
                 pos.iteration,

@@ -11,6 +11,7 @@ use protoclust_methods::slotcon::SlotConConfig;
 use protoclust_methods::swav::SwavConfig;
 use protoclust_nn::backbone::ResNetConfig;
 use protoclust_nn::optim::{OptimConfig, ScheduleConfig};
+use protoclust_nn::precision::Precision;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,9 @@ pub struct TrainSection {
     /// Under MPI: seconds a collective may wait for the other ranks before this process ends
     /// the job with an error (a rank died or hangs).
     pub collective_timeout_s: u64,
+    /// Float type of the step's convolutions and matrix products: "f32", "bf16" or "f16"
+    /// (losses, Sinkhorn, BatchNorm statistics, teachers and master weights stay f32).
+    pub precision: Precision,
 }
 
 impl Default for TrainSection {
@@ -57,6 +61,7 @@ impl Default for TrainSection {
             threads: 0,
             sync_batchnorm: true,
             collective_timeout_s: 600,
+            precision: Precision::F32,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct ModelFile {
     pub head: Option<HeadFn>,
     /// The method's per-pixel prototype scores (training checkpoints of methods with them).
     pub dense: Option<DenseFn>,
+    /// The centre the method subtracts from those scores for its teacher's assignment (SlotCon).
+    pub dense_center: Option<Tensor<1>>,
     /// The method's pseudo-label of every training image (ODC, DeepCluster).
     pub pseudo_labels: Option<Vec<usize>>,
     /// Training iterations completed (training checkpoints only).
@@ -56,6 +58,7 @@ fn backbone_tensors(model: &NamedTensors, prefix: &str) -> NamedTensors {
 struct Parts {
     head: Option<HeadFn>,
     dense: Option<DenseFn>,
+    dense_center: Option<Tensor<1>>,
     pseudo_labels: Option<Vec<usize>>,
     /// The model's own evaluated backbone (inference mode).
     backbone: ResNet,
@@ -95,6 +98,7 @@ impl WithMethod for MethodParts<'_> {
             .then(|| Box::new(move |t: &ResNetOutput| M::head_outputs(&model, t)) as HeadFn);
         Ok(Parts {
             head,
+            dense_center: dense.as_ref().and_then(|_| method.dense_center()),
             dense,
             pseudo_labels: labels,
             backbone,
@@ -128,7 +132,7 @@ impl ModelFile {
             // The head belongs to the method's evaluated backbone; another backbone's features
             // (e.g. SlotCon's student) would not match it.
             let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
-            let (head, dense, pseudo_labels) = if with_head && own_backbone {
+            let (head, dense, dense_center, pseudo_labels) = if with_head && own_backbone {
                 let parts = with_method(
                     &cfg,
                     MethodParts {
@@ -138,9 +142,14 @@ impl ModelFile {
                         device,
                     },
                 )?;
-                (parts.head, parts.dense, parts.pseudo_labels)
+                (
+                    parts.head,
+                    parts.dense,
+                    parts.dense_center,
+                    parts.pseudo_labels,
+                )
             } else {
-                (None, None, None)
+                (None, None, None, None)
             };
             return Ok(Self {
                 path: path.to_path_buf(),
@@ -151,6 +160,7 @@ impl ModelFile {
                 config: Some(cfg),
                 head,
                 dense,
+                dense_center,
                 pseudo_labels,
             });
         }
@@ -168,6 +178,7 @@ impl ModelFile {
                 config: None,
                 head: None,
                 dense: None,
+                dense_center: None,
                 pseudo_labels: None,
                 iteration: None,
             });
@@ -201,6 +212,7 @@ impl ModelFile {
             config: Some(cfg),
             head: parts.head,
             dense: parts.dense,
+            dense_center: parts.dense_center,
             pseudo_labels: parts.pseudo_labels,
         })
     }

@@ -153,6 +153,11 @@ pub fn run_method<M: Method>(
 ) -> Result<RunSummary<ResNet>> {
     let loader = loader_for(cfg, method)?;
     crate::preflight::check(cfg, &loader)?;
+    if let Some(w) = crate::device::precision_warning(device, cfg.train.precision) {
+        if world.rank() == 0 && !quiet {
+            eprintln!("{w}");
+        }
+    }
     let loader = loader.sharded(Shard {
         rank: world.rank(),
         ranks: world.world_size(),
@@ -180,6 +185,7 @@ pub fn run_method<M: Method>(
         pass_view: cfg.eval_view.clone(),
         pass_batch_size: cfg.monitor.batch_size,
         world: world.clone(),
+        precision: cfg.train.precision,
     };
     let s = train(
         method,

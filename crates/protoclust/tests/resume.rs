@@ -50,6 +50,30 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(moved);
 }
 
+#[test]
+fn resumed_float16_run_equals_uninterrupted_run() {
+    // The loss scaler's scale and count of good steps travel in the checkpoint.
+    let dev = Device::flex();
+    let cfg = |dir: &std::path::Path, stop: Option<u64>| {
+        let mut c = common::tiny_config(dir, 2);
+        c.train.precision = protoclust_nn::precision::Precision::F16;
+        c.train.stop_after_iterations = stop;
+        c
+    };
+    let a_dir = common::scratch("resume-f16-a");
+    let b_dir = common::scratch("resume-f16-b");
+    let a = runner::run(&cfg(&a_dir, None), None, true, &dev).unwrap();
+    let b = runner::run(&cfg(&b_dir, Some(4)), None, true, &dev).unwrap();
+    let ck = Checkpoint::load(&b.last_checkpoint).unwrap();
+    assert!(
+        ck.optim.contains_key("loss_scaler.scale"),
+        "the loss scale is checkpointed"
+    );
+    let c = runner::run(&cfg(&b_dir, None), Some(&b.last_checkpoint), true, &dev).unwrap();
+    assert_eq!(c.iterations, 6);
+    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+}
+
 /// Model, optimiser and method state of two checkpoints are bit-identical.
 fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
     let (a, c) = (Checkpoint::load(a).unwrap(), Checkpoint::load(c).unwrap());

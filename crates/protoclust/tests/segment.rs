@@ -218,3 +218,58 @@ fn prototype_mode_scores_slotcon_and_swav_prototypes_and_refuses_models_without_
         "{stdout}"
     );
 }
+
+#[test]
+fn centred_prototype_scores_need_a_trained_centre() {
+    let d = common::scratch("segment-centred");
+    let (images, masks) = tiny_frames(&d);
+    let cfg = d.join("tiny.toml");
+    let run_dir = d.join("run");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{TINY}[data]\nkind = \"synthetic\"\nlen = 8\nsize = 40\n[loader]\nbatch_size = 4\n\
+             [train]\nepochs = 1\nrun_dir = \"{}\"\n[schedule]\nwarmup_epochs = 0\n",
+            run_dir.display()
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = protoclust(&["train", cfg.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{stderr}");
+    let ck = run_dir.join("checkpoints/last.safetensors");
+    let eval = |model: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "segment",
+            model.to_str().unwrap(),
+            "--images",
+            &images,
+            "--masks",
+            &masks,
+            "--classes",
+            "2",
+            "--ignore",
+            "255",
+            "--panels",
+            "0",
+            "--mode",
+            "prototypes",
+        ];
+        args.extend_from_slice(extra);
+        protoclust(&args)
+    };
+    let (ok, raw, stderr) = eval(&ck, &[]);
+    assert!(ok, "{stderr}");
+    assert!(!raw.contains("centred"), "{raw}");
+    let (ok, centred, stderr) = eval(&ck, &["--scores", "centered"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        centred.contains("argmax of 4 (centred scores)"),
+        "{centred}"
+    );
+    // The untrained model has no centre yet: one line naming the option.
+    let (ok, _, stderr) = eval(&cfg, &["--random-init", "--scores", "centered"]);
+    assert!(!ok);
+    assert!(stderr.contains("--scores centered needs"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -18,6 +18,7 @@ use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::collective::global_batch::row_span;
 use protoclust_nn::collective::World;
 use protoclust_nn::init::Init;
+use protoclust_nn::layers::LinearExt;
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ impl Method for DeepCluster {
     fn head_outputs(model: &PseudoLabelModel, trunk: &ResNetOutput) -> HeadOutputs {
         let features = model.head_features(trunk.pooled.clone(), None);
         HeadOutputs {
-            scores: Some(model.classifier.forward(features.clone())),
+            scores: Some(model.classifier.run(features.clone())),
             embedding: Some(features),
         }
     }
@@ -150,7 +151,8 @@ impl Method for DeepCluster {
             }),
         );
         let targets: Vec<usize> = batch.indices.iter().map(|&i| labels[i]).collect();
-        let (loss, acc) = global_weighted_cross_entropy(
+        let acc = crate::pseudo::top1_accuracy(out.logits.clone(), &targets);
+        let loss = global_weighted_cross_entropy(
             out.logits,
             &targets,
             self.weights.as_deref(),

@@ -122,15 +122,14 @@ impl Method for JigClu {
         let cells = decouple(map, m, upsample_side(side, m, self.config.upsample));
         // The heads see the whole global batch on every rank: their BatchNorms need no sync.
         let out = with_local_batchnorm(|| model.heads.losses(cells, &permute, &self.config));
+        // Both loss terms in one read.
+        let terms = protoclust_nn::ops::host::to_f32(Tensor::cat(
+            vec![out.loss_clu.clone().detach(), out.loss_loc.clone().detach()],
+            0,
+        ));
         let metrics = vec![
-            (
-                "loss_clu".into(),
-                out.loss_clu.clone().into_scalar::<f32>() as f64,
-            ),
-            (
-                "loss_loc".into(),
-                out.loss_loc.clone().into_scalar::<f32>() as f64,
-            ),
+            ("loss_clu".into(), terms[0] as f64),
+            ("loss_loc".into(), terms[1] as f64),
             ("loc_acc".into(), out.loc_acc),
         ];
         Ok(StepOutput {

@@ -10,6 +10,7 @@ use burn::tensor::Tensor;
 use protoclust_nn::backbone::{BackboneError, ResNet};
 use protoclust_nn::heads::{Mlp, MlpConfig};
 use protoclust_nn::init::Init;
+use protoclust_nn::layers::LinearExt;
 use protoclust_nn::ops::l2_normalize;
 use protoclust_nn::running::SyncRunningStats;
 
@@ -80,9 +81,10 @@ impl JigCluHeads {
             cfg.temperature,
             cfg.base_temperature,
         );
-        let q_loc = self.loc.forward(rows.clone());
+        let q_loc = self.loc.run(rows.clone());
         debug_assert_eq!(q_loc.dims()[1], m * m);
-        let (loss_loc, loc_acc) = weighted_cross_entropy(q_loc.clone(), &label_loc, None);
+        let loss_loc = weighted_cross_entropy(q_loc.clone(), &label_loc, None);
+        let loc_acc = crate::pseudo::top1_accuracy(q_loc.clone(), &label_loc);
         let loss = loss_clu.clone().mul_scalar(cfg.clu_weight)
             + loss_loc.clone().mul_scalar(cfg.loc_weight);
         JigCluLosses {

@@ -15,6 +15,7 @@ use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::collective::global_batch::row_span;
 use protoclust_nn::collective::{Collective, World};
+use protoclust_nn::layers::LinearExt;
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::host::to_f32;
 use std::collections::BTreeMap;
@@ -121,7 +122,7 @@ impl Method for Odc {
     fn head_outputs(model: &PseudoLabelModel, trunk: &ResNetOutput) -> HeadOutputs {
         let features = model.head_features(trunk.pooled.clone(), None);
         HeadOutputs {
-            scores: Some(model.classifier.forward(features.clone())),
+            scores: Some(model.classifier.run(features.clone())),
             embedding: Some(features),
         }
     }
@@ -166,7 +167,8 @@ impl Method for Odc {
             }),
         );
         let targets: Vec<usize> = batch.indices.iter().map(|&i| memory.labels[i]).collect();
-        let (loss, acc) =
+        let acc = crate::pseudo::top1_accuracy(out.logits.clone(), &targets);
+        let loss =
             global_weighted_cross_entropy(out.logits, &targets, Some(&self.weights), &self.world);
         // The global batch's samples, in rank order (this process's alone in one process).
         let features = self.world.all_gather(out.features.detach().inner());

@@ -21,24 +21,28 @@ pub fn class_weights(labels: &[usize], k: usize, pow: f64) -> Vec<f32> {
     w.into_iter().map(|v| v / s).collect()
 }
 
-/// Weighted cross-entropy Σ w_y·nll / Σ w_y (PyTorch's `CrossEntropyLoss(weight)`), and the
-/// top-1 accuracy in percent.
+/// Weighted cross-entropy Σ w_y·nll / Σ w_y (PyTorch's `CrossEntropyLoss(weight)`).
 pub fn weighted_cross_entropy(
     logits: Tensor<2>,
     targets: &[usize],
     weights: Option<&[f32]>,
-) -> (Tensor<1>, f64) {
+) -> Tensor<1> {
     let device = logits.device();
     let [n, k] = logits.dims();
-    let pred = to_indices(logits.clone().detach().argmax(1));
-    let hits = pred.iter().zip(targets).filter(|(p, t)| p == t).count();
-    let acc = 100.0 * hits as f64 / n.max(1) as f64;
     let t = index_tensor(targets, &device).unsqueeze_dim::<2>(1);
     let nll = log_softmax(logits, 1).gather(1, t).neg().reshape([n]);
     let w = target_weights(targets, weights, k);
     let total: f32 = w.iter().sum();
     let w = Tensor::<1>::from_floats(w.as_slice(), &device);
-    ((nll * w).sum().div_scalar(total as f64), acc)
+    (nll * w).sum().div_scalar(total as f64)
+}
+
+/// Top-1 accuracy of `logits` against `targets`, in percent (one host read).
+pub fn top1_accuracy(logits: Tensor<2>, targets: &[usize]) -> f64 {
+    let n = logits.dims()[0];
+    let pred = to_indices(logits.detach().argmax(1));
+    let hits = pred.iter().zip(targets).filter(|(p, t)| p == t).count();
+    100.0 * hits as f64 / n.max(1) as f64
 }
 
 /// Each target's class weight (1 without weights).
@@ -51,21 +55,21 @@ fn target_weights(targets: &[usize], weights: Option<&[f32]>, k: usize) -> Vec<f
 
 /// [`weighted_cross_entropy`] as this rank's share of the weighted mean over the rows of every
 /// rank of `world` (Σ_rank Σ w·nll / Σ_all w, times the world size, since the ranks' gradients
-/// are averaged): one process's loss on the global batch; the accuracy is this rank's.
+/// are averaged): one process's loss on the global batch.
 pub fn global_weighted_cross_entropy(
     logits: Tensor<2>,
     targets: &[usize],
     weights: Option<&[f32]>,
     world: &World,
-) -> (Tensor<1>, f64) {
+) -> Tensor<1> {
     let k = logits.dims()[1];
-    let (loss, acc) = weighted_cross_entropy(logits, targets, weights);
+    let loss = weighted_cross_entropy(logits, targets, weights);
     if world.world_size() == 1 {
-        return (loss, acc);
+        return loss;
     }
     let local: f32 = target_weights(targets, weights, k).iter().sum();
     let mut total = [local as f64];
     world.sum_host_f64(&mut total);
     let share = local as f64 * world.world_size() as f64 / total[0];
-    (loss.mul_scalar(share), acc)
+    loss.mul_scalar(share)
 }

@@ -7,6 +7,8 @@ pub mod model;
 pub mod neck;
 
 pub use clustering::{cluster_features, cluster_training_set, ClusteringConfig};
-pub use loss::{class_weights, global_weighted_cross_entropy, weighted_cross_entropy};
+pub use loss::{
+    class_weights, global_weighted_cross_entropy, top1_accuracy, weighted_cross_entropy,
+};
 pub use model::{PseudoLabelForward, PseudoLabelModel};
 pub use neck::{DropoutDraw, Neck, NeckConfig};

@@ -7,6 +7,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use protoclust_nn::backbone::{BackboneError, ResNet, ResNetConfig};
 use protoclust_nn::init::Init;
+use protoclust_nn::layers::LinearExt;
 use protoclust_nn::running::SyncRunningStats;
 
 /// Backbone, neck and a classifier over K clusters.
@@ -84,7 +85,7 @@ impl PseudoLabelModel {
     /// Features and logits.
     pub fn forward(&self, x: Tensor<4>, dropout: Option<DropoutDraw>) -> PseudoLabelForward {
         let features = self.features(x, dropout);
-        let logits = self.classifier.forward(features.clone());
+        let logits = self.classifier.run(features.clone());
         PseudoLabelForward { features, logits }
     }
 }

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear};
 use burn::tensor::{Tensor, TensorData};
 use protoclust_nn::init::Init;
-use protoclust_nn::layers::BatchNormExt;
+use protoclust_nn::layers::{BatchNormExt, LinearExt};
 use protoclust_nn::running::SyncRunningStats;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ impl Neck {
 
     /// Forward pass; `dropout` draws the dropout mask (None: inference, no dropout).
     pub fn forward(&self, x: Tensor<2>, dropout: Option<DropoutDraw>) -> Tensor<2> {
-        let h = protoclust_nn::kernels::relu(self.bn0.run(self.fc0.forward(x)));
+        let h = protoclust_nn::kernels::relu(self.bn0.run(self.fc0.run(x)));
         let h = match dropout {
             Some(draw) if self.dropout > 0.0 => {
                 let [n, d] = h.dims();
@@ -115,7 +115,7 @@ impl Neck {
             }
             _ => h,
         };
-        protoclust_nn::kernels::relu(self.fc1.forward(h))
+        protoclust_nn::kernels::relu(self.fc1.run(h))
     }
 }
 

@@ -79,7 +79,7 @@ pub fn slot_contrast(
     let k_all = world.all_gather(k.reshape([b * kk, d]).detach());
     let ks = l2_normalize(k_all.select(0, index_tensor(&keys, &device)), 1);
     let logits = qs.matmul(ks.transpose()).div_scalar(tau);
-    let (ce, _) = weighted_cross_entropy(logits.clone(), &labels, None);
+    let ce = weighted_cross_entropy(logits.clone(), &labels, None);
     let share = if world.world_size() == 1 {
         1.0
     } else {

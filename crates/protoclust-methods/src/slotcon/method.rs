@@ -132,6 +132,12 @@ impl Method for SlotCon {
         Some(teacher_dots(model, dense))
     }
 
+    /// The running centre of the teacher's scores (the distillation target subtracts it).
+    fn dense_center(&self) -> Option<Tensor<1>> {
+        let k = self.config.prototypes;
+        self.center.as_ref().map(|c| c.clone().reshape([k]))
+    }
+
     fn num_clusters(&self) -> Option<usize> {
         Some(self.config.prototypes)
     }
@@ -177,16 +183,19 @@ impl Method for SlotCon {
             &self.world,
         );
         self.center = Some(out.center_after.detach());
-        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
+        // The four loss terms in one read.
+        let terms = protoclust_nn::ops::host::to_f32(Tensor::cat(
+            vec![
+                out.group_terms[0].clone().detach(),
+                out.group_terms[1].clone().detach(),
+                out.ctr_terms[0].clone().detach(),
+                out.ctr_terms[1].clone().detach(),
+            ],
+            0,
+        ));
         let metrics = vec![
-            (
-                "loss_group".into(),
-                scalar(&out.group_terms[0]) + scalar(&out.group_terms[1]),
-            ),
-            (
-                "loss_ctr".into(),
-                scalar(&out.ctr_terms[0]) + scalar(&out.ctr_terms[1]),
-            ),
+            ("loss_group".into(), (terms[0] + terms[1]) as f64),
+            ("loss_ctr".into(), (terms[2] + terms[3]) as f64),
         ];
         // Prototype usage: the teacher's per-pixel argmax on view 1.
         let assignments = to_indices(out.teacher[0].dots.clone().argmax(1));

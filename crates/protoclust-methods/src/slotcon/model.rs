@@ -48,7 +48,8 @@ impl DenseProjector {
                 x = gelu(n.run(x));
             }
         }
-        x
+        // Float32 out, whatever the precision scope computed the convolutions in.
+        protoclust_nn::precision::to_f32(x)
     }
 }
 

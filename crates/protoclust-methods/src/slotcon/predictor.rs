@@ -6,7 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 use protoclust_nn::init::Init;
-use protoclust_nn::layers::BatchNormExt;
+use protoclust_nn::layers::{BatchNormExt, LinearExt};
 use protoclust_nn::running::SyncRunningStats;
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +60,9 @@ impl DinoHead {
 
     /// Applies the head to N × dim rows.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = gelu(self.bn0.run(self.fc0.forward(x)));
-        let x = gelu(self.bn1.run(self.fc1.forward(x)));
-        self.fc2.forward(x)
+        let x = gelu(self.bn0.run(self.fc0.run(x)));
+        let x = gelu(self.bn1.run(self.fc1.run(x)));
+        self.fc2.run(x)
     }
 }
 

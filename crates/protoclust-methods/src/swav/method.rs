@@ -185,15 +185,8 @@ impl Method for Swav {
         let first = &res.codes[0];
         let [n, _] = first.dims();
         let bs = n.min(views[0].dims()[0]);
-        let assignments: Vec<usize> = rows(first.clone(), n - bs..n)
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v as usize)
-            .collect();
+        let assignments =
+            protoclust_nn::ops::host::to_indices(rows(first.clone(), n - bs..n).argmax(1));
         let mut watch = vec![("scores".to_string(), out.scores.detach())];
         for (i, c) in res.codes.iter().enumerate() {
             watch.push((

@@ -31,7 +31,7 @@ impl SwavQueue {
             return false;
         }
         let last = rows(self.queues[i].clone(), l - 1..l);
-        last.abs().sum().into_scalar::<f32>() != 0.0
+        protoclust_nn::ops::host::scalar(last.abs().sum()) != 0.0
     }
 
     /// Drops the oldest `bs` rows of queue `i` and puts `emb` (bs × D, detached) on top.

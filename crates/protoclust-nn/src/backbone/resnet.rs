@@ -263,6 +263,8 @@ impl ResNet {
                 x = block.forward(x);
             }
         }
+        // The trunk's outputs are float32 whatever the precision scope computed them in.
+        let x = crate::precision::to_f32(x);
         let [n, c, _, _] = x.dims();
         let pooled = adaptive_avg_pool2d(x.clone(), [1, 1]).reshape([n, c]);
         ResNetOutput { pooled, map: x }

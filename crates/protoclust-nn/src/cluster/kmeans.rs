@@ -165,7 +165,7 @@ fn check(x: &Tensor<2>, k: usize, n: usize) -> Result<(), KMeansError> {
     if k == 0 || k > n {
         return Err(KMeansError::K { k, n });
     }
-    if !x.clone().sum().into_scalar::<f32>().is_finite() {
+    if !crate::ops::host::scalar(x.clone().sum()).is_finite() {
         return Err(KMeansError::NonFinite);
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use crate::init::Init;
 use crate::kernels::relu;
-use crate::layers::BatchNormExt;
+use crate::layers::{BatchNormExt, LinearExt};
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::Tensor;
@@ -66,7 +66,7 @@ impl Mlp {
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         let last = self.linears.len() - 1;
         for (i, l) in self.linears.iter().enumerate() {
-            x = l.forward(x);
+            x = l.run(x);
             if i < last {
                 if let Some(n) = self.norms.get(i) {
                     x = n.run(x);

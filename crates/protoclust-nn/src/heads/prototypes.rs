@@ -32,7 +32,8 @@ impl Prototypes {
 
     /// Scores z · Wᵀ of N × D inputs (N × K).
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
-        z.matmul(self.weight.val().transpose())
+        use crate::precision::{to_compute, to_f32};
+        to_f32(to_compute(z).matmul(to_compute(self.weight.val()).transpose()))
     }
 
     /// Re-normalises every prototype to unit length outside autodiff, keeping the parameter's id

@@ -1,9 +1,32 @@
 //! Moving small tensors between device and host.
+//!
+//! Every read of device values back to the host in the library goes through here and is
+//! counted ([`reads`]): on a GPU each one waits for the queued work, so `bench` reports how
+//! many a training step makes.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static READS: AtomicU64 = AtomicU64::new(0);
+
+/// Device-to-host reads so far in this process.
+pub fn reads() -> u64 {
+    READS.load(Ordering::Relaxed)
+}
+
+/// Counts one device-to-host read.
+fn count() {
+    READS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The value of a one-element float tensor.
+pub fn scalar<const D: usize>(t: Tensor<D>) -> f32 {
+    to_f32(t).first().copied().unwrap_or(f32::NAN)
+}
 
 /// All values of a float tensor as f32, row-major.
 pub fn to_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    count();
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -12,6 +35,7 @@ pub fn to_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// All values of an integer tensor as indices, row-major.
 pub fn to_indices<const D: usize>(t: Tensor<D, Int>) -> Vec<usize> {
+    count();
     t.into_data()
         .convert::<i64>()
         .try_to_vec::<i64>()

@@ -5,6 +5,7 @@
 //! parameter path, so it checkpoints by name.
 
 pub mod config;
+pub mod loss_scale;
 pub mod optimizer;
 pub mod schedule;
 

@@ -115,19 +115,27 @@ impl Optimizer {
                 if lars {
                     let excluded = c.lars.exclude_bias_and_norm && ndim <= 1;
                     if !excluded {
-                        let pn = p.clone().powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
-                        let gn = d.clone().powf_scalar(2.0).sum().into_scalar::<f32>() as f64;
-                        let (pn, gn) = (pn.sqrt(), gn.sqrt());
-                        if pn > 0.0 && gn > 0.0 {
-                            let mut local = c.lars.trust_coefficient * pn
-                                / (gn + pn * s.weight_decay + c.lars.eps);
-                            if c.lars.clip {
-                                local = (local / s.lr).min(1.0);
-                            }
-                            d = d
-                                .add(p.clone().mul_scalar(s.weight_decay))
-                                .mul_scalar(local);
+                        // apex LARC's trust ratio, computed on the device (no host read per
+                        // parameter): where both norms are non-zero, d ← (d + wd·p)·local.
+                        let n = d.dims()[0];
+                        let pn = p.clone().powf_scalar(2.0).sum().sqrt();
+                        let gn = d.clone().powf_scalar(2.0).sum().sqrt();
+                        let ok = pn
+                            .clone()
+                            .greater_elem(0.0)
+                            .bool_and(gn.clone().greater_elem(0.0));
+                        let mut local = pn
+                            .clone()
+                            .mul_scalar(c.lars.trust_coefficient)
+                            .div(gn.add(pn.mul_scalar(s.weight_decay)).add_scalar(c.lars.eps));
+                        if c.lars.clip {
+                            local = local.div_scalar(s.lr).clamp_max(1.0);
                         }
+                        let scaled = d
+                            .clone()
+                            .add(p.clone().mul_scalar(s.weight_decay))
+                            .mul(local);
+                        d = scaled.mask_where(ok.bool_not().expand([n]), d);
                     }
                 } else if s.weight_decay > 0.0 {
                     d = d.add(p.clone().mul_scalar(s.weight_decay));
@@ -283,6 +291,28 @@ mod tests {
         };
         let p = run(c, 1);
         assert!((p[0] - (1.0 - 0.1 * 0.001)).abs() < 1e-7, "{p:?}");
+    }
+
+    #[test]
+    fn lars_skips_weight_decay_and_scaling_where_a_norm_is_zero() {
+        // apex LARC: a zero gradient (or parameter) gets neither the trust ratio nor weight
+        // decay, so SGD without momentum leaves the parameter where it is.
+        let c = OptimConfig {
+            kind: OptimKind::Lars,
+            momentum: 0.0,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let mut opt = Optimizer::new(c);
+        let dev = Device::flex();
+        let p = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, -2.0], [2]), &dev);
+        let zero = Tensor::<1>::zeros([2], &dev);
+        let after: Vec<f32> = opt
+            .update("w", p, zero, 2, 0.1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert_eq!(after, vec![1.0, -2.0]);
     }
 
     #[test]

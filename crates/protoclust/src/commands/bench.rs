@@ -12,7 +12,10 @@ use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::{Method, StepContext};
 use protoclust_nn::kernels::timing::{self, Kernel};
+use protoclust_nn::ops::host;
+use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
 use protoclust_nn::optim::Optimizer;
+use protoclust_nn::precision::with_precision;
 use protoclust_train::engine::views_to_tensors;
 use std::path::Path;
 use std::time::Instant;
@@ -39,6 +42,8 @@ struct Phases {
     update: f64,
     /// Seconds per step inside each CPU kernel ([`Kernel::ALL`] order; zeros off flex).
     kernels: [f64; Kernel::ALL.len()],
+    /// Device-to-host reads per step (each one waits for the device's queue).
+    host_reads: f64,
 }
 
 /// Pipeline and step throughput of `method` (steps timed after two warm-up steps).
@@ -64,6 +69,11 @@ fn measure<M: Method>(
     // Training step: forward, backward, optimiser, on a prepared batch.
     let mut model = method.init_model(cfg.seed, ad)?;
     let mut opt = Optimizer::new(cfg.optim.clone());
+    let mut scaler = cfg
+        .train
+        .precision
+        .needs_loss_scaling()
+        .then(LossScaler::default);
     let batch = &batches[0];
     let views = views_to_tensors(batch, ad);
     let mut time = 0.0;
@@ -78,13 +88,24 @@ fn measure<M: Method>(
             seed: cfg.seed,
         };
         let in_kernels = timing::totals();
+        let reads_before = host::reads();
         let t = Instant::now();
         model = method.before_forward(model, &ctx);
-        let out = method.forward(&model, &views, batch, &ctx)?;
+        let out = with_precision(cfg.train.precision, || {
+            method.forward(&model, &views, batch, &ctx)
+        })?;
+        // The training loop reads the loss back every step (the engine's one read).
+        let _ = host::scalar(out.loss.clone().detach());
         let t_fwd = t.elapsed().as_secs_f64();
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let loss = match &scaler {
+            Some(s) => s.scale_loss(out.loss),
+            None => out.loss,
+        };
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let t_bwd = t.elapsed().as_secs_f64();
-        model = opt.step(model, grads, 0.01);
+        if scaler.as_mut().map(|s| s.unscale(&mut grads, &model)) != Some(Verdict::Skip) {
+            model = opt.step(model, grads, 0.01);
+        }
         // Wait for the update (lazy backends) before stopping the clock.
         let _ = M::backbone(&model)
             .conv1
@@ -98,6 +119,7 @@ fn measure<M: Method>(
             phases.forward += t_fwd / steps as f64;
             phases.backward += (t_bwd - t_fwd) / steps as f64;
             phases.update += (total - t_bwd) / steps as f64;
+            phases.host_reads += (host::reads() - reads_before) as f64 / steps as f64;
             for (acc, (now, then)) in phases
                 .kernels
                 .iter_mut()
@@ -201,7 +223,7 @@ pub fn run(
     };
     let b = cfg.backbone();
     println!(
-        "protoclust bench: {} ({} on ResNet-{} width {}, {}, batch {}, {} threads, device {})",
+        "protoclust bench: {} ({} on ResNet-{} width {}, {}, batch {}, {} threads, device {}, precision {})",
         path.display(),
         cfg.method,
         b.depth,
@@ -209,7 +231,8 @@ pub fn run(
         m.layout,
         cfg.loader.batch_size,
         rayon::current_num_threads(),
-        device::describe(&dev)
+        device::describe(&dev),
+        cfg.train.precision
     );
     println!("| what | images/s | views/s | backbone passes per image |");
     println!("|---|---|---|---|");
@@ -253,11 +276,13 @@ pub fn run(
 fn print_phases(ph: &Phases) {
     let step = ph.forward + ph.backward + ph.update;
     println!();
-    println!("| step, s per step | forward + loss | backward | optimiser update | total |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| phases | {:.3} | {:.3} | {:.3} | {step:.3} |",
-        ph.forward, ph.backward, ph.update
+        "| step, s per step | forward + loss | backward | optimiser update | total | host reads per step |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| phases | {:.3} | {:.3} | {:.3} | {step:.3} | {} |",
+        ph.forward, ph.backward, ph.update, ph.host_reads
     );
     let inside: f64 = ph.kernels.iter().sum();
     if inside == 0.0 {

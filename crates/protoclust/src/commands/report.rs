@@ -461,6 +461,7 @@ fn dense_figures(
         backbone_prefix: None,
         mode: segment::SegmentMode::Kmeans,
         matching: segment::MatchingArg::Hungarian,
+        scores: segment::ScoresArg::Raw,
     };
     segment::run(ck, &args)?;
     let mut figs: Vec<Figure> = std::fs::read_dir(out)?

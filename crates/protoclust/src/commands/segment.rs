@@ -44,6 +44,15 @@ impl From<MatchingArg> for Matching {
     }
 }
 
+/// Which per-pixel scores the prototype mode takes the argmax of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoresArg {
+    /// The method's prototype scores as they are.
+    Raw,
+    /// Minus the method's running centre (SlotCon: the teacher's distillation target).
+    Centered,
+}
+
 /// What `eval segment` needs besides the model (its command-line options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SegmentArgs {
@@ -81,6 +90,9 @@ pub struct SegmentArgs {
     /// How prototypes are matched to classes.
     #[arg(long, value_enum, default_value_t = MatchingArg::Hungarian)]
     pub matching: MatchingArg,
+    /// Which prototype scores the prototype mode takes the argmax of.
+    #[arg(long, value_enum, default_value_t = ScoresArg::Raw)]
+    pub scores: ScoresArg,
 }
 
 /// Runs the evaluation(s) and prints mIoU, pixel accuracy and per-class IoU of each.
@@ -147,10 +159,35 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
     if let Some((m, dense)) = dense_head {
         let t = std::time::Instant::now();
         let matching = Matching::from(a.matching);
+        let centered = match (a.scores, &m.dense_center) {
+            (ScoresArg::Raw, _) => None,
+            (ScoresArg::Centered, Some(c)) => Some(c.clone()),
+            (ScoresArg::Centered, None) => anyhow::bail!(
+                "{}: --scores centered needs a method that keeps a centre of its prototype scores (a trained SlotCon checkpoint); this model has none (use --scores raw)",
+                model.display()
+            ),
+        };
+        let scores = |t: &protoclust_nn::backbone::ResNetOutput| {
+            let s = dense(t);
+            match &centered {
+                Some(c) => {
+                    let k = c.dims()[0];
+                    s - c.clone().to_device(&t.map.device()).reshape([1, k, 1, 1])
+                }
+                None => s,
+            }
+        };
         let (r, predicted) =
-            segment_eval_prototypes(&m.backbone, dense, &pairs, &sc, matching, &dev)?;
+            segment_eval_prototypes(&m.backbone, &scores, &pairs, &sc, matching, &dev)?;
         let k = r.cluster_to_class.len();
-        let what = format!("prototypes: argmax of {k}, {matching:?} matching");
+        let what = format!(
+            "prototypes: argmax of {k}{}, {matching:?} matching",
+            if centered.is_some() {
+                " (centred scores)"
+            } else {
+                ""
+            }
+        );
         report(&what, &r, &pairs, t.elapsed().as_secs_f64());
         let out = if a.mode == SegmentMode::All {
             a.out.join("prototypes")

@@ -71,7 +71,7 @@ pub fn loss_heads_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, St
     let q_loc: Tensor<2> = f.input::<2>("q_loc", &ad)?.require_grad();
     let (label_clu, label_loc) = jigsaw_labels(&permute, n);
     let loss_clu = sup_clu_loss(l2_normalize(raw.clone(), 1), &label_clu, t, base);
-    let (loss_loc, _) = weighted_cross_entropy(q_loc.clone(), &label_loc, None);
+    let loss_loc = weighted_cross_entropy(q_loc.clone(), &label_loc, None);
     let g_clu = loss_clu.backward();
     let g_raw = raw.grad(&g_clu).ok_or("no gradient for q_clu_raw")?;
     let g_loc = loss_loc.backward();

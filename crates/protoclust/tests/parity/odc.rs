@@ -4,7 +4,7 @@
 use crate::fixture::{as_i64, compare_exact, compare_float, host, Compared, Fixture};
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::odc::OdcMemory;
-use protoclust_methods::pseudo::{class_weights, weighted_cross_entropy};
+use protoclust_methods::pseudo::{class_weights, top1_accuracy, weighted_cross_entropy};
 use std::collections::BTreeSet;
 
 fn vector(v: &[f32]) -> (Vec<usize>, Vec<f64>) {
@@ -23,7 +23,8 @@ pub fn reweight_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let targets = f.indices("inputs", "targets")?;
     let w = class_weights(&bank, k, pow);
     let logits: Tensor<2> = f.input::<2>("logits", &ad)?.require_grad();
-    let (loss, acc) = weighted_cross_entropy(logits.clone(), &targets, Some(&w));
+    let loss = weighted_cross_entropy(logits.clone(), &targets, Some(&w));
+    let acc = top1_accuracy(logits.clone(), &targets);
     let g = logits
         .grad(&loss.backward())
         .ok_or("no gradient for logits")?;
@@ -73,7 +74,8 @@ pub fn pipeline_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
     let bias: Tensor<1> = f.input::<1>("fc_cls.bias", &ad)?.require_grad();
     let logits = feat.clone().matmul(weight.clone().transpose()) + bias.clone().unsqueeze_dim(0);
     let targets: Vec<usize> = batch_ind.iter().map(|&i| mem.labels[i]).collect();
-    let (loss, acc) = weighted_cross_entropy(logits, &targets, Some(&w0));
+    let acc = top1_accuracy(logits.clone(), &targets);
+    let loss = weighted_cross_entropy(logits, &targets, Some(&w0));
     let grads = loss.backward();
     res.push(compare_float(
         "loss",

@@ -1,0 +1,106 @@
+//! Mixed-precision training (`train.precision`): the first loss within the half type's
+//! rounding of float32's, parameters and optimiser state in float32, float16 losses scaled.
+
+mod common;
+
+use burn::tensor::{DType, Device};
+use protoclust::runner;
+use protoclust_nn::optim::loss_scale::INIT_SCALE;
+use protoclust_nn::precision::Precision;
+use protoclust_train::Checkpoint;
+use std::path::PathBuf;
+
+/// Trains the tiny SwAV run (6 steps) in `precision`; returns its run directory, final
+/// checkpoint and the parameters' dtypes.
+fn run(precision: Precision, name: &str) -> (PathBuf, Checkpoint, Vec<DType>) {
+    let dir = common::scratch(name);
+    let mut c = common::tiny_config(&dir, 2);
+    c.train.precision = precision;
+    let s = runner::run(&c, None, true, &Device::flex()).unwrap();
+    assert_eq!(s.iterations, 6);
+    struct Dtypes(Vec<DType>);
+    impl burn::module::ModuleVisitor for Dtypes {
+        fn visit_float<const D: usize>(
+            &mut self,
+            p: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            self.0.push(p.val().dtype());
+        }
+    }
+    let mut d = Dtypes(Vec::new());
+    burn::module::Module::visit(&s.model, &mut d);
+    (dir, Checkpoint::load(&s.last_checkpoint).unwrap(), d.0)
+}
+
+/// The logged per-step records of a run's metrics.jsonl.
+fn steps(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .collect()
+}
+
+#[test]
+fn half_precision_runs_keep_float32_state_and_the_first_loss() {
+    let (full, _, full_dtypes) = run(Precision::F32, "precision-f32");
+    assert!(full_dtypes.iter().all(|d| *d == DType::F32));
+    let first = steps(&full)[0]["loss"].as_f64().unwrap();
+    // Unit roundoff u: bfloat16 2^-9, float16 2^-12. The first step's loss is computed before
+    // any update, from features within some tens of u of float32 (tests/precision.rs of
+    // protoclust-nn); 64u is the bound.
+    for (precision, u) in [
+        (Precision::Bf16, 2f64.powi(-9)),
+        (Precision::F16, 2f64.powi(-12)),
+    ] {
+        let (dir, ck, dtypes) = run(precision, &format!("precision-{precision}"));
+        assert!(
+            dtypes.iter().all(|d| *d == DType::F32),
+            "{precision}: master weights stay float32, got {dtypes:?}"
+        );
+        let log = steps(&dir);
+        assert_eq!(log.len(), 6);
+        let loss = log[0]["loss"].as_f64().unwrap();
+        let off = (loss - first).abs() / first;
+        assert!(
+            off > 0.0,
+            "{precision}: the half-precision path was not taken"
+        );
+        assert!(
+            off < 64.0 * u,
+            "{precision}: first loss {loss} against {first} (u = {u})"
+        );
+        assert!(log.iter().all(|r| r["loss"].as_f64().unwrap().is_finite()));
+        let scale = ck.optim.get("loss_scaler.scale").map(|t| t.data[0]);
+        match precision {
+            Precision::F16 => {
+                // PyTorch's GradScaler rule: every overflow halves the scale and skips the step.
+                let last = log.last().unwrap();
+                let skips = last["overflow_skips"].as_u64().unwrap();
+                assert_eq!(last["loss_scale"].as_f64().map(|v| v as f32), scale);
+                assert_eq!(scale, Some(INIT_SCALE / 2f32.powi(skips as i32)));
+                assert!(skips < 6, "some float16 step was taken");
+            }
+            _ => {
+                assert_eq!(scale, None, "{precision} needs no loss scaling");
+                assert!(log[0].get("loss_scale").is_none());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_method_trains_in_half_precision() {
+    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
+        for precision in [Precision::Bf16, Precision::F16] {
+            let dir = common::scratch(&format!("precision-{method}-{precision}"));
+            let mut c = common::tiny_method_config(&dir, method);
+            c.train.precision = precision;
+            let s = runner::run(&c, None, true, &Device::flex())
+                .unwrap_or_else(|e| panic!("{method} in {precision}: {e:#}"));
+            let loss = s.last_epoch_loss.unwrap();
+            assert!(loss.is_finite(), "{method} in {precision}: loss {loss}");
+        }
+    }
+}
