@@ -2,7 +2,7 @@
 
 use super::config::{OptimConfig, OptimKind};
 use crate::named::HostTensor;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use std::collections::BTreeMap;
@@ -57,15 +57,22 @@ impl Optimizer {
 
     /// Applies one update with learning rate `lr` to every parameter that has a gradient.
     pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams, lr: f64) -> M {
+        let norms = if self.config.kind == OptimKind::Lars {
+            lars_norms(&module, &grads, self.config.lars.exclude_bias_and_norm)
+        } else {
+            BTreeMap::new()
+        };
         let mut m = StepMapper {
             opt: self,
             grads,
             lr,
             path: Vec::new(),
+            norms,
         };
         module.map(&mut m)
     }
 
+    /// One parameter's update; `norms` are (‖p‖, ‖g‖) for the LARS trust ratio.
     fn update(
         &mut self,
         path: &str,
@@ -73,6 +80,7 @@ impl Optimizer {
         g: Tensor<1>,
         ndim: usize,
         lr: f64,
+        norms: Option<(f64, f64)>,
     ) -> Tensor<1> {
         let s = self.settings(path, lr);
         let c = &self.config;
@@ -115,27 +123,25 @@ impl Optimizer {
                 if lars {
                     let excluded = c.lars.exclude_bias_and_norm && ndim <= 1;
                     if !excluded {
-                        // apex LARC's trust ratio, computed on the device (no host read per
-                        // parameter): where both norms are non-zero, d ← (d + wd·p)·local.
-                        let n = d.dims()[0];
-                        let pn = p.clone().powf_scalar(2.0).sum().sqrt();
-                        let gn = d.clone().powf_scalar(2.0).sum().sqrt();
-                        let ok = pn
-                            .clone()
-                            .greater_elem(0.0)
-                            .bool_and(gn.clone().greater_elem(0.0));
-                        let mut local = pn
-                            .clone()
-                            .mul_scalar(c.lars.trust_coefficient)
-                            .div(gn.add(pn.mul_scalar(s.weight_decay)).add_scalar(c.lars.eps));
-                        if c.lars.clip {
-                            local = local.div_scalar(s.lr).clamp_max(1.0);
+                        // Both norms come from one host read for all parameters
+                        // (Optimizer::step); apex LARC's rule, in f64 as before.
+                        let (pn, gn) = norms.unwrap_or_else(|| {
+                            let norm = |t: &Tensor<1>| {
+                                (crate::ops::host::scalar(t.clone().powf_scalar(2.0).sum()) as f64)
+                                    .sqrt()
+                            };
+                            (norm(&p), norm(&d))
+                        });
+                        if pn > 0.0 && gn > 0.0 {
+                            let mut local = c.lars.trust_coefficient * pn
+                                / (gn + pn * s.weight_decay + c.lars.eps);
+                            if c.lars.clip {
+                                local = (local / s.lr).min(1.0);
+                            }
+                            d = d
+                                .add(p.clone().mul_scalar(s.weight_decay))
+                                .mul_scalar(local);
                         }
-                        let scaled = d
-                            .clone()
-                            .add(p.clone().mul_scalar(s.weight_decay))
-                            .mul(local);
-                        d = scaled.mask_where(ok.bool_not().expand([n]), d);
                     }
                 } else if s.weight_decay > 0.0 {
                     d = d.add(p.clone().mul_scalar(s.weight_decay));
@@ -219,6 +225,65 @@ struct StepMapper<'a> {
     grads: GradientsParams,
     lr: f64,
     path: Vec<String>,
+    /// (‖p‖, ‖g‖) of every parameter LARS scales, by path.
+    norms: BTreeMap<String, (f64, f64)>,
+}
+
+/// Collects ‖p‖² and ‖g‖² of every parameter LARS scales, as device scalars, by path.
+struct NormPass<'a> {
+    grads: &'a GradientsParams,
+    exclude_bias_and_norm: bool,
+    path: Vec<String>,
+    paths: Vec<String>,
+    squares: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for NormPass<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.exclude_bias_and_norm && D <= 1 {
+            return;
+        }
+        let Some(g) = self.grads.get::<D>(param.id) else {
+            return;
+        };
+        // Flattened as the update sees them.
+        let n = g.dims().iter().product::<usize>();
+        let p = param.val().inner().reshape([n]);
+        self.paths.push(self.path.join("."));
+        self.squares.push(p.powf_scalar(2.0).sum());
+        self.squares.push(g.reshape([n]).powf_scalar(2.0).sum());
+    }
+}
+
+/// (‖p‖, ‖g‖) of every parameter of `module` LARS scales, read back in one host transfer.
+fn lars_norms<M: Module>(
+    module: &M,
+    grads: &GradientsParams,
+    exclude_bias_and_norm: bool,
+) -> BTreeMap<String, (f64, f64)> {
+    let mut pass = NormPass {
+        grads,
+        exclude_bias_and_norm,
+        path: Vec::new(),
+        paths: Vec::new(),
+        squares: Vec::new(),
+    };
+    module.visit(&mut pass);
+    if pass.squares.is_empty() {
+        return BTreeMap::new();
+    }
+    let values = crate::ops::host::to_f32(Tensor::cat(pass.squares, 0));
+    pass.paths
+        .into_iter()
+        .zip(values.chunks(2))
+        .map(|(path, v)| (path, ((v[0] as f64).sqrt(), (v[1] as f64).sqrt())))
+        .collect()
 }
 
 impl ModuleMapper for StepMapper<'_> {
@@ -239,7 +304,11 @@ impl ModuleMapper for StepMapper<'_> {
         let p = tensor.inner().reshape([n]);
         let g = grad.reshape([n]);
         let path = self.path.join(".");
-        let updated = self.opt.update(&path, p, g, D, self.lr).reshape(dims);
+        let norms = self.norms.get(&path).copied();
+        let updated = self
+            .opt
+            .update(&path, p, g, D, self.lr, norms)
+            .reshape(dims);
         let mut t = Tensor::from_inner(updated);
         if require_grad {
             t = t.require_grad();
@@ -254,6 +323,14 @@ mod tests {
     use crate::optim::config::OptimConfig;
     use burn::tensor::{Device, TensorData};
 
+    /// (‖p‖, ‖g‖), as `Optimizer::step` reads them.
+    fn norms_of(p: &Tensor<1>, g: &Tensor<1>) -> Option<(f64, f64)> {
+        let n = |t: &Tensor<1>| {
+            (crate::ops::host::scalar(t.clone().powf_scalar(2.0).sum()) as f64).sqrt()
+        };
+        Some((n(p), n(g)))
+    }
+
     fn run(config: OptimConfig, steps: usize) -> Vec<f32> {
         let mut opt = Optimizer::new(config);
         let dev = Device::flex();
@@ -261,7 +338,8 @@ mod tests {
         for _ in 0..steps {
             // Gradient of 0.5·|p|² is p.
             let g = p.clone();
-            p = opt.update("w", p, g, 2, 0.1);
+            let norms = norms_of(&p, &g);
+            p = opt.update("w", p, g, 2, 0.1, norms);
         }
         p.into_data().try_to_vec().unwrap()
     }
@@ -294,6 +372,51 @@ mod tests {
     }
 
     #[test]
+    fn lars_matches_the_host_formula_on_tensors_of_many_sizes() {
+        // apex LARC in f64 against the update's tensors, odd sizes included.
+        let (lr, wd, eta) = (0.05, 1e-4, 0.02);
+        let c = OptimConfig {
+            kind: OptimKind::Lars,
+            momentum: 0.0,
+            weight_decay: wd,
+            lars: crate::optim::LarsConfig {
+                trust_coefficient: eta,
+                clip: true,
+                exclude_bias_and_norm: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for n in [3usize, 17, 108, 144, 1001, 4608, 5000, 36864, 65537] {
+            let pv: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let gv: Vec<f32> = (0..n)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 4800.0)
+                .collect();
+            let dev = Device::flex();
+            let t = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &dev);
+            let mut opt = Optimizer::new(c.clone());
+            let got: Vec<f32> = opt
+                .update("w", t(&pv), t(&gv), 2, lr, norms_of(&t(&pv), &t(&gv)))
+                .into_data()
+                .try_to_vec()
+                .unwrap();
+            let pn = pv.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let gn = gv.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+            let local = (eta * pn / (gn + pn * wd + c.lars.eps) / lr).min(1.0);
+            for i in 0..n {
+                let want = pv[i] as f64 - lr * local * (gv[i] as f64 + wd * pv[i] as f64);
+                assert!(
+                    (got[i] as f64 - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                    "n {n}, element {i}: {} against {want}",
+                    got[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn lars_skips_weight_decay_and_scaling_where_a_norm_is_zero() {
         // apex LARC: a zero gradient (or parameter) gets neither the trust ratio nor weight
         // decay, so SGD without momentum leaves the parameter where it is.
@@ -308,7 +431,7 @@ mod tests {
         let p = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, -2.0], [2]), &dev);
         let zero = Tensor::<1>::zeros([2], &dev);
         let after: Vec<f32> = opt
-            .update("w", p, zero, 2, 0.1)
+            .update("w", p.clone(), zero.clone(), 2, 0.1, norms_of(&p, &zero))
             .into_data()
             .try_to_vec()
             .unwrap();
@@ -335,12 +458,12 @@ mod tests {
         let one = || Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &dev);
         // Grouped: p − 2·lr·g = 1 − 0.2; default: p − lr·(g + wd·p) = 1 − 0.15.
         let head: Vec<f32> = opt
-            .update("head.fc.weight", one(), one(), 2, 0.1)
+            .update("head.fc.weight", one(), one(), 2, 0.1, None)
             .into_data()
             .try_to_vec()
             .unwrap();
         let body: Vec<f32> = opt
-            .update("backbone.w", one(), one(), 2, 0.1)
+            .update("backbone.w", one(), one(), 2, 0.1, None)
             .into_data()
             .try_to_vec()
             .unwrap();
