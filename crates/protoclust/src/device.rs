@@ -112,7 +112,7 @@ pub fn precision_warning(device: &Device, precision: Precision) -> Option<String
         format!(
             "warning: train.precision = \"{precision}\" on the flex (CPU) device is slower than \"f32\" \
              (flex computes bfloat16 through float32 conversions and float16 without the project's \
-             kernels: 3x and 8x slower in `bench`); it is meant for GPUs"
+             kernels: about 4x and 10x slower in `bench`); it is meant for GPUs"
         )
     })
 }
