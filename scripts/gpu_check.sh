@@ -14,7 +14,8 @@
 #      batch 64; protoclust in f32 and bf16 (train.precision), with its host reads per step,
 #      beside bench/reference/swav_bench.py in f32 and bf16 autocast on the same device;
 #   3. a short full-width SwAV training on CIFAR-10 data_batch_1, kNN on 2,000 images of
-#      data_batch_2.
+#      data_batch_2;
+#   4. two steps of every other method (ODC, DeepCluster, JigClu, SlotCon) in f32 and bf16.
 # Two files go to $OUT (the device tool's output folder) or ./gpu_check_out: summary.md (the
 # tables, also printed) and steps.log (every step's output). Exit status: non-zero if a step
 # failed.
@@ -143,6 +144,34 @@ if step train 240 "$pc" train configs/swav_cifar10.toml "${cifar[@]}" "${train[@
   say "- config: configs/swav_cifar10.toml ${train[*]}; training wall time ${wall} s"
   grep -E '^kNN' "$logs/knn" | while read -r line; do say "- $line"; done
 fi
+
+# 4. Every other method on the device, f32 and bf16: two steps each on the built-in synthetic
+# images (ODC and DeepCluster start with their whole-data-set pass and k-means).
+say ""
+say "## 4. ODC, DeepCluster, JigClu and SlotCon: 2 steps each on the device, f32 and bf16"
+say ""
+say "| method | f32, wall s of 2 steps | bf16, wall s of 2 steps |"
+say "|---|---|---|"
+tiny=(--set data.kind=synthetic --set data.len=128 --set data.size=64 --set loader.batch_size=32
+  --set train.epochs=1 --set train.stop_after_iterations=2 --set monitor.every_epochs=0)
+for m in odc deepcluster jigclu slotcon; do
+  case $m in
+    odc) cfg=(configs/odc_cifar10.toml --set odc.clusters=8 --set odc.min_cluster=4) ;;
+    deepcluster) cfg=(configs/deepcluster_cifar10.toml --set deepcluster.clusters=8) ;;
+    jigclu) cfg=(configs/jigclu_cifar10.toml) ;;
+    slotcon) cfg=(configs/slotcon_camvid.toml) ;;
+  esac
+  row="| $m |"
+  for p in f32 bf16; do
+    if step "method_${m}_$p" 60 "$pc" train "${cfg[@]}" "${tiny[@]}" --set train.precision=$p \
+      --set "train.run_dir=\"$logs/run_${m}_$p\"" --quiet; then
+      row="$row $(grep -Eo 'in [0-9.]+s' "$logs/method_${m}_$p" | tail -1 | sed 's/in //') |"
+    else
+      row="$row failed |"
+    fi
+  done
+  say "$row"
+done
 rm -rf "$bin" "$logs"
 say ""
 say "Every step's output: steps.log"
