@@ -149,6 +149,27 @@ fn tiny_frames(d: &Path) -> (String, String) {
     )
 }
 
+/// `eval segment MODEL` on the tiny frames (2 classes, no ignored class, no panels) with `extra`.
+fn segment_tiny(model: &Path, images: &str, masks: &str, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "eval",
+        "segment",
+        model.to_str().unwrap(),
+        "--images",
+        images,
+        "--masks",
+        masks,
+        "--classes",
+        "2",
+        "--ignore",
+        "255",
+        "--panels",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    protoclust(&args)
+}
+
 #[test]
 fn prototype_mode_scores_slotcon_and_swav_prototypes_and_refuses_models_without_them() {
     let d = common::scratch("segment-prototypes");
@@ -156,24 +177,7 @@ fn prototype_mode_scores_slotcon_and_swav_prototypes_and_refuses_models_without_
     let cfg = d.join("tiny.toml");
     std::fs::write(&cfg, TINY).unwrap();
     let run_on = |cfg: &Path, images: &str, extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "segment",
-            cfg.to_str().unwrap(),
-            "--random-init",
-            "--images",
-            images,
-            "--masks",
-            &masks,
-            "--classes",
-            "2",
-            "--ignore",
-            "255",
-            "--panels",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        protoclust(&args)
+        segment_tiny(cfg, images, &masks, &[&["--random-init"], extra].concat())
     };
     let run = |cfg: &Path, extra: &[&str]| run_on(cfg, &images, extra);
     for matching in ["hungarian", "majority"] {
@@ -238,25 +242,12 @@ fn centred_prototype_scores_need_a_trained_centre() {
     assert!(ok, "{stderr}");
     let ck = run_dir.join("checkpoints/last.safetensors");
     let eval = |model: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "segment",
-            model.to_str().unwrap(),
-            "--images",
+        segment_tiny(
+            model,
             &images,
-            "--masks",
             &masks,
-            "--classes",
-            "2",
-            "--ignore",
-            "255",
-            "--panels",
-            "0",
-            "--mode",
-            "prototypes",
-        ];
-        args.extend_from_slice(extra);
-        protoclust(&args)
+            &[&["--mode", "prototypes"], extra].concat(),
+        )
     };
     let (ok, raw, stderr) = eval(&ck, &[]);
     assert!(ok, "{stderr}");
