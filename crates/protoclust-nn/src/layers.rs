@@ -6,7 +6,7 @@
 //! which take the project's kernels on the CPU device and burn's ops elsewhere.
 
 use crate::kernels;
-use crate::precision::{self, to_compute, to_f32};
+use crate::precision::{to_compute, to_f32};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
@@ -47,9 +47,7 @@ pub trait LinearExt {
 
 impl LinearExt for Linear {
     fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if precision::current().half().is_none() {
-            return self.forward(to_f32(x));
-        }
+        // Under float32 the casts are no-ops and this is `Linear::forward`'s own call.
         to_f32(burn::tensor::module::linear(
             to_compute(x),
             to_compute(self.weight.val()),
@@ -68,11 +66,12 @@ pub trait BatchNormExt {
 
 impl BatchNormExt for BatchNorm {
     fn run<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match x.dtype() {
-            DType::F32 => batch_norm_f32(self, x),
-            DType::BF16 => batch_norm_f32(self, to_f32(x)).cast(FloatDType::BF16),
-            DType::F16 => batch_norm_f32(self, to_f32(x)).cast(FloatDType::F16),
-            _ => batch_norm_f32(self, to_f32(x)),
+        let dtype = x.dtype();
+        let y = batch_norm_f32(self, to_f32(x));
+        match dtype {
+            DType::BF16 => y.cast(FloatDType::BF16),
+            DType::F16 => y.cast(FloatDType::F16),
+            _ => y,
         }
     }
 }

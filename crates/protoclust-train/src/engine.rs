@@ -249,10 +249,7 @@ pub fn train<M: Method>(
     let sched = Schedule::new(schedule, base_lr, opts.epochs, ipe as u64);
     let mut optimizer = Optimizer::new(optim);
     let mut model = method.init_model(opts.seed, &ad)?;
-    let mut scaler = opts
-        .precision
-        .needs_loss_scaling()
-        .then(LossScaler::default);
+    let mut scaler = LossScaler::for_precision(opts.precision);
     let mut pos = Position {
         epoch: 0,
         batch: 0,
@@ -416,9 +413,9 @@ pub fn train<M: Method>(
                 method.forward(&model, &views, &batch, &ctx)
             })?;
             // The loss and the watched tensors' sums in one host read.
-            let mut sums = vec![out.loss.clone().detach().reshape([1])];
-            sums.extend(out.watch.iter().map(|(_, t)| t.clone().sum().reshape([1])));
-            let sums = protoclust_nn::ops::host::to_f32(Tensor::cat(sums, 0));
+            let mut sums = vec![out.loss.clone()];
+            sums.extend(out.watch.iter().map(|(_, t)| t.clone().sum()));
+            let sums = protoclust_nn::ops::host::scalars(sums);
             let loss = global_mean(sums[0] as f64, &opts.world);
             let bad_watch = sums[1..].iter().any(|v| !v.is_finite());
             if !loss.is_finite() || bad_watch {

@@ -92,23 +92,9 @@ pub fn built_with() -> String {
     v.join(", ")
 }
 
-/// Whether `device` is the flex (CPU) device.
-pub fn is_flex(device: &Device) -> bool {
-    #[cfg(feature = "flex")]
-    return matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    );
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = device;
-        false
-    }
-}
-
 /// The warning for a half-precision run on `device`, where it is slower than float32.
 pub fn precision_warning(device: &Device, precision: Precision) -> Option<String> {
-    (precision != Precision::F32 && is_flex(device)).then(|| {
+    (precision != Precision::F32 && protoclust_nn::kernels::is_flex(device)).then(|| {
         format!(
             "warning: train.precision = \"{precision}\" on the flex (CPU) device is slower than \"f32\" \
              (flex computes bfloat16 through float32 conversions and float16 without the project's \

@@ -123,10 +123,8 @@ impl Method for JigClu {
         // The heads see the whole global batch on every rank: their BatchNorms need no sync.
         let out = with_local_batchnorm(|| model.heads.losses(cells, &permute, &self.config));
         // Both loss terms in one read.
-        let terms = protoclust_nn::ops::host::to_f32(Tensor::cat(
-            vec![out.loss_clu.clone().detach(), out.loss_loc.clone().detach()],
-            0,
-        ));
+        let terms =
+            protoclust_nn::ops::host::scalars(vec![out.loss_clu.clone(), out.loss_loc.clone()]);
         let metrics = vec![
             ("loss_clu".into(), terms[0] as f64),
             ("loss_loc".into(), terms[1] as f64),

@@ -184,15 +184,9 @@ impl Method for SlotCon {
         );
         self.center = Some(out.center_after.detach());
         // The four loss terms in one read.
-        let terms = protoclust_nn::ops::host::to_f32(Tensor::cat(
-            vec![
-                out.group_terms[0].clone().detach(),
-                out.group_terms[1].clone().detach(),
-                out.ctr_terms[0].clone().detach(),
-                out.ctr_terms[1].clone().detach(),
-            ],
-            0,
-        ));
+        let terms = protoclust_nn::ops::host::scalars(
+            [out.group_terms.clone(), out.ctr_terms.clone()].concat(),
+        );
         let metrics = vec![
             ("loss_group".into(), (terms[0] + terms[1]) as f64),
             ("loss_ctr".into(), (terms[2] + terms[3]) as f64),

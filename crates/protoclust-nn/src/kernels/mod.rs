@@ -101,20 +101,24 @@ fn env_choice<T: Copy>(var: &str, options: &[(&str, T)]) -> Result<T, String> {
         })
 }
 
-/// Whether the project's kernels are switched on and `device` is the flex device (with or
-/// without autodiff).
-pub fn run_on(device: &burn::tensor::Device) -> bool {
+/// Whether `device` is the flex (CPU) device, with or without autodiff.
+pub fn is_flex(device: &burn::tensor::Device) -> bool {
     #[cfg(feature = "flex")]
-    return KernelChoice::current() == KernelChoice::Protoclust
-        && matches!(
-            device.clone().inner().as_dispatch(),
-            DispatchDevice::Flex(_)
-        );
+    return matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Flex(_)
+    );
     #[cfg(not(feature = "flex"))]
     {
         let _ = device;
         false
     }
+}
+
+/// Whether the project's kernels are switched on and `device` is the flex device (with or
+/// without autodiff).
+pub fn run_on(device: &burn::tensor::Device) -> bool {
+    KernelChoice::current() == KernelChoice::Protoclust && is_flex(device)
 }
 
 /// Whether the project's kernels take `t`: an f32 tensor on a device they [`run_on`].

@@ -24,6 +24,15 @@ pub fn scalar<const D: usize>(t: Tensor<D>) -> f32 {
     to_f32(t).first().copied().unwrap_or(f32::NAN)
 }
 
+/// The values of several one-element float tensors, in one read.
+pub fn scalars(ts: Vec<Tensor<1>>) -> Vec<f32> {
+    if ts.is_empty() {
+        return Vec::new();
+    }
+    let flat: Vec<Tensor<1>> = ts.into_iter().map(|t| t.detach().reshape([1])).collect();
+    to_f32(Tensor::cat(flat, 0))
+}
+
 /// All values of a float tensor as f32, row-major.
 pub fn to_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     count();

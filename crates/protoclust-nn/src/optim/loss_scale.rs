@@ -6,6 +6,7 @@
 //! the scale halved; after `growth_interval` good steps in a row it doubles.
 
 use crate::named::HostTensor;
+use crate::precision::Precision;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
@@ -64,6 +65,11 @@ impl ModuleVisitor for Unscale<'_> {
 }
 
 impl LossScaler {
+    /// A fresh scaler when `precision` needs one (float16), else `None`.
+    pub fn for_precision(precision: Precision) -> Option<Self> {
+        precision.needs_loss_scaling().then(Self::default)
+    }
+
     /// The current scale.
     pub fn scale(&self) -> f32 {
         self.scale

@@ -275,10 +275,7 @@ fn lars_norms<M: Module>(
         squares: Vec::new(),
     };
     module.visit(&mut pass);
-    if pass.squares.is_empty() {
-        return BTreeMap::new();
-    }
-    let values = crate::ops::host::to_f32(Tensor::cat(pass.squares, 0));
+    let values = crate::ops::host::scalars(pass.squares);
     pass.paths
         .into_iter()
         .zip(values.chunks(2))

@@ -69,11 +69,7 @@ fn measure<M: Method>(
     // Training step: forward, backward, optimiser, on a prepared batch.
     let mut model = method.init_model(cfg.seed, ad)?;
     let mut opt = Optimizer::new(cfg.optim.clone());
-    let mut scaler = cfg
-        .train
-        .precision
-        .needs_loss_scaling()
-        .then(LossScaler::default);
+    let mut scaler = LossScaler::for_precision(cfg.train.precision);
     let batch = &batches[0];
     let views = views_to_tensors(batch, ad);
     let mut time = 0.0;
