@@ -12,6 +12,7 @@ pub mod features;
 pub mod knn;
 pub mod linear;
 pub mod onnx;
+pub mod prototype_regions;
 pub mod record;
 pub mod segment;
 pub mod segment_png;

@@ -62,6 +62,9 @@ pub struct Predicted {
     pub clusters: Vec<u16>,
     /// Ground truth.
     pub mask: Mask,
+    /// Prototype mode: each prototype's mean score over the map pixels it wins (`None`: it
+    /// wins none), what the prototype-region view ranks by; empty for k-means.
+    pub region_scores: Vec<Option<f32>>,
 }
 
 /// Why the evaluation failed.
@@ -170,6 +173,7 @@ pub fn segment_eval(
             index,
             clusters: labels.into_iter().map(|l| l as u16).collect(),
             mask,
+            region_scores: Vec::new(),
         });
     }
     Ok((
@@ -202,8 +206,15 @@ pub fn segment_eval_prototypes(
             device,
         );
         let scores = dense(&net.forward(x));
+        let k = scores.dims()[1];
+        let map: Vec<f32> = scores
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("f32 scores");
+        let region_scores = crate::prototype_regions::region_scores(&map, k);
         let labels = pixel_argmax(scores, mask.height, mask.width);
-        let k = labels.1;
         if confusion.is_empty() {
             confusion = vec![vec![0u64; cfg.classes]; k];
         }
@@ -212,6 +223,7 @@ pub fn segment_eval_prototypes(
             index,
             clusters: labels.0.into_iter().map(|l| l as u16).collect(),
             mask,
+            region_scores,
         });
     }
     Ok((

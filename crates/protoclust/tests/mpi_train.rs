@@ -1,6 +1,6 @@
 //! Data-parallel training under `mpirun` (feature `mpi`) against one process on the same
 //! global batch: the first steps of SwAV (with and without the queue), ODC, DeepCluster, JigClu
-//! and SlotCon give the same losses, parameters and method state (memories, centre, queue) on
+//! and SlotCon (also with Sinkhorn-Knopp teacher centering) give the same losses, parameters and method state (memories, centre, queue) on
 //! 2 and 3 ranks over shared memory (SwAV also 2 over TCP on loopback), with SyncBatchNorm;
 //! without it (per-rank statistics) they differ. Skips with a message when `mpirun` is missing.
 #![cfg(feature = "mpi")]
@@ -9,6 +9,7 @@ mod common;
 
 use common::{scratch, tiny_config, tiny_method_config};
 use protoclust::config::RunConfig;
+use protoclust_methods::slotcon::TeacherCentering;
 use protoclust_nn::named::HostTensor;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -205,6 +206,12 @@ fn data_parallel_odc_deepcluster_jigclu_slotcon_equal_one_process() {
     for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
         equals_one_process(method, &|dir, sync_bn| method_config(dir, method, sync_bn));
     }
+    // SlotCon's Sinkhorn-Knopp teacher centering sums over every rank's pixel rows.
+    equals_one_process("slotcon sinkhorn centering", &|dir, sync_bn| {
+        let mut c = method_config(dir, "slotcon", sync_bn);
+        c.slotcon.teacher_centering = TeacherCentering::Sinkhorn;
+        c
+    });
 }
 
 /// Writes `cfg` beside its run directory and returns the `protoclust train` command under

@@ -88,7 +88,22 @@ fn segment_scores_camvid_frames_and_draws_panels() {
     assert_eq!(pngs(&out), 2);
     // The default mode also scores SlotCon's prototypes, with panels of their own.
     assert!(stdout.contains("prototypes: argmax of 4"), "{stdout}");
-    assert_eq!(pngs(&out.join("prototypes")), 2);
+    // panels + regions.png: a row of region crops (96 px, 6 columns) per prototype listed.
+    assert_eq!(pngs(&out.join("prototypes")), 3);
+    let listed = stdout
+        .split("prototype regions")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no region rows in: {stdout}"))
+        .lines()
+        .skip(1)
+        .take_while(|l| l.contains("% "))
+        .count();
+    assert!((1..=4).contains(&listed), "{stdout}");
+    let regions = image::open(out.join("prototypes/regions.png")).unwrap();
+    assert_eq!(
+        (regions.width(), regions.height() as usize),
+        (6 * 96 + 5 * 4, listed * 96 + (listed - 1) * 4)
+    );
     // Each panel is image | truth | prediction side by side with 4-px gaps.
     let img = image::open(out.join("segment_000.png")).unwrap();
     assert_eq!((img.width(), img.height()), (3 * 240 + 8, 180));

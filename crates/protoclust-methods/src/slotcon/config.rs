@@ -1,5 +1,6 @@
 //! SlotCon's hyper-parameters, with the paper's COCO defaults.
 
+use super::distill::TeacherCentering;
 use super::predictor::DinoHeadConfig;
 use crate::method::MethodError;
 use protoclust_data::views::OverlapPair;
@@ -45,6 +46,9 @@ pub struct SlotConConfig {
     pub teacher_temp: f64,
     /// Centre EMA momentum.
     pub center_momentum: f64,
+    /// How the teacher's scores become the grouping target: `mean` (the paper's centre) or
+    /// `sinkhorn` (DINOv2's Sinkhorn-Knopp centering).
+    pub teacher_centering: TeacherCentering,
     /// λ: weight of the grouping loss (the contrast gets 1 − λ).
     pub group_loss_weight: f64,
     /// Slot contrast temperature τ.
@@ -68,6 +72,7 @@ impl Default for SlotConConfig {
             student_temp: 0.1,
             teacher_temp: 0.07,
             center_momentum: 0.9,
+            teacher_centering: TeacherCentering::Mean,
             group_loss_weight: 0.5,
             tau: 0.2,
             views: OverlapPair::default(),

@@ -4,6 +4,50 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::Tensor;
 use protoclust_nn::collective::global_batch::row_span;
 use protoclust_nn::collective::{Collective, World};
+use protoclust_nn::ops::{sinkhorn, SinkhornMode};
+use serde::{Deserialize, Serialize};
+
+/// How the teacher's pixel-to-prototype scores become the grouping loss's target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherCentering {
+    /// The paper's: softmax((scores − running centre) / T_teacher), as DINO.
+    #[default]
+    Mean,
+    /// DINOv2's Sinkhorn-Knopp centering: equipartition codes of exp(scores / T_teacher) over
+    /// the batch's pixel rows (3 iterations, every rank's rows); the centre is still kept.
+    Sinkhorn,
+}
+
+/// Iterations of the Sinkhorn-Knopp teacher centering (DINOv2's).
+pub const SINKHORN_CENTERING_ITERATIONS: usize = 3;
+
+/// The grouping loss's target for teacher score rows `k` ((N·H·W) × K), no gradient.
+pub fn teacher_target(
+    k: Tensor<2>,
+    center: Tensor<2>,
+    teacher_temp: f64,
+    centering: TeacherCentering,
+    world: &World,
+) -> Tensor<2> {
+    match centering {
+        TeacherCentering::Mean => softmax((k - center).div_scalar(teacher_temp), 1).detach(),
+        TeacherCentering::Sinkhorn => sinkhorn(
+            k,
+            teacher_temp,
+            SINKHORN_CENTERING_ITERATIONS,
+            SinkhornMode::Stable,
+            world,
+        ),
+    }
+}
+
+/// Mean over rows of Σ_k −target · log_softmax(q/t_student) (the cross-entropy to a fixed
+/// target).
+pub fn distill_to(q: Tensor<2>, target: Tensor<2>, student_temp: f64) -> Tensor<1> {
+    let logp = log_softmax(q.div_scalar(student_temp), 1);
+    (target.detach() * logp).sum_dim(1).mean().neg()
+}
 
 /// N × K × H × W maps as (N·H·W) × K pixel rows in (n, h, w) order.
 pub fn pixel_rows(x: Tensor<4>) -> Tensor<2> {
@@ -21,8 +65,7 @@ pub fn self_distill(
     teacher_temp: f64,
 ) -> Tensor<1> {
     let target = softmax((k - center).div_scalar(teacher_temp), 1).detach();
-    let logp = log_softmax(q.div_scalar(student_temp), 1);
-    (target * logp).sum_dim(1).mean().neg()
+    distill_to(q, target, student_temp)
 }
 
 /// center·m + mean over the rows of `teacher_rows` on every rank of `world`·(1 − m) (the
@@ -43,4 +86,73 @@ pub fn update_center(
             .div_scalar(total as f64)
     };
     center.mul_scalar(momentum) + mean.mul_scalar(1.0 - momentum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    /// 8 pixel rows × 3 prototypes: prototypes 0 and 1 split the pixels with high, varied
+    /// cosines; prototype 2 is "dead" (a constant low cosine on every pixel).
+    fn dead_prototype_scores(device: &Device) -> Tensor<2> {
+        let mut v = Vec::new();
+        for i in 0..8 {
+            let a = if i < 4 { 0.9 } else { 0.1 };
+            v.extend_from_slice(&[a, 1.0 - a, -0.5]);
+        }
+        Tensor::from_data(TensorData::new(v, [8, 3]), device)
+    }
+
+    fn host(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec().unwrap()
+    }
+
+    #[test]
+    fn sinkhorn_centering_gives_every_prototype_its_share() {
+        let device = Device::flex();
+        let k = dead_prototype_scores(&device);
+        let center = k.clone().mean_dim(0);
+        let world = World::Single;
+        let mean = host(teacher_target(
+            k.clone(),
+            center.clone(),
+            0.04,
+            TeacherCentering::Mean,
+            &world,
+        ));
+        let sk = host(teacher_target(
+            k,
+            center,
+            0.04,
+            TeacherCentering::Sinkhorn,
+            &world,
+        ));
+        for t in [&mean, &sk] {
+            for row in t.chunks(3) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+            }
+        }
+        let mass = |t: &[f32], j: usize| t.chunks(3).map(|r| r[j]).sum::<f32>();
+        // Mean centring leaves the dead prototype without target mass: it stays dead.
+        assert!(mass(&mean, 2) < 1e-3, "{mean:?}");
+        // Sinkhorn-Knopp hands it close to its equal share (8 / 3 rows) after 3 iterations.
+        for j in 0..3 {
+            assert!((mass(&sk, j) - 8.0 / 3.0).abs() < 0.2, "{j}: {sk:?}");
+        }
+    }
+
+    #[test]
+    fn distill_to_the_softmax_target_is_self_distill() {
+        let device = Device::flex();
+        let q = dead_prototype_scores(&device).mul_scalar(0.7);
+        let k = dead_prototype_scores(&device);
+        let center = k.clone().mean_dim(0);
+        let world = World::Single;
+        let a = self_distill(q.clone(), k.clone(), center.clone(), 0.1, 0.07);
+        let target = teacher_target(k, center, 0.07, TeacherCentering::Mean, &world);
+        let b = distill_to(q, target, 0.1);
+        let (a, b) = (host(a.unsqueeze()), host(b.unsqueeze()));
+        assert_eq!(a, b);
+    }
 }

@@ -1,7 +1,7 @@
 //! Inverse augmentation (RoIAlign of each view's maps over the views' intersection, then
 //! undoing the flip) and the grouping loss built on it.
 
-use super::distill::{pixel_rows, self_distill, update_center};
+use super::distill::{distill_to, pixel_rows, teacher_target, update_center, TeacherCentering};
 use burn::tensor::Tensor;
 use protoclust_nn::collective::World;
 use protoclust_nn::ops::{roi_align_flip, RoiBox};
@@ -27,6 +27,8 @@ pub struct GroupLossParams {
     pub center_momentum: f64,
     /// λ: the grouping terms' weight (the contrast gets 1 − λ).
     pub group_weight: f64,
+    /// How the teacher's scores become the target (the paper: mean centring).
+    pub centering: TeacherCentering,
 }
 
 impl Default for GroupLossParams {
@@ -36,6 +38,7 @@ impl Default for GroupLossParams {
             teacher_temp: 0.07,
             center_momentum: 0.9,
             group_weight: 0.5,
+            centering: TeacherCentering::Mean,
         }
     }
 }
@@ -80,20 +83,12 @@ pub fn group_loss(
     let aligned = |x: Tensor<4>, v: usize| pixel_rows(invaug(x, &views.coords[v], &views.flags[v]));
     let [q1, q2] = score_q;
     let [k1, k2] = score_k;
-    let t0 = self_distill(
-        aligned(q1, 0),
-        aligned(k2.clone(), 1),
-        center.clone(),
-        p.student_temp,
-        p.teacher_temp,
-    );
-    let t1 = self_distill(
-        aligned(q2, 1),
-        aligned(k1.clone(), 0),
-        center.clone(),
-        p.student_temp,
-        p.teacher_temp,
-    );
+    let term = |q: Tensor<2>, k: Tensor<2>| {
+        let target = teacher_target(k, center.clone(), p.teacher_temp, p.centering, world);
+        distill_to(q, target, p.student_temp)
+    };
+    let t0 = term(aligned(q1, 0), aligned(k2.clone(), 1));
+    let t1 = term(aligned(q2, 1), aligned(k1.clone(), 0));
     let raw = Tensor::cat(vec![pixel_rows(k1), pixel_rows(k2)], 0);
     let center_after = update_center(center, raw, p.center_momentum, world);
     GroupLoss {

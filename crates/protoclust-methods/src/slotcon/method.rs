@@ -51,6 +51,7 @@ impl SlotCon {
                 teacher_temp: c.teacher_temp,
                 center_momentum: c.center_momentum,
                 group_weight: c.group_loss_weight,
+                centering: c.teacher_centering,
             },
             grouping_temp: c.teacher_temp,
             tau: c.tau,

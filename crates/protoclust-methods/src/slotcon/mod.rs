@@ -16,7 +16,9 @@ pub mod predictor;
 
 pub use config::{DenseProjectorConfig, SlotConConfig};
 pub use contrast::{slot_contrast, SlotContrast};
-pub use distill::{pixel_rows, self_distill, update_center};
+pub use distill::{
+    distill_to, pixel_rows, self_distill, teacher_target, update_center, TeacherCentering,
+};
 pub use forward::{slotcon_loss, teacher_momentum, SlotConLossParams, SlotConOutput};
 pub use grouping::{semantic_grouping, Grouping};
 pub use invaug::{group_loss, invaug, GroupLoss, GroupLossParams, ViewPair};

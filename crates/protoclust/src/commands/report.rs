@@ -459,9 +459,11 @@ fn dense_figures(
         seed,
         random_init: false,
         backbone_prefix: None,
-        mode: segment::SegmentMode::Kmeans,
-        matching: segment::MatchingArg::Hungarian,
+        mode: segment::SegmentMode::All,
+        matching: segment::MatchingArg::Majority,
         scores: segment::ScoresArg::Raw,
+        regions: 6,
+        region_rows: 12,
     };
     segment::run(ck, &args)?;
     let mut figs: Vec<Figure> = std::fs::read_dir(out)?
@@ -474,10 +476,19 @@ fn dense_figures(
         })
         .collect();
     figs.sort_by(|a, b| a.file.cmp(&b.file));
+    if out.join("prototypes/regions.png").is_file() {
+        figs.push(Figure {
+            file: "prototypes/regions.png".into(),
+            caption: "prototype regions: a row per prototype (those winning the most pixels), \
+                      its best val frames cropped to the region it wins (SlotCon's figure)"
+                .into(),
+        });
+    }
     Ok((
         figs,
         "CamVid val: k-means (k = 11) on the teacher backbone's dense features, clusters \
-         Hungarian-matched to the classes (eval segment); image | ground truth | prediction."
+         Hungarian-matched to the classes (eval segment); image | ground truth | prediction. \
+         Last: each prototype's nearest regions (pixels given to their prototype argmax)."
             .into(),
     ))
 }

@@ -7,6 +7,7 @@ use crate::{config, device, model_file};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use protoclust_data::source::{ImageMaskPairs, Source};
+use protoclust_eval::prototype_regions::{nearest_regions, region_crop, region_sheet};
 use protoclust_eval::segment::Predicted;
 use protoclust_eval::segment_png::{panel, png_bytes, CAMVID_COLOURS};
 use protoclust_eval::{
@@ -93,6 +94,13 @@ pub struct SegmentArgs {
     /// Which prototype scores the prototype mode takes the argmax of.
     #[arg(long, value_enum, default_value_t = ScoresArg::Raw)]
     pub scores: ScoresArg,
+    /// Prototype mode: regions.png, the images each prototype wins best, cropped to its
+    /// region (SlotCon's figure); this many images per prototype, 0 for none.
+    #[arg(long, default_value_t = 6)]
+    pub regions: usize,
+    /// Prototypes (rows) in regions.png: those winning the most pixels.
+    #[arg(long, default_value_t = 16)]
+    pub region_rows: usize,
 }
 
 /// Runs the evaluation(s) and prints mIoU, pixel accuracy and per-class IoU of each.
@@ -195,6 +203,52 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
             a.out.clone()
         };
         write_panels(a, &out, &pairs, &predicted, &r)?;
+        write_regions(a, &out, &pairs, &predicted, &r)?;
+    }
+    Ok(())
+}
+
+/// Writes `out/regions.png`: a row per prototype (the `--region-rows` winning the most
+/// pixels), its `--regions` best images cropped to the region it wins; prints the rows.
+fn write_regions(
+    a: &SegmentArgs,
+    out: &Path,
+    pairs: &ImageMaskPairs,
+    predicted: &[Predicted],
+    r: &SegmentResult,
+) -> Result<()> {
+    if a.regions == 0 || a.region_rows == 0 {
+        return Ok(());
+    }
+    let scores: Vec<_> = predicted.iter().map(|p| p.region_scores.clone()).collect();
+    let rows = nearest_regions(&scores, predicted, a.region_rows, a.regions);
+    let total: u64 = predicted.iter().map(|p| p.clusters.len() as u64).sum();
+    let mut crops = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut line = Vec::with_capacity(row.images.len());
+        for &(i, _) in &row.images {
+            let img = pairs.get(predicted[i].index)?.image;
+            line.extend(region_crop(&img, &predicted[i], row.prototype));
+        }
+        crops.push(line);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("regions.png");
+    atomic_write(&path, &png_bytes(&region_sheet(&crops, a.regions, 96))?)?;
+    println!(
+        "prototype regions (rows of {}: prototype, share of pixels, matched class):",
+        path.display()
+    );
+    for row in &rows {
+        let class = r.cluster_to_class.get(row.prototype).copied();
+        let class = class
+            .filter(|&c| c < a.classes)
+            .map_or("-".to_string(), |c| c.to_string());
+        println!(
+            "  {:>4}  {:>5.1}%  class {class}",
+            row.prototype,
+            100.0 * row.pixels as f64 / total.max(1) as f64
+        );
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use protoclust_methods::slotcon::{
     group_loss, invaug, self_distill, semantic_grouping, slot_contrast, slotcon_loss,
     teacher_momentum, update_center, DinoHead, DinoHeadConfig, GroupLossParams, SlotConLossParams,
-    ViewPair,
+    TeacherCentering, ViewPair,
 };
 use protoclust_nn::collective::World;
 use protoclust_nn::init::Init;
@@ -40,6 +40,7 @@ fn params(f: &Fixture) -> Result<GroupLossParams, String> {
         teacher_temp: f.param_f64("teacher_temp")?,
         center_momentum: f.param_f64("center_momentum")?,
         group_weight: f.param_f64("group_loss_weight")?,
+        centering: TeacherCentering::Mean,
     })
 }
 
