@@ -162,7 +162,15 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         let (r, predicted) = segment_eval(&net, &pairs, &sc, &dev)?;
         let what = format!("k-means k={} on dense features", a.classes);
         report(&what, &r, &pairs, t.elapsed().as_secs_f64());
-        write_panels(a, &a.out, &pairs, &predicted, &r)?;
+        write_panels(
+            a,
+            &Scored {
+                out: &a.out,
+                pairs: &pairs,
+                predicted: &predicted,
+                result: &r,
+            },
+        )?;
     }
     if let Some((m, dense)) = dense_head {
         let t = std::time::Instant::now();
@@ -202,21 +210,22 @@ pub fn run(model: &Path, a: &SegmentArgs) -> Result<()> {
         } else {
             a.out.clone()
         };
-        write_panels(a, &out, &pairs, &predicted, &r)?;
-        write_regions(a, &out, &pairs, &predicted, &r)?;
+        let scored = Scored {
+            out: &out,
+            pairs: &pairs,
+            predicted: &predicted,
+            result: &r,
+        };
+        write_panels(a, &scored)?;
+        write_regions(a, &scored)?;
     }
     Ok(())
 }
 
 /// Writes `out/regions.png`: a row per prototype (the `--region-rows` winning the most
 /// pixels), its `--regions` best images cropped to the region it wins; prints the rows.
-fn write_regions(
-    a: &SegmentArgs,
-    out: &Path,
-    pairs: &ImageMaskPairs,
-    predicted: &[Predicted],
-    r: &SegmentResult,
-) -> Result<()> {
+fn write_regions(a: &SegmentArgs, s: &Scored<'_>) -> Result<()> {
+    let (out, pairs, predicted, r) = (s.out, s.pairs, s.predicted, s.result);
     if a.regions == 0 || a.region_rows == 0 {
         return Ok(());
     }
@@ -273,14 +282,18 @@ fn report(what: &str, r: &SegmentResult, pairs: &ImageMaskPairs, secs: f64) {
     println!("class IoU: {}", ious.join(" "));
 }
 
-/// Writes the first `--panels` image | truth | prediction panels into `out`.
-fn write_panels(
-    a: &SegmentArgs,
-    out: &Path,
-    pairs: &ImageMaskPairs,
-    predicted: &[Predicted],
-    r: &SegmentResult,
-) -> Result<()> {
+/// One evaluation's segmentations, for the figure writers.
+struct Scored<'a> {
+    /// Folder the figures go to.
+    out: &'a Path,
+    pairs: &'a ImageMaskPairs,
+    predicted: &'a [Predicted],
+    result: &'a SegmentResult,
+}
+
+/// Writes the first `--panels` image | truth | prediction panels into `s.out`.
+fn write_panels(a: &SegmentArgs, s: &Scored<'_>) -> Result<()> {
+    let (out, pairs, predicted, r) = (s.out, s.pairs, s.predicted, s.result);
     if a.panels == 0 {
         return Ok(());
     }
