@@ -2,7 +2,7 @@
 //! prototype, the images whose pixels it wins with the highest mean score, each cropped to the
 //! region the prototype wins there, the rest of the crop dimmed.
 
-use crate::segment::Predicted;
+use crate::segment::{argmax_per_pixel, Predicted};
 use protoclust_data::RgbImage;
 
 /// Brightness kept outside the prototype's region inside a crop.
@@ -17,14 +17,7 @@ pub fn region_scores(scores: &[f32], k: usize) -> Vec<Option<f32>> {
     let hw = scores.len() / k.max(1);
     let mut sum = vec![0.0f64; k];
     let mut won = vec![0usize; k];
-    for p in 0..hw {
-        let best = (0..k)
-            .max_by(|&a, &b| {
-                scores[a * hw + p]
-                    .total_cmp(&scores[b * hw + p])
-                    .then(b.cmp(&a))
-            })
-            .unwrap_or(0);
+    for (p, best) in argmax_per_pixel(scores, k).into_iter().enumerate() {
         sum[best] += f64::from(scores[best * hw + p]);
         won[best] += 1;
     }
@@ -45,15 +38,10 @@ pub struct RegionRow {
 }
 
 /// The `rows` prototypes that win the most pixels over the split (`predicted` at mask size),
-/// each with its `top` images by `scores[i][prototype]` among those where it wins a pixel of
+/// each with its `top` images by their `region_scores` among those where it wins a pixel of
 /// the map and of the mask.
-pub fn nearest_regions(
-    scores: &[Vec<Option<f32>>],
-    predicted: &[Predicted],
-    rows: usize,
-    top: usize,
-) -> Vec<RegionRow> {
-    let k = scores.first().map_or(0, Vec::len);
+pub fn nearest_regions(predicted: &[Predicted], rows: usize, top: usize) -> Vec<RegionRow> {
+    let k = predicted.first().map_or(0, |p| p.region_scores.len());
     let mut per_image = vec![vec![0u64; k]; predicted.len()];
     for (counts, p) in per_image.iter_mut().zip(predicted) {
         for &c in &p.clusters {
@@ -64,11 +52,11 @@ pub fn nearest_regions(
     }
     let mut out: Vec<RegionRow> = (0..k)
         .map(|j| {
-            let mut images: Vec<(usize, f32)> = scores
+            let mut images: Vec<(usize, f32)> = predicted
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| per_image[*i][j] > 0)
-                .filter_map(|(i, s)| s[j].map(|v| (i, v)))
+                .filter_map(|(i, p)| p.region_scores[j].map(|v| (i, v)))
                 .collect();
             images.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             images.truncate(top);
@@ -229,23 +217,28 @@ mod tests {
     #[test]
     fn nearest_regions_rank_images_and_order_prototypes_by_area() {
         // Three images of 2 × 2; prototype 1 wins 3 pixels in all, prototype 0 wins 5.
-        let predicted = vec![
-            predicted(0, 2, 2, vec![0, 0, 0, 1]),
-            predicted(1, 2, 2, vec![1, 1, 0, 0]),
-            predicted(2, 2, 2, vec![2, 2, 2, 2]),
-        ];
-        let scores = vec![
+        let scores = [
             vec![Some(0.4), Some(0.9), None],
             vec![Some(0.6), Some(0.5), None],
             // Image 2: prototype 0 has a map score but wins no mask pixel: not shown.
             vec![Some(0.99), None, Some(0.3)],
         ];
-        let rows = nearest_regions(&scores, &predicted, 2, 5);
+        let clusters = [vec![0, 0, 0, 1], vec![1, 1, 0, 0], vec![2, 2, 2, 2]];
+        let predicted: Vec<Predicted> = clusters
+            .into_iter()
+            .zip(scores)
+            .enumerate()
+            .map(|(i, (c, s))| Predicted {
+                region_scores: s,
+                ..predicted(i, 2, 2, c)
+            })
+            .collect();
+        let rows = nearest_regions(&predicted, 2, 5);
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].prototype, rows[0].pixels), (0, 5));
         assert_eq!(rows[0].images, vec![(1, 0.6), (0, 0.4)]);
         assert_eq!((rows[1].prototype, rows[1].pixels), (2, 4));
-        let top1 = nearest_regions(&scores, &predicted, 3, 1);
+        let top1 = nearest_regions(&predicted, 3, 1);
         assert_eq!(top1[2].prototype, 1);
         assert_eq!(top1[2].images, vec![(0, 0.9)]);
     }

@@ -12,7 +12,7 @@ use protoclust_data::source::Source;
 use protoclust_data::transform::Normalize;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::cluster::{assign, kmeans, KMeansConfig, KMeansInit, KMeansMetric};
-use protoclust_nn::ops::resize_bilinear;
+use protoclust_nn::ops::{host, resize_bilinear};
 
 /// How clusters (k-means clusters or prototypes) are matched to classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,13 +207,8 @@ pub fn segment_eval_prototypes(
         );
         let scores = dense(&net.forward(x));
         let k = scores.dims()[1];
-        let map: Vec<f32> = scores
-            .clone()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .expect("f32 scores");
-        let region_scores = crate::prototype_regions::region_scores(&map, k);
+        let region_scores =
+            crate::prototype_regions::region_scores(&host::to_f32(scores.clone()), k);
         let labels = pixel_argmax(scores, mask.height, mask.width);
         if confusion.is_empty() {
             confusion = vec![vec![0u64; cfg.classes]; k];
@@ -237,23 +232,24 @@ pub fn segment_eval_prototypes(
 pub fn pixel_argmax(scores: Tensor<4>, height: usize, width: usize) -> (Vec<usize>, usize) {
     let [_, k, _, _] = scores.dims();
     let up = resize_bilinear(scores, height, width).reshape([k, height * width]);
-    let v: Vec<f32> = up
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .expect("f32 scores");
-    let labels = (0..height * width)
+    (argmax_per_pixel(&host::to_f32(up), k), k)
+}
+
+/// The best of `k` prototype-major score planes (K × P values) at each of the P pixels, the
+/// lowest index on ties.
+pub(crate) fn argmax_per_pixel(v: &[f32], k: usize) -> Vec<usize> {
+    let n = v.len() / k.max(1);
+    (0..n)
         .map(|p| {
             let mut best = 0;
             for j in 1..k {
-                if v[j * height * width + p] > v[best * height * width + p] {
+                if v[j * n + p] > v[best * n + p] {
                     best = j;
                 }
             }
             best
         })
-        .collect();
-    (labels, k)
+        .collect()
 }
 
 /// Matches the clusters of a clusters × classes confusion matrix to classes, then per-class

@@ -1,8 +1,9 @@
 //! Data-parallel training under `mpirun` (feature `mpi`) against one process on the same
 //! global batch: the first steps of SwAV (with and without the queue), ODC, DeepCluster, JigClu
-//! and SlotCon (also with Sinkhorn-Knopp teacher centering) give the same losses, parameters and method state (memories, centre, queue) on
-//! 2 and 3 ranks over shared memory (SwAV also 2 over TCP on loopback), with SyncBatchNorm;
-//! without it (per-rank statistics) they differ. Skips with a message when `mpirun` is missing.
+//! and SlotCon (also with Sinkhorn-Knopp teacher centering) give the same losses, parameters
+//! and method state (memories, centre, queue) on 2 and 3 ranks over shared memory (SwAV also 2
+//! over TCP on loopback), with SyncBatchNorm; without it (per-rank statistics) they differ.
+//! Skips with a message when `mpirun` is missing.
 #![cfg(feature = "mpi")]
 
 mod common;

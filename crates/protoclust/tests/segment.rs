@@ -164,7 +164,8 @@ fn tiny_frames(d: &Path) -> (String, String) {
     )
 }
 
-/// `eval segment MODEL` on the tiny frames (2 classes, no ignored class, no panels) with `extra`.
+/// `eval segment MODEL` on the tiny frames (2 classes, no ignored class, no panels or region
+/// sheet) with `extra`.
 fn segment_tiny(model: &Path, images: &str, masks: &str, extra: &[&str]) -> (bool, String, String) {
     let mut args = vec![
         "eval",
@@ -179,6 +180,8 @@ fn segment_tiny(model: &Path, images: &str, masks: &str, extra: &[&str]) -> (boo
         "--ignore",
         "255",
         "--panels",
+        "0",
+        "--regions",
         "0",
     ];
     args.extend_from_slice(extra);

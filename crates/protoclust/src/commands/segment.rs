@@ -229,8 +229,7 @@ fn write_regions(a: &SegmentArgs, s: &Scored<'_>) -> Result<()> {
     if a.regions == 0 || a.region_rows == 0 {
         return Ok(());
     }
-    let scores: Vec<_> = predicted.iter().map(|p| p.region_scores.clone()).collect();
-    let rows = nearest_regions(&scores, predicted, a.region_rows, a.regions);
+    let rows = nearest_regions(predicted, a.region_rows, a.regions);
     let total: u64 = predicted.iter().map(|p| p.clusters.len() as u64).sum();
     let mut crops = Vec::with_capacity(rows.len());
     for row in &rows {
