@@ -20,6 +20,8 @@ pub trait Collective: Send + Sync {
     /// Concatenation of `t` from all processes along dimension 0, in rank order (ranks may
     /// contribute different row counts; no gradient flows through).
     fn all_gather<const D: usize>(&self, t: Tensor<D>) -> Tensor<D>;
+    /// Concatenation of every process's host `values` in rank order (counts may differ).
+    fn all_gather_host(&self, values: &[f32]) -> Vec<f32>;
     /// Element-wise sum of a host buffer over all processes, in place.
     fn sum_host(&self, values: &mut [f32]);
     /// Element-wise sum of a host f64 buffer over all processes, in place (statistics).
@@ -47,6 +49,9 @@ impl Collective for SingleProcess {
     }
     fn all_gather<const D: usize>(&self, t: Tensor<D>) -> Tensor<D> {
         t
+    }
+    fn all_gather_host(&self, values: &[f32]) -> Vec<f32> {
+        values.to_vec()
     }
     fn sum_host(&self, _: &mut [f32]) {}
     fn sum_host_f64(&self, _: &mut [f64]) {}
@@ -104,6 +109,13 @@ impl Collective for World {
             World::Single => t,
             #[cfg(feature = "mpi")]
             World::Mpi(m) => m.all_gather(t),
+        }
+    }
+    fn all_gather_host(&self, values: &[f32]) -> Vec<f32> {
+        match self {
+            World::Single => values.to_vec(),
+            #[cfg(feature = "mpi")]
+            World::Mpi(m) => m.gather_var(values),
         }
     }
     #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]

@@ -1,11 +1,11 @@
 //! The MPI collective under `mpirun -np 2` and `-np 3` (feature `mpi`): each rank checks the
-//! results of all-reduce, all-gather with different counts per rank (also the tracked gather
-//! of the global batch's rows and its gradient), and broadcast against
+//! results of all-reduce, all-gather with different counts per rank (tensor and host; also the
+//! tracked gather of the global batch's rows and its gradient, and the mean share), and broadcast against
 //! what every rank can compute alone. Skips with a message when `mpirun` is missing.
 #![cfg(feature = "mpi")]
 
 use burn::tensor::{Device, Tensor, TensorData};
-use protoclust_nn::collective::global_batch::{gather_rows_tracked, row_span};
+use protoclust_nn::collective::global_batch::{gather_rows_tracked, mean_share, row_span};
 use protoclust_nn::collective::mpi::MpiCollective;
 use protoclust_nn::collective::Collective;
 use std::process::Command;
@@ -43,6 +43,8 @@ fn child() {
     assert_eq!(g.dims(), [total, 2], "rank {rank}: all-gather shape");
     let want: Vec<f32> = (0..n).flat_map(|r| values(r, 2 * (r + 1))).collect();
     assert_eq!(vec_of(g), want, "rank {rank}: all-gather in rank order");
+    let host = c.all_gather_host(&values(rank, 2 * rows));
+    assert_eq!(host, want, "rank {rank}: host all-gather in rank order");
     // The global batch's rows: span and gradient scaling.
     let span = row_span(&c, rows);
     assert_eq!(
@@ -50,6 +52,13 @@ fn child() {
         ((1..=rank).sum(), total),
         "rank {rank}: row span"
     );
+    let share = mean_share(&c, rows as f64);
+    let want_share = (rows * n) as f64 / total as f64;
+    assert!(
+        (share - want_share).abs() < 1e-12,
+        "rank {rank}: mean share {share}, expected {want_share}"
+    );
+    assert_eq!(mean_share(&c, 0.0), 0.0, "rank {rank}: no weight anywhere");
     let ad = device.clone().autodiff();
     let x = Tensor::<2>::from_data(TensorData::new(values(rank, 2 * rows), [rows, 2]), &ad)
         .require_grad();

@@ -17,7 +17,6 @@ use protoclust_nn::collective::global_batch::row_span;
 use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::layers::LinearExt;
 use protoclust_nn::named::HostTensor;
-use protoclust_nn::ops::host::to_f32;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -182,11 +181,11 @@ impl Method for Odc {
                 )));
             }
             let mine: Vec<f32> = batch.indices.iter().map(|&i| i as f32).collect();
-            let all = self.world.all_gather(Tensor::<1>::from_floats(
-                mine.as_slice(),
-                &features.device(),
-            ));
-            to_f32(all).into_iter().map(|i| i as usize).collect()
+            self.world
+                .all_gather_host(&mine)
+                .into_iter()
+                .map(|i| i as usize)
+                .collect()
         };
         let change = memory.update_samples(&indices, features, self.config.memory_momentum);
         let mut metrics = vec![

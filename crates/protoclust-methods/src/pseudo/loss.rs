@@ -2,6 +2,7 @@
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
+use protoclust_nn::collective::global_batch::mean_share;
 use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::ops::host::{index_tensor, to_indices};
 
@@ -68,8 +69,5 @@ pub fn global_weighted_cross_entropy(
         return loss;
     }
     let local: f32 = target_weights(targets, weights, k).iter().sum();
-    let mut total = [local as f64];
-    world.sum_host_f64(&mut total);
-    let share = local as f64 * world.world_size() as f64 / total[0];
-    loss.mul_scalar(share)
+    loss.mul_scalar(mean_share(world, local as f64))
 }

@@ -3,9 +3,9 @@
 
 use crate::pseudo::weighted_cross_entropy;
 use burn::tensor::Tensor;
-use protoclust_nn::collective::global_batch::row_span;
+use protoclust_nn::collective::global_batch::{mean_share, row_span};
 use protoclust_nn::collective::{Collective, World};
-use protoclust_nn::ops::host::{index_tensor, to_f32, to_indices};
+use protoclust_nn::ops::host::{index_tensor, to_indices};
 use protoclust_nn::ops::l2_normalize;
 
 /// What the slot contrast produced.
@@ -59,13 +59,12 @@ pub fn slot_contrast(
     // Every rank's teacher slots and masks, in rank order; this rank's start at `first`.
     let span = row_span(world, b);
     let first = span.offset * kk;
-    let mask_all: Vec<bool> = if world.world_size() == 1 {
-        mask_k.clone()
-    } else {
-        let flags: Vec<f32> = mask_k.iter().map(|&m| f32::from(u8::from(m))).collect();
-        let gathered = world.all_gather(Tensor::<1>::from_floats(flags.as_slice(), &device));
-        to_f32(gathered).into_iter().map(|v| v > 0.5).collect()
-    };
+    let flags: Vec<f32> = mask_k.iter().map(|&m| f32::from(u8::from(m))).collect();
+    let mask_all: Vec<bool> = world
+        .all_gather_host(&flags)
+        .into_iter()
+        .map(|v| v > 0.5)
+        .collect();
     let keys: Vec<usize> = (0..mask_all.len()).filter(|&i| mask_all[i]).collect();
     let mut column = vec![0usize; mask_all.len()];
     for (c, &i) in keys.iter().enumerate() {
@@ -80,12 +79,7 @@ pub fn slot_contrast(
     let ks = l2_normalize(k_all.select(0, index_tensor(&keys, &device)), 1);
     let logits = qs.matmul(ks.transpose()).div_scalar(tau);
     let ce = weighted_cross_entropy(logits.clone(), &labels, None);
-    let share = if world.world_size() == 1 {
-        1.0
-    } else {
-        let queries = row_span(world, idxs_q.len()).total;
-        (idxs_q.len() * world.world_size()) as f64 / queries.max(1) as f64
-    };
+    let share = mean_share(world, idxs_q.len() as f64);
     SlotContrast {
         loss: ce.mul_scalar(2.0 * tau * share),
         mask_q,

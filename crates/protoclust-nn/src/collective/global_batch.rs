@@ -36,6 +36,24 @@ pub fn row_span(world: &impl Collective, local: usize) -> RowSpan {
     }
 }
 
+/// The factor that turns a mean over this rank's `local` weight (rows, or summed row weights)
+/// into its part of the mean over every rank's weight, times the world size since the ranks'
+/// gradients are averaged: one process's mean over the global batch. 1 in one process, 0 when
+/// no rank has any weight (one all-reduce).
+pub fn mean_share(world: &impl Collective, local: f64) -> f64 {
+    let ranks = world.world_size();
+    if ranks == 1 {
+        return 1.0;
+    }
+    let mut total = [local];
+    world.sum_host_f64(&mut total);
+    if total[0] > 0.0 {
+        local * ranks as f64 / total[0]
+    } else {
+        0.0
+    }
+}
+
 /// The rows of `t` from every rank in rank order, with the gradient of this rank's own rows
 /// flowing back into `t`, multiplied by the world size: when every rank computes the same loss
 /// on the gathered rows, averaging the ranks' gradients then gives one process's gradient on
@@ -80,5 +98,7 @@ mod tests {
         );
         let g = gather_rows_tracked(&SingleProcess, t.clone());
         assert_eq!(g.to_data(), t.to_data());
+        assert_eq!(mean_share(&SingleProcess, 0.0), 1.0);
+        assert_eq!(SingleProcess.all_gather_host(&[1.0, 2.0]), vec![1.0, 2.0]);
     }
 }

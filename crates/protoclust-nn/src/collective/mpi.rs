@@ -177,6 +177,10 @@ impl Collective for MpiCollective {
         like(out, dims, &t)
     }
 
+    fn all_gather_host(&self, values: &[f32]) -> Vec<f32> {
+        self.gather_var(values)
+    }
+
     fn sum_host(&self, values: &mut [f32]) {
         let send = values.to_vec();
         self.with_world("all-reduce (sum)", |w| {
