@@ -115,7 +115,7 @@ impl Collective for World {
         match self {
             World::Single => values.to_vec(),
             #[cfg(feature = "mpi")]
-            World::Mpi(m) => m.gather_var(values),
+            World::Mpi(m) => m.all_gather_host(values),
         }
     }
     #[cfg_attr(not(feature = "mpi"), allow(unused_variables))]
