@@ -4,19 +4,18 @@ use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
 use crate::cluster_stats::{ClusterCounter, CollapseWatch};
 use crate::metrics::{MetricsLog, Progress};
 use crate::monitor::KnnMonitor;
-use burn::optim::GradientsParams;
+use crate::step;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_data::loader::{Batch, Loader};
 use protoclust_data::source::Source;
 use protoclust_data::views::CenterView;
 use protoclust_eval::{cluster_agreement, extract_with, ClusterAgreement, KnnResult};
 use protoclust_methods::{EpochContext, FeaturePass, Method, MethodError, StepContext};
-use protoclust_nn::collective::grads::average_grads;
 use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::named::{load_named, named_tensors};
 use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
 use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
-use protoclust_nn::precision::{with_precision, Precision};
+use protoclust_nn::precision::Precision;
 use protoclust_nn::running::SyncRunningStats;
 use protoclust_nn::stats::TensorStats;
 use serde_json::json;
@@ -408,14 +407,12 @@ pub fn train<M: Method>(
                 seed: opts.seed,
             };
             let views = views_to_tensors(&batch, &ad);
-            model = method.before_forward(model, &ctx);
-            let out = with_precision(opts.precision, || {
-                method.forward(&model, &views, &batch, &ctx)
-            })?;
-            // The loss and the watched tensors' sums in one host read.
-            let mut sums = vec![out.loss.clone()];
-            sums.extend(out.watch.iter().map(|(_, t)| t.clone().sum()));
-            let sums = protoclust_nn::ops::host::scalars(sums);
+            let step::Forwarded {
+                model: forwarded,
+                out,
+                sums,
+            } = step::forward(method, model, &views, &batch, &ctx, opts.precision)?;
+            model = forwarded;
             let loss = global_mean(sums[0] as f64, &opts.world);
             let bad_watch = sums[1..].iter().any(|v| !v.is_finite());
             if !loss.is_finite() || bad_watch {
@@ -444,20 +441,28 @@ pub fn train<M: Method>(
                 }
                 .into());
             }
-            let backward_from = match &scaler {
-                Some(s) => s.scale_loss(out.loss.clone()),
-                None => out.loss.clone(),
-            };
-            let mut grads = GradientsParams::from_grads(backward_from.backward(), &model);
-            method.filter_grads(&mut grads, &model, &ctx);
-            average_grads(&mut grads, &model, &opts.world);
+            let grads = step::backward(
+                &*method,
+                &model,
+                out.loss.clone(),
+                scaler.as_ref(),
+                &ctx,
+                &opts.world,
+            );
             let lr = sched.lr(pos.iteration);
-            // Averaged gradients: every rank reaches the same verdict.
-            match scaler.as_mut().map(|s| s.unscale(&mut grads, &model)) {
-                Some(Verdict::Skip) => overflow_skips += 1,
-                _ => model = optimizer.step(model, grads, lr),
+            let (updated, verdict) = step::update(
+                method,
+                model,
+                grads,
+                scaler.as_mut(),
+                &mut optimizer,
+                lr,
+                &ctx,
+            );
+            model = updated;
+            if verdict == Verdict::Skip {
+                overflow_skips += 1;
             }
-            model = method.after_step(model, &ctx);
             pos.iteration += 1;
             loss_sum += loss;
             loss_n += 1;

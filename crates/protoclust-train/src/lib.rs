@@ -6,6 +6,7 @@ pub mod cluster_stats;
 pub mod engine;
 pub mod metrics;
 pub mod monitor;
+pub mod step;
 pub mod tensorboard;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};

@@ -4,19 +4,19 @@
 use crate::config::RunConfig;
 use crate::{config, device, runner};
 use anyhow::Result;
-use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use protoclust_data::loader::Loader;
 use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::slotcon::SlotCon;
 use protoclust_methods::swav::Swav;
 use protoclust_methods::{Method, StepContext};
+use protoclust_nn::collective::World;
 use protoclust_nn::kernels::timing::{self, Kernel};
 use protoclust_nn::ops::host;
-use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
+use protoclust_nn::optim::loss_scale::LossScaler;
 use protoclust_nn::optim::Optimizer;
-use protoclust_nn::precision::with_precision;
 use protoclust_train::engine::views_to_tensors;
+use protoclust_train::step;
 use std::path::Path;
 use std::time::Instant;
 
@@ -86,22 +86,28 @@ fn measure<M: Method>(
         let in_kernels = timing::totals();
         let reads_before = host::reads();
         let t = Instant::now();
-        model = method.before_forward(model, &ctx);
-        let out = with_precision(cfg.train.precision, || {
-            method.forward(&model, &views, batch, &ctx)
-        })?;
-        // The training loop reads the loss back every step (the engine's one read).
-        let _ = host::scalar(out.loss.clone().detach());
+        // The training loop's own step (its one host read included), phase by phase.
+        let fwd = step::forward(method, model, &views, batch, &ctx, cfg.train.precision)?;
         let t_fwd = t.elapsed().as_secs_f64();
-        let loss = match &scaler {
-            Some(s) => s.scale_loss(out.loss),
-            None => out.loss,
-        };
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = step::backward(
+            &*method,
+            &fwd.model,
+            fwd.out.loss,
+            scaler.as_ref(),
+            &ctx,
+            &World::Single,
+        );
         let t_bwd = t.elapsed().as_secs_f64();
-        if scaler.as_mut().map(|s| s.unscale(&mut grads, &model)) != Some(Verdict::Skip) {
-            model = opt.step(model, grads, 0.01);
-        }
+        model = step::update(
+            method,
+            fwd.model,
+            grads,
+            scaler.as_mut(),
+            &mut opt,
+            0.01,
+            &ctx,
+        )
+        .0;
         // Wait for the update (lazy backends) before stopping the clock.
         let _ = M::backbone(&model)
             .conv1
