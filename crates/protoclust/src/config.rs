@@ -363,6 +363,32 @@ mod tests {
     }
 
     #[test]
+    fn slotcon_teacher_centering_takes_a_name_or_a_mixed_share() {
+        use protoclust_methods::slotcon::TeacherCentering;
+        let centering = |v: &str| {
+            parse(
+                "method = \"slotcon\"\n",
+                "s.toml",
+                &[format!("slotcon.teacher_centering={v}")],
+            )
+            .map(|c| c.slotcon.teacher_centering)
+        };
+        assert_eq!(centering("\"mean\"").unwrap(), TeacherCentering::Mean);
+        assert_eq!(centering("sinkhorn").unwrap(), TeacherCentering::Sinkhorn);
+        assert_eq!(
+            centering("{ mixed = 0.25 }").unwrap(),
+            TeacherCentering::Mixed(0.25)
+        );
+        for bad in ["{ mixed = 1.0 }", "{ mixed = 0 }", "\"median\""] {
+            let e = centering(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("slotcon.teacher_centering") && !e.contains('\n'),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         let mut n = 0;

@@ -46,8 +46,8 @@ pub struct SlotConConfig {
     pub teacher_temp: f64,
     /// Centre EMA momentum.
     pub center_momentum: f64,
-    /// How the teacher's scores become the grouping target: `mean` (the paper's centre) or
-    /// `sinkhorn` (DINOv2's Sinkhorn-Knopp centering).
+    /// How the teacher's scores become the grouping target: `mean` (the paper's centre),
+    /// `sinkhorn` (DINOv2's Sinkhorn-Knopp centering) or `{ mixed = s }` (a blend of the two).
     pub teacher_centering: TeacherCentering,
     /// λ: weight of the grouping loss (the contrast gets 1 − λ).
     pub group_loss_weight: f64,
@@ -130,6 +130,16 @@ impl SlotConConfig {
                 "teacher_momentum",
                 "momenta and group_loss_weight must be in [0, 1]".into(),
             ));
+        }
+        if let TeacherCentering::Mixed(share) = self.teacher_centering {
+            if !(share > 0.0 && share < 1.0) {
+                return Err(bad(
+                    "teacher_centering",
+                    format!(
+                        "mixed share {share}: expected a Sinkhorn share strictly between 0 and 1"
+                    ),
+                ));
+            }
         }
         if self.student_temp <= 0.0 || self.teacher_temp <= 0.0 || self.tau <= 0.0 {
             return Err(bad("tau", "temperatures must be positive".into()));

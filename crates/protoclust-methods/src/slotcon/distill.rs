@@ -8,7 +8,7 @@ use protoclust_nn::ops::{sinkhorn, SinkhornMode};
 use serde::{Deserialize, Serialize};
 
 /// How the teacher's pixel-to-prototype scores become the grouping loss's target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TeacherCentering {
     /// The paper's: softmax((scores − running centre) / T_teacher), as DINO.
@@ -17,6 +17,10 @@ pub enum TeacherCentering {
     /// DINOv2's Sinkhorn-Knopp centering: equipartition codes of exp(scores / T_teacher) over
     /// the batch's pixel rows (3 iterations, every rank's rows); the centre is still kept.
     Sinkhorn,
+    /// A partial equipartition: (1 − s) · the mean-centred target + s · the Sinkhorn-Knopp one,
+    /// with s the Sinkhorn share in (0, 1) (`{ mixed = s }` in a config). Every prototype keeps at
+    /// least its share s / K of the target mass, while large regions keep most of theirs.
+    Mixed(f64),
 }
 
 /// Iterations of the Sinkhorn-Knopp teacher centering (DINOv2's).
@@ -30,15 +34,22 @@ pub fn teacher_target(
     centering: TeacherCentering,
     world: &World,
 ) -> Tensor<2> {
-    match centering {
-        TeacherCentering::Mean => softmax((k - center).div_scalar(teacher_temp), 1).detach(),
-        TeacherCentering::Sinkhorn => sinkhorn(
+    let mean = |k: Tensor<2>| softmax((k - center).div_scalar(teacher_temp), 1).detach();
+    let equipartition = |k: Tensor<2>| {
+        sinkhorn(
             k,
             teacher_temp,
             SINKHORN_CENTERING_ITERATIONS,
             SinkhornMode::Stable,
             world,
-        ),
+        )
+    };
+    match centering {
+        TeacherCentering::Mean => mean(k),
+        TeacherCentering::Sinkhorn => equipartition(k),
+        TeacherCentering::Mixed(share) => {
+            mean(k.clone()).mul_scalar(1.0 - share) + equipartition(k).mul_scalar(share)
+        }
     }
 }
 
@@ -146,6 +157,31 @@ mod tests {
         for j in 0..3 {
             assert!((mass(&sk, j) - 8.0 / 3.0).abs() < 0.2, "{j}: {sk:?}");
         }
+    }
+
+    #[test]
+    fn mixed_centering_blends_the_two_targets_and_keeps_the_dead_prototype_alive() {
+        let device = Device::flex();
+        let k = dead_prototype_scores(&device);
+        let center = k.clone().mean_dim(0);
+        let world = World::Single;
+        let target = |c| host(teacher_target(k.clone(), center.clone(), 0.04, c, &world));
+        let (mean, sk) = (
+            target(TeacherCentering::Mean),
+            target(TeacherCentering::Sinkhorn),
+        );
+        let share = 0.3;
+        let mixed = target(TeacherCentering::Mixed(share));
+        for ((m, a), b) in mixed.iter().zip(&mean).zip(&sk) {
+            let want = (1.0 - share as f32) * a + share as f32 * b;
+            assert!((m - want).abs() < 1e-6, "{m} vs {want}");
+        }
+        for row in mixed.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+        // The dead prototype keeps about the share's part of its equal share (0.3 · 8 / 3).
+        let dead: f32 = mixed.chunks(3).map(|r| r[2]).sum();
+        assert!((dead - 0.8).abs() < 0.1, "{mixed:?}");
     }
 
     #[test]
