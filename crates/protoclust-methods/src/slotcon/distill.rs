@@ -125,26 +125,17 @@ mod tests {
         t.into_data().convert::<f32>().try_into_vec().unwrap()
     }
 
+    /// The grouping target of the dead-prototype case (centre: the rows' mean, T 0.04).
+    fn dead_prototype_target(centering: TeacherCentering) -> Vec<f32> {
+        let k = dead_prototype_scores(&Device::flex());
+        let center = k.clone().mean_dim(0);
+        host(teacher_target(k, center, 0.04, centering, &World::Single))
+    }
+
     #[test]
     fn sinkhorn_centering_gives_every_prototype_its_share() {
-        let device = Device::flex();
-        let k = dead_prototype_scores(&device);
-        let center = k.clone().mean_dim(0);
-        let world = World::Single;
-        let mean = host(teacher_target(
-            k.clone(),
-            center.clone(),
-            0.04,
-            TeacherCentering::Mean,
-            &world,
-        ));
-        let sk = host(teacher_target(
-            k,
-            center,
-            0.04,
-            TeacherCentering::Sinkhorn,
-            &world,
-        ));
+        let mean = dead_prototype_target(TeacherCentering::Mean);
+        let sk = dead_prototype_target(TeacherCentering::Sinkhorn);
         for t in [&mean, &sk] {
             for row in t.chunks(3) {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
@@ -161,17 +152,10 @@ mod tests {
 
     #[test]
     fn mixed_centering_blends_the_two_targets_and_keeps_the_dead_prototype_alive() {
-        let device = Device::flex();
-        let k = dead_prototype_scores(&device);
-        let center = k.clone().mean_dim(0);
-        let world = World::Single;
-        let target = |c| host(teacher_target(k.clone(), center.clone(), 0.04, c, &world));
-        let (mean, sk) = (
-            target(TeacherCentering::Mean),
-            target(TeacherCentering::Sinkhorn),
-        );
+        let mean = dead_prototype_target(TeacherCentering::Mean);
+        let sk = dead_prototype_target(TeacherCentering::Sinkhorn);
         let share = 0.3;
-        let mixed = target(TeacherCentering::Mixed(share));
+        let mixed = dead_prototype_target(TeacherCentering::Mixed(share));
         for ((m, a), b) in mixed.iter().zip(&mean).zip(&sk) {
             let want = (1.0 - share as f32) * a + share as f32 * b;
             assert!((m - want).abs() < 1e-6, "{m} vs {want}");
