@@ -1,7 +1,8 @@
 //! The MPI collective under `mpirun -np 2` and `-np 3` (feature `mpi`): each rank checks the
 //! results of all-reduce, all-gather with different counts per rank (tensor and host; also the
 //! tracked gather of the global batch's rows and its gradient, and the mean share), and
-//! broadcast against what every rank can compute alone. Skips with a message when `mpirun` is missing.
+//! broadcast against what every rank can compute alone. Skips with a message when `mpirun` is
+//! missing.
 #![cfg(feature = "mpi")]
 
 use burn::tensor::{Device, Tensor, TensorData};

@@ -18,8 +18,8 @@ pub enum TeacherCentering {
     /// the batch's pixel rows (3 iterations, every rank's rows); the centre is still kept.
     Sinkhorn,
     /// A partial equipartition: (1 − s) · the mean-centred target + s · the Sinkhorn-Knopp one,
-    /// with s the Sinkhorn share in (0, 1) (`{ mixed = s }` in a config). Every prototype keeps at
-    /// least its share s / K of the target mass, while large regions keep most of theirs.
+    /// with s the Sinkhorn share in (0, 1) (`{ mixed = s }` in a config). Every prototype keeps
+    /// about s / K of the target mass or more, while large regions keep most of theirs.
     Mixed(f64),
 }
 
