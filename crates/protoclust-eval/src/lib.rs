@@ -23,6 +23,6 @@ pub use cluster_metrics::{cluster_agreement, ClusterAgreement};
 pub use error::EvalError;
 pub use features::{extract, extract_with, Features};
 pub use knn::{knn_classify, sweep_settings, KnnResult};
-pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
+pub use linear::{linear_probe, linear_probe_features, LinearProbeConfig, LinearProbeResult};
 pub use segment::{segment_eval, segment_eval_prototypes, Matching, SegmentConfig, SegmentResult};
 pub use semisup::{semi_supervised, SemiSupConfig, SemiSupResult};

@@ -104,7 +104,7 @@ pub enum MethodError {
 /// A self-supervised method: its model, views, loss and state hooks.
 pub trait Method: Send {
     /// The trainable network (backbone and heads).
-    type Model: Module + protoclust_nn::running::SyncRunningStats + 'static;
+    type Model: Module + protoclust_nn::running::SyncRunningStats + Send + Sync + 'static;
 
     /// Short name, as in configs and logs.
     fn name(&self) -> &'static str;
@@ -124,6 +124,11 @@ pub trait Method: Send {
     /// argmax over K is each pixel's prototype; same conditions as [`Method::head_outputs`]);
     /// `None` when the method has no prototypes.
     fn dense_scores(_model: &Self::Model, _trunk: &ResNetOutput) -> Option<Tensor<4>> {
+        None
+    }
+    /// The method's prototype (or centroid) matrix, K × D, when it learns one (SwAV's, SlotCon's
+    /// teacher's).
+    fn prototypes(_model: &Self::Model) -> Option<Tensor<2>> {
         None
     }
     /// The per-prototype centre (K) the method subtracts from its dense scores before its

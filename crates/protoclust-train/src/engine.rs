@@ -2,6 +2,7 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
 use crate::cluster_stats::{ClusterCounter, CollapseWatch};
+use crate::hook::{StepEvent, StepHook};
 use crate::metrics::{MetricsLog, Progress};
 use crate::monitor::KnnMonitor;
 use crate::step;
@@ -60,6 +61,9 @@ pub struct TrainOptions {
     /// The float type of the step's convolutions and matrix products (float16 adds dynamic
     /// loss scaling).
     pub precision: Precision,
+    /// Run after every step on the training thread; `Break` stops the run after `last` is
+    /// written (a notebook's callback or Ctrl-C).
+    pub on_step: Option<StepHook>,
 }
 
 /// The engine's whole-training-set pass: the evaluation view of every sample, in order.
@@ -135,6 +139,8 @@ pub struct RunSummary<M> {
     /// Agreement of the final pseudo-labels with the true labels (pseudo-label methods on
     /// labelled data).
     pub pseudo_labels: Option<ClusterAgreement>,
+    /// True when the step hook stopped the run before its last epoch ended.
+    pub stopped: bool,
 }
 
 impl<M> RunSummary<M> {
@@ -150,6 +156,7 @@ impl<M> RunSummary<M> {
             skipped_images: self.skipped_images,
             last_checkpoint: self.last_checkpoint,
             pseudo_labels: self.pseudo_labels,
+            stopped: self.stopped,
         }
     }
 }
@@ -341,6 +348,7 @@ pub fn train<M: Method>(
     // float16 steps skipped for a gradient overflow.
     let mut overflow_skips = 0u64;
     let mut epochs_done = pos.epoch;
+    let mut stopped = false;
     if let Some(m) = opts
         .monitor
         .as_ref()
@@ -516,7 +524,20 @@ pub fn train<M: Method>(
                     &last_path,
                 )?;
             }
-            if opts.stop_after_iterations == Some(pos.iteration) {
+            let hook_stop = opts.on_step.as_ref().is_some_and(|hook| {
+                hook(&StepEvent {
+                    iteration: pos.iteration,
+                    total: total_iters,
+                    epoch,
+                    loss,
+                    lr,
+                    img_per_s: ips,
+                    metrics: &out.metrics,
+                })
+                .is_break()
+            });
+            stopped |= hook_stop;
+            if hook_stop || opts.stop_after_iterations == Some(pos.iteration) {
                 save(
                     &model,
                     method,
@@ -605,5 +626,6 @@ pub fn train<M: Method>(
         skipped_images,
         last_checkpoint: last_path,
         pseudo_labels: pseudo_label_agreement(method.pseudo_labels(), &**loader.source()),
+        stopped,
     })
 }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cluster_stats;
 pub mod engine;
+pub mod hook;
 pub mod metrics;
 pub mod monitor;
 pub mod step;
@@ -11,4 +12,5 @@ pub mod tensorboard;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use engine::{train, RunSummary, TrainError, TrainOptions};
+pub use hook::{StepEvent, StepHook};
 pub use protoclust_nn::optim;

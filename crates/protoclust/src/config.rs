@@ -195,9 +195,14 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
             .unwrap_or(toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     };
+    set_value(table, key, value).map_err(|e| anyhow::anyhow!("--set {assignment}: {e}"))
+}
+
+/// Sets `dotted.key` in a TOML table to `value`, creating the sections on the way.
+pub fn set_value(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        bail!("--set {assignment}: empty key segment");
+        bail!("empty key segment");
     }
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
@@ -206,7 +211,7 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = entry
             .as_table_mut()
-            .with_context(|| format!("--set {assignment}: `{p}` is not a section"))?;
+            .with_context(|| format!("`{p}` is not a section"))?;
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())
@@ -214,17 +219,28 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
 
 /// Parses TOML text (plus overrides) into a config; errors are one line naming the field.
 pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<RunConfig> {
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+    let mut table = parse_table(text, origin)?;
+    for o in overrides {
+        apply_override(&mut table, o)?;
+    }
+    from_table(table, origin)
+}
+
+/// TOML text as a table; a syntax error is one line naming `origin` and the line.
+pub fn parse_table(text: &str, origin: &str) -> Result<toml::Table> {
+    text.parse().map_err(|e: toml::de::Error| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
             .unwrap_or(0);
         anyhow::anyhow!("{origin}:{line}: {}", e.message().trim())
-    })?;
+    })
+}
+
+/// A config from a TOML table (a Python dict, say), with the same checks and one-line errors
+/// as [`parse`].
+pub fn from_table(mut table: toml::Table, origin: &str) -> Result<RunConfig> {
     upgrade_legacy(&mut table);
-    for o in overrides {
-        apply_override(&mut table, o)?;
-    }
     let cfg: RunConfig =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
@@ -249,9 +265,12 @@ fn upgrade_legacy(table: &mut toml::Table) {
 
 /// Reads and parses a config file.
 pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config {}", path.display()))?;
-    parse(&text, &path.display().to_string(), overrides)
+    parse(&read(path)?, &path.display().to_string(), overrides)
+}
+
+/// The text of a config file.
+pub fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))
 }
 
 /// Cross-field checks beyond what the types enforce.

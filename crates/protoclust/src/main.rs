@@ -264,9 +264,7 @@ fn main() {
         },
     };
     if let Err(e) = result {
-        // One line: the chain of contexts, outermost first.
-        let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("error: {msg}");
+        eprintln!("error: {}", protoclust::error_line(&e));
         std::process::exit(1);
     }
 }

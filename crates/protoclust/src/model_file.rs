@@ -9,15 +9,15 @@ use burn::tensor::{Device, Tensor};
 use protoclust_methods::{HeadOutputs, Method};
 use protoclust_nn::backbone::{ResNet, ResNetConfig, ResNetOutput};
 use protoclust_nn::io::{self, NamedTensors};
-use protoclust_nn::named::load_named;
+use protoclust_nn::named::{load_named, HostTensor};
 use protoclust_train::Checkpoint;
 use std::path::{Path, PathBuf};
 
 /// The method's head on the evaluated backbone's output for an inference batch.
-pub type HeadFn = Box<dyn Fn(&ResNetOutput) -> HeadOutputs>;
+pub type HeadFn = Box<dyn Fn(&ResNetOutput) -> HeadOutputs + Send + Sync>;
 
 /// The method's per-pixel prototype scores (N × K × h × w) of the evaluated backbone's output.
-pub type DenseFn = Box<dyn Fn(&ResNetOutput) -> Tensor<4>>;
+pub type DenseFn = Box<dyn Fn(&ResNetOutput) -> Tensor<4> + Send + Sync>;
 
 /// What evaluation can read from a model file.
 pub struct ModelFile {
@@ -39,6 +39,8 @@ pub struct ModelFile {
     pub dense_center: Option<Tensor<1>>,
     /// The method's pseudo-label of every training image (ODC, DeepCluster).
     pub pseudo_labels: Option<Vec<usize>>,
+    /// The method's prototype matrix, K × D (training checkpoints of methods with one).
+    pub prototypes: Option<HostTensor>,
     /// Training iterations completed (training checkpoints only).
     pub iteration: Option<u64>,
 }
@@ -60,6 +62,7 @@ struct Parts {
     dense: Option<DenseFn>,
     dense_center: Option<Tensor<1>>,
     pseudo_labels: Option<Vec<usize>>,
+    prototypes: Option<HostTensor>,
     /// The model's own evaluated backbone (inference mode).
     backbone: ResNet,
 }
@@ -84,6 +87,10 @@ impl WithMethod for MethodParts<'_> {
         }
         let model = model.valid();
         let labels = method.pseudo_labels().map(<[usize]>::to_vec);
+        let prototypes = M::prototypes(&model).map(|p| HostTensor {
+            shape: p.dims().to_vec(),
+            data: protoclust_nn::ops::host::to_f32(p),
+        });
         let backbone = M::backbone(&model).clone();
         let trunk = backbone.forward(Tensor::zeros([1, 3, 8, 8], &device));
         let probe = M::head_outputs(&model, &trunk);
@@ -101,6 +108,7 @@ impl WithMethod for MethodParts<'_> {
             dense_center: dense.as_ref().and_then(|_| method.dense_center()),
             dense,
             pseudo_labels: labels,
+            prototypes,
             backbone,
         })
     }
@@ -132,25 +140,27 @@ impl ModelFile {
             // The head belongs to the method's evaluated backbone; another backbone's features
             // (e.g. SlotCon's student) would not match it.
             let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
-            let (head, dense, dense_center, pseudo_labels) = if with_head && own_backbone {
-                let parts = with_method(
-                    &cfg,
-                    MethodParts {
-                        cfg: &cfg,
-                        ck: Some(&ck),
-                        path,
-                        device,
-                    },
-                )?;
-                (
-                    parts.head,
-                    parts.dense,
-                    parts.dense_center,
-                    parts.pseudo_labels,
-                )
-            } else {
-                (None, None, None, None)
-            };
+            let (head, dense, dense_center, pseudo_labels, prototypes) =
+                if with_head && own_backbone {
+                    let parts = with_method(
+                        &cfg,
+                        MethodParts {
+                            cfg: &cfg,
+                            ck: Some(&ck),
+                            path,
+                            device,
+                        },
+                    )?;
+                    (
+                        parts.head,
+                        parts.dense,
+                        parts.dense_center,
+                        parts.pseudo_labels,
+                        parts.prototypes,
+                    )
+                } else {
+                    (None, None, None, None, None)
+                };
             return Ok(Self {
                 path: path.to_path_buf(),
                 backbone: net,
@@ -162,6 +172,7 @@ impl ModelFile {
                 dense,
                 dense_center,
                 pseudo_labels,
+                prototypes,
             });
         }
         if let Some(json) = meta.get("protoclust_backbone") {
@@ -180,6 +191,7 @@ impl ModelFile {
                 dense: None,
                 dense_center: None,
                 pseudo_labels: None,
+                prototypes: None,
                 iteration: None,
             });
         }
@@ -214,6 +226,7 @@ impl ModelFile {
             dense: parts.dense,
             dense_center: parts.dense_center,
             pseudo_labels: parts.pseudo_labels,
+            prototypes: parts.prototypes,
         })
     }
 

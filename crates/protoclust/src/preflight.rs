@@ -5,8 +5,24 @@ use crate::config::RunConfig;
 use anyhow::{bail, Result};
 use protoclust_data::loader::Loader;
 
+/// A config refused against its data (the message names the field and the numbers).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Refuses settings that contradict the data set of `loader` (its size and batches per epoch).
 pub fn check(cfg: &RunConfig, loader: &Loader) -> Result<()> {
+    refusals(cfg, loader).map_err(|e| Refused(e.to_string()).into())
+}
+
+fn refusals(cfg: &RunConfig, loader: &Loader) -> Result<()> {
     let images = loader.source().len();
     let iterations = cfg
         .train

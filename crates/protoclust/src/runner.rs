@@ -15,7 +15,7 @@ use protoclust_nn::backbone::ResNet;
 use protoclust_nn::collective::{set_sync_batchnorm, Collective, World};
 use protoclust_nn::io;
 use protoclust_train::monitor::KnnMonitor;
-use protoclust_train::{train, RunSummary, TrainOptions};
+use protoclust_train::{train, RunSummary, StepHook, TrainOptions};
 use std::path::Path;
 
 /// The SwAV method and its loader for a config.
@@ -83,6 +83,7 @@ struct Train<'a> {
     quiet: bool,
     device: &'a Device,
     world: &'a World,
+    on_step: Option<StepHook>,
 }
 
 impl WithMethod for Train<'_> {
@@ -95,6 +96,7 @@ impl WithMethod for Train<'_> {
             self.quiet,
             self.device,
             self.world,
+            self.on_step,
         )
     }
 }
@@ -110,6 +112,18 @@ pub fn run(
     run_in(cfg, resume, quiet, device, &World::Single)
 }
 
+/// [`run`] in one process with `on_step` called after every step (it may stop the run, leaving
+/// `last` to resume from): the Python binding's callback and Ctrl-C.
+pub fn run_with_hook(
+    cfg: &RunConfig,
+    resume: Option<&Path>,
+    quiet: bool,
+    device: &Device,
+    on_step: StepHook,
+) -> Result<RunSummary<ResNet>> {
+    train_in(cfg, resume, quiet, device, &World::Single, Some(on_step))
+}
+
 /// [`run`] as one rank of `world`: this rank's part of every global batch, gradients averaged
 /// over the ranks, SyncBatchNorm when `train.sync_batchnorm`; rank 0 writes the run directory.
 pub fn run_in(
@@ -119,12 +133,24 @@ pub fn run_in(
     device: &Device,
     world: &World,
 ) -> Result<RunSummary<ResNet>> {
+    train_in(cfg, resume, quiet, device, world, None)
+}
+
+fn train_in(
+    cfg: &RunConfig,
+    resume: Option<&Path>,
+    quiet: bool,
+    device: &Device,
+    world: &World,
+    on_step: Option<StepHook>,
+) -> Result<RunSummary<ResNet>> {
     let train = Train {
         cfg,
         resume,
         quiet,
         device,
         world,
+        on_step,
     };
     if world.world_size() == 1 {
         return with_method(cfg, train);
@@ -150,6 +176,7 @@ pub fn run_method<M: Method>(
     quiet: bool,
     device: &Device,
     world: &World,
+    on_step: Option<StepHook>,
 ) -> Result<RunSummary<ResNet>> {
     let loader = loader_for(cfg, method)?;
     crate::preflight::check(cfg, &loader)?;
@@ -186,6 +213,7 @@ pub fn run_method<M: Method>(
         pass_batch_size: cfg.monitor.batch_size,
         world: world.clone(),
         precision: cfg.train.precision,
+        on_step,
     };
     let s = train(
         method,

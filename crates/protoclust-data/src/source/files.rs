@@ -32,6 +32,17 @@ impl ImageFiles {
         }
     }
 
+    /// The given image files, in order and unlabelled; every one must exist.
+    pub fn from_paths(files: Vec<PathBuf>) -> Result<Self, DataError> {
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(DataError::Io {
+                path: missing.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such image file"),
+            });
+        }
+        Ok(Self::new(files, None, Vec::new(), Skipped::default()))
+    }
+
     /// Class names in label order (empty when unlabelled).
     pub fn classes(&self) -> &[String] {
         &self.classes

@@ -4,6 +4,7 @@ pub mod cifar;
 pub mod files;
 pub mod folder;
 pub mod list;
+pub mod memory;
 pub mod pairs;
 pub mod stl10;
 pub mod subset;
@@ -15,9 +16,10 @@ use std::path::Path;
 pub use cifar::Cifar;
 pub use files::ImageFiles;
 pub use folder::FolderLayout;
+pub use memory::InMemory;
 pub use pairs::ImageMaskPairs;
 pub use stl10::Stl10;
-pub use subset::{balanced_split, Subset};
+pub use subset::{balanced_split, balanced_split_labels, Subset};
 pub use synthetic::Synthetic;
 
 /// One image with its data-set index and, when known, its label.

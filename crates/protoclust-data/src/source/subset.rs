@@ -67,20 +67,32 @@ pub fn balanced_split(
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    let classes = source.num_classes().ok_or(DataError::Config {
+        field: "labels".into(),
+        reason: "a class-balanced subset needs a labelled source".into(),
+    })?;
+    let labels: Vec<Option<u32>> = (0..source.len()).map(|i| source.label(i)).collect();
+    balanced_split_labels(&labels, classes, fraction, seed)
+}
+
+/// [`balanced_split`] of samples given by their labels alone (`None`: unlabelled, never
+/// picked); labels at or above `classes` are left out of both lists.
+pub fn balanced_split_labels(
+    labels: &[Option<u32>],
+    classes: usize,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(DataError::Config {
             field: "fraction".into(),
             reason: format!("{fraction}: expected a value in (0, 1)"),
         });
     }
-    let classes = source.num_classes().ok_or(DataError::Config {
-        field: "labels".into(),
-        reason: "a class-balanced subset needs a labelled source".into(),
-    })?;
     let mut by_class = vec![Vec::new(); classes];
-    for i in 0..source.len() {
-        if let Some(l) = source.label(i) {
-            if let Some(v) = by_class.get_mut(l as usize) {
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(l) = l {
+            if let Some(v) = by_class.get_mut(*l as usize) {
                 v.push(i);
             }
         }

@@ -127,6 +127,10 @@ impl Method for SlotCon {
         }
     }
 
+    fn prototypes(model: &SlotConModel) -> Option<Tensor<2>> {
+        Some(model.teacher.prototypes.val())
+    }
+
     /// The teacher's pixel-to-prototype cosines.
     fn dense_scores(model: &SlotConModel, trunk: &ResNetOutput) -> Option<Tensor<4>> {
         let dense = model.teacher.projector.forward(trunk.map.clone());

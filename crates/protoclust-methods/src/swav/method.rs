@@ -118,6 +118,10 @@ impl Method for Swav {
     }
 
     /// The normalised projection and its prototype scores.
+    fn prototypes(model: &SwavModel) -> Option<Tensor<2>> {
+        Some(model.prototypes.weight.val())
+    }
+
     fn head_outputs(model: &SwavModel, trunk: &ResNetOutput) -> HeadOutputs {
         let embeddings =
             protoclust_nn::ops::l2_normalize(model.projector.forward(trunk.pooled.clone()), 1);

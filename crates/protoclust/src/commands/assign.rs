@@ -3,30 +3,19 @@
 //! classifier argmax) or, with `--k` (and for JigClu or exported backbones), spherical k-means
 //! on the backbone's pooled features. Optionally one folder per cluster and contact sheets.
 
+use crate::assign::{assign_each, AssignOptions, Assignment};
 use crate::data_spec::DataSpec;
+use crate::device;
 use crate::model_file::ModelFile;
-use crate::suite::split_features;
-use crate::{device, suite};
 use anyhow::{bail, Context, Result};
-use burn::tensor::Device;
-use protoclust_data::source::{Source, Subset};
-use protoclust_data::views::CenterView;
-use protoclust_eval::Features;
-use protoclust_nn::cluster::{kmeans, KMeansConfig, KMeansMetric};
+use protoclust_data::source::Source;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// Images per streamed chunk (features of one chunk are in memory at a time).
-const CHUNK: usize = 2048;
 
 /// Members shown on a contact sheet (the most confident first).
 const SHEET_IMAGES: usize = 64;
-
-/// Temperature of the soft scores of k-means clusters (cosine similarity to the centroids).
-const KMEANS_TEMPERATURE: f64 = 0.1;
 
 /// What `assign` was asked for (its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -79,54 +68,6 @@ impl Format {
     }
 }
 
-/// Where cluster scores come from.
-enum Scorer {
-    /// The method's head scores, soft scores at the method's temperature.
-    Method { temperature: f64 },
-    /// Cosine similarity to unit centroids (k × dim, row-major).
-    KMeans { centroids: Vec<f32>, dim: usize },
-}
-
-/// One image's answer.
-struct Row {
-    index: usize,
-    path: Option<PathBuf>,
-    cluster: usize,
-    score: f32,
-    /// (cluster, soft score), best first, up to five.
-    top: Vec<(usize, f32)>,
-    confidence: f32,
-    label: Option<u32>,
-}
-
-/// Softmax of `scores / t`, in f64 for the exponentials.
-fn softmax(scores: &[f32], t: f64) -> Vec<f32> {
-    let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let e: Vec<f64> = scores.iter().map(|&s| ((s as f64 - m) / t).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.iter().map(|v| (v / z) as f32).collect()
-}
-
-/// The row of one image from its cluster scores (argmax ties go to the lower id, as
-/// `eval cluster`).
-fn row(index: usize, path: Option<PathBuf>, label: Option<u32>, scores: &[f32], t: f64) -> Row {
-    let soft = softmax(scores, t);
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let top: Vec<(usize, f32)> = order.iter().take(5).map(|&c| (c, soft[c])).collect();
-    let cluster = order[0];
-    let second = top.get(1).map_or(0.0, |t| t.1);
-    Row {
-        index,
-        path,
-        cluster,
-        score: scores[cluster],
-        confidence: top[0].1 - second,
-        top,
-        label,
-    }
-}
-
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -139,36 +80,35 @@ fn join<T: ToString>(v: impl Iterator<Item = T>) -> String {
     v.map(|x| x.to_string()).collect::<Vec<_>>().join(";")
 }
 
-impl Row {
-    fn write(&self, f: Format, w: &mut impl Write) -> std::io::Result<()> {
-        let path = self.path.as_ref().map(|p| p.to_string_lossy().into_owned());
-        match f {
-            Format::Csv => writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{}",
-                self.index,
-                csv_field(path.as_deref().unwrap_or("")),
-                self.cluster,
-                self.score,
-                self.top[0].1,
-                self.confidence,
-                join(self.top.iter().map(|t| t.0)),
-                join(self.top.iter().map(|t| t.1)),
-                self.label.map(|l| l.to_string()).unwrap_or_default()
-            ),
-            Format::JsonLines => {
-                let v = serde_json::json!({
-                    "index": self.index,
-                    "path": path,
-                    "cluster": self.cluster,
-                    "score": self.score,
-                    "probability": self.top[0].1,
-                    "confidence": self.confidence,
-                    "top": self.top.iter().map(|t| serde_json::json!([t.0, t.1])).collect::<Vec<_>>(),
-                    "label": self.label,
-                });
-                writeln!(w, "{v}")
-            }
+/// One output row.
+fn write_row(r: &Assignment, f: Format, w: &mut impl Write) -> std::io::Result<()> {
+    let path = r.path.as_ref().map(|p| p.to_string_lossy().into_owned());
+    match f {
+        Format::Csv => writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{}",
+            r.index,
+            csv_field(path.as_deref().unwrap_or("")),
+            r.cluster,
+            r.score,
+            r.top[0].1,
+            r.confidence,
+            join(r.top.iter().map(|t| t.0)),
+            join(r.top.iter().map(|t| t.1)),
+            r.label.map(|l| l.to_string()).unwrap_or_default()
+        ),
+        Format::JsonLines => {
+            let v = serde_json::json!({
+                "index": r.index,
+                "path": path,
+                "cluster": r.cluster,
+                "score": r.score,
+                "probability": r.top[0].1,
+                "confidence": r.confidence,
+                "top": r.top.iter().map(|t| serde_json::json!([t.0, t.1])).collect::<Vec<_>>(),
+                "label": r.label,
+            });
+            writeln!(w, "{v}")
         }
     }
 }
@@ -176,91 +116,9 @@ impl Row {
 const CSV_HEADER: &str =
     "index,path,cluster,score,probability,confidence,top5,top5_probabilities,label";
 
-/// The method's own clusters, or k-means on backbone features when asked or when the model
-/// file has none.
-fn scorer(
-    args: &AssignArgs,
-    model: &ModelFile,
-    source: &Arc<dyn Source>,
-    view: &CenterView,
-    dev: &Device,
-) -> Result<Scorer> {
-    let method_t = model.config.as_ref().and_then(|c| match c.method.as_str() {
-        "swav" => Some(c.swav.temperature),
-        "slotcon" => Some(c.slotcon.teacher_temp),
-        "odc" | "deepcluster" => Some(1.0),
-        _ => None,
-    });
-    if let (None, Some(temperature)) = (args.k, method_t) {
-        if model.head.is_some() {
-            return Ok(Scorer::Method { temperature });
-        }
-    }
-    let Some(k) = args.k else {
-        bail!(
-            "{}: this model has no clusters of its own (a JigClu checkpoint or an exported \
-             backbone): give --k K for k-means on its backbone features",
-            args.model.display()
-        );
-    };
-    let n = source.len();
-    let m = args.fit_images.clamp(1, n.max(1));
-    let picks: Vec<usize> = (0..m).map(|i| i * n / m).collect();
-    if k < 2 || k >= picks.len() {
-        bail!(
-            "--k {k}: k-means needs 2 <= k < the {} images it is fitted on (--fit-images)",
-            picks.len()
-        );
-    }
-    let fit = Arc::new(Subset::new(source.clone(), picks)?);
-    let f = protoclust_eval::extract(&model.backbone, fit, view, 256, dev)?;
-    let plain = dev.clone().without_autodiff();
-    let r = kmeans(
-        &f.to_tensor(&plain),
-        &KMeansConfig {
-            k,
-            restarts: 3,
-            max_iterations: 100,
-            metric: KMeansMetric::Spherical,
-            seed: args.seed,
-            ..Default::default()
-        },
-    )?;
-    let centroids = protoclust_nn::ops::host::to_f32(r.centroids);
-    Ok(Scorer::KMeans {
-        centroids,
-        dim: f.dim,
-    })
-}
-
-/// Cluster scores of every row of one chunk (N × K, row-major) and K.
-fn chunk_scores(scorer: &Scorer, feats: &suite::SplitFeatures) -> Result<(Vec<f32>, usize)> {
-    match scorer {
-        Scorer::Method { .. } => {
-            let s = feats
-                .scores
-                .as_ref()
-                .context("the model's head gave no cluster scores")?;
-            Ok((s.data.clone(), s.dim))
-        }
-        Scorer::KMeans { centroids, dim } => {
-            let b: &Features = &feats.backbone;
-            let k = centroids.len() / dim;
-            let mut out = Vec::with_capacity(b.len() * k);
-            for r in b.data.chunks_exact(*dim) {
-                let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                for c in centroids.chunks_exact(*dim) {
-                    out.push(r.iter().zip(c).map(|(a, b)| a * b).sum::<f32>() / norm);
-                }
-            }
-            Ok((out, k))
-        }
-    }
-}
-
 /// Places a member into its cluster folder: a link to its file, a copy, or (for sources
 /// without files) a PNG of the decoded image.
-fn place(dir: &Path, source: &dyn Source, r: &Row, copy: bool) -> Result<()> {
+fn place(dir: &Path, source: &dyn Source, r: &Assignment, copy: bool) -> Result<()> {
     let sub = dir.join(format!("cluster_{:04}", r.cluster));
     std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
     match &r.path {
@@ -311,7 +169,7 @@ struct Members {
 }
 
 impl Members {
-    fn add(&mut self, r: &Row) {
+    fn add(&mut self, r: &Assignment) {
         if self.size.len() <= r.cluster {
             self.size.resize(r.cluster + 1, 0);
             self.best.resize_with(r.cluster + 1, BinaryHeap::new);
@@ -340,10 +198,10 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
         .as_ref()
         .map(|c| c.eval_view.clone())
         .unwrap_or_else(|| spec.default_eval_view());
-    let scorer = scorer(args, &model, &source, &view, &dev)?;
-    let temperature = match &scorer {
-        Scorer::Method { temperature } => *temperature,
-        Scorer::KMeans { .. } => KMEANS_TEMPERATURE,
+    let opts = AssignOptions {
+        k: args.k,
+        fit_images: args.fit_images,
+        seed: args.seed,
     };
     let tmp = args.out.with_extension(format!(
         "{}.partial",
@@ -361,29 +219,15 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
         best: Vec::new(),
     };
     let mut rows = 0;
-    let n = source.len();
-    for start in (0..n).step_by(CHUNK) {
-        let idx: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
-        let chunk: Arc<dyn Source> = Arc::new(Subset::new(source.clone(), idx.clone())?);
-        let feats = split_features(&model, chunk, &view, &dev)?;
-        let (scores, k) = chunk_scores(&scorer, &feats)?;
-        for (i, s) in scores.chunks_exact(k.max(1)).enumerate() {
-            let global = idx[feats.backbone.indices[i]];
-            let r = row(
-                global,
-                source.path(global).map(Path::to_path_buf),
-                feats.backbone.labels[i],
-                s,
-                temperature,
-            );
-            r.write(format, &mut w).map_err(werr)?;
-            if let Some(dir) = &args.copy_to {
-                place(dir, source.as_ref(), &r, args.copy)?;
-            }
-            members.add(&r);
-            rows += 1;
+    assign_each(&model, &source, &view, &opts, &dev, |r| {
+        write_row(&r, format, &mut w).map_err(werr)?;
+        if let Some(dir) = &args.copy_to {
+            place(dir, source.as_ref(), &r, args.copy)?;
         }
-    }
+        members.add(&r);
+        rows += 1;
+        Ok(())
+    })?;
     w.flush().map_err(werr)?;
     w.into_inner()
         .map_err(|e| werr(e.into_error()))?
@@ -417,21 +261,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rows_rank_clusters_and_measure_the_margin() {
-        let r = row(7, None, Some(2), &[0.1, 0.9, 0.9, -0.3, 0.0, 0.5], 0.1);
-        assert_eq!(r.cluster, 1, "ties go to the lower id");
-        assert_eq!(
-            r.top.iter().map(|t| t.0).collect::<Vec<_>>(),
-            [1, 2, 5, 0, 4]
-        );
-        assert!((r.top[0].1 - r.top[1].1).abs() < 1e-6 && r.confidence.abs() < 1e-6);
-        let sum: f32 = softmax(&[0.1, 0.9, 0.9, -0.3, 0.0, 0.5], 0.1).iter().sum();
-        assert!((sum - 1.0).abs() < 1e-5);
+    fn a_row_has_every_header_column() {
+        let r = Assignment {
+            index: 7,
+            path: None,
+            cluster: 1,
+            score: 0.9,
+            top: vec![(1, 0.6), (2, 0.3)],
+            confidence: 0.3,
+            label: Some(2),
+        };
         let mut out = Vec::new();
-        r.write(Format::Csv, &mut out).unwrap();
+        write_row(&r, Format::Csv, &mut out).unwrap();
         let line = String::from_utf8(out).unwrap();
         assert!(
-            line.starts_with("7,,1,0.9,") && line.trim_end().ends_with(",2"),
+            line.starts_with("7,,1,0.9,0.6,") && line.trim_end().ends_with(",2"),
             "{line}"
         );
         assert_eq!(line.split(',').count(), CSV_HEADER.split(',').count());
