@@ -5,6 +5,7 @@
 //! backbones) live in `protoclust-nn`.
 
 pub mod deepcluster;
+pub mod deepclusterv2;
 pub mod jigclu;
 pub mod method;
 pub mod odc;

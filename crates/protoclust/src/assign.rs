@@ -122,6 +122,7 @@ fn scorer(
         "swav" => Some(c.swav.temperature),
         "slotcon" => Some(c.slotcon.teacher_temp),
         "odc" | "deepcluster" => Some(1.0),
+        "deepclusterv2" => Some(c.deepclusterv2.temperature),
         _ => None,
     });
     if let (None, Some(temperature)) = (args.k, method_t) {

@@ -5,6 +5,7 @@ use protoclust_data::loader::LoaderConfig;
 use protoclust_data::views::CenterView;
 use protoclust_eval::LinearProbeConfig;
 use protoclust_methods::deepcluster::DeepClusterConfig;
+use protoclust_methods::deepclusterv2::DeepClusterV2Config;
 use protoclust_methods::jigclu::JigCluConfig;
 use protoclust_methods::odc::OdcConfig;
 use protoclust_methods::slotcon::SlotConConfig;
@@ -98,7 +99,7 @@ impl Default for MonitorSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    /// Method name: "swav", "odc", "deepcluster", "jigclu" or "slotcon".
+    /// Method name: "swav", "odc", "deepcluster", "deepclusterv2", "jigclu" or "slotcon".
     pub method: String,
     /// Seed of model init and data order/augmentation.
     pub seed: u64,
@@ -112,6 +113,8 @@ pub struct RunConfig {
     pub odc: OdcConfig,
     /// DeepCluster settings (used when method = "deepcluster").
     pub deepcluster: DeepClusterConfig,
+    /// DeepCluster-v2 settings (used when method = "deepclusterv2").
+    pub deepclusterv2: DeepClusterV2Config,
     /// JigClu settings (used when method = "jigclu").
     pub jigclu: JigCluConfig,
     /// SlotCon settings (used when method = "slotcon").
@@ -140,6 +143,7 @@ impl Default for RunConfig {
             swav: SwavConfig::default(),
             odc: OdcConfig::default(),
             deepcluster: DeepClusterConfig::default(),
+            deepclusterv2: DeepClusterV2Config::default(),
             jigclu: JigCluConfig::default(),
             slotcon: SlotConConfig::default(),
             optim: OptimConfig::default(),
@@ -153,7 +157,14 @@ impl Default for RunConfig {
 }
 
 /// The methods a config can name.
-pub const METHODS: [&str; 5] = ["swav", "odc", "deepcluster", "jigclu", "slotcon"];
+pub const METHODS: [&str; 6] = [
+    "swav",
+    "odc",
+    "deepcluster",
+    "deepclusterv2",
+    "jigclu",
+    "slotcon",
+];
 
 impl RunConfig {
     /// Path prefix of the evaluated backbone inside a checkpoint's model tensors.
@@ -169,6 +180,7 @@ impl RunConfig {
         match self.method.as_str() {
             "odc" => &self.odc.backbone,
             "deepcluster" => &self.deepcluster.backbone,
+            "deepclusterv2" => &self.deepclusterv2.backbone,
             "jigclu" => &self.jigclu.backbone,
             "slotcon" => &self.slotcon.backbone,
             _ => &self.swav.backbone,
@@ -280,6 +292,7 @@ pub fn validate(cfg: &RunConfig) -> Result<()> {
         "swav" => cfg.swav.validate(side),
         "odc" => cfg.odc.validate(side, cfg.data.known_len()),
         "deepcluster" => cfg.deepcluster.validate(side, cfg.data.known_len()),
+        "deepclusterv2" => cfg.deepclusterv2.validate(side),
         "jigclu" => cfg.jigclu.validate(side),
         "slotcon" => cfg.slotcon.validate(cfg.loader.batch_size),
         other => bail!("method = {other:?}: expected one of {}", METHODS.join(", ")),

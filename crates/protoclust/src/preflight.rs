@@ -56,6 +56,19 @@ fn refusals(cfg: &RunConfig, loader: &Loader) -> Result<()> {
             }
             Ok(())
         }
+        "deepclusterv2" => {
+            // Rank 0's bank: one epoch's full batches.
+            let b = cfg.loader.batch_size.max(1);
+            let bank = images / b * b;
+            match cfg.deepclusterv2.prototypes.iter().max() {
+                Some(&k) if k > bank => bail!(
+                    "deepclusterv2.prototypes: {k} clusters but the memory bank holds {bank} \
+                     images (full batches of {b} from {images}): k-means starts from {k} \
+                     distinct bank rows; use at most {bank}"
+                ),
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::Device;
 use protoclust_data::loader::Loader;
 use protoclust_data::loader::Shard;
 use protoclust_methods::deepcluster::DeepCluster;
+use protoclust_methods::deepclusterv2::DeepClusterV2;
 use protoclust_methods::jigclu::JigClu;
 use protoclust_methods::odc::Odc;
 use protoclust_methods::slotcon::SlotCon;
@@ -71,6 +72,9 @@ fn with_method_in<W: WithMethod>(cfg: &RunConfig, world: &World, w: W) -> W::Out
     match cfg.method.as_str() {
         "odc" => w.call(Odc::new(cfg.odc.clone()).in_world(world)),
         "deepcluster" => w.call(DeepCluster::new(cfg.deepcluster.clone()).in_world(world)),
+        "deepclusterv2" => w.call(
+            DeepClusterV2::new(cfg.deepclusterv2.clone(), cfg.loader.batch_size).in_world(world),
+        ),
         "slotcon" => w.call(SlotCon::new(cfg.slotcon.clone(), cfg.train.epochs).in_world(world)),
         "jigclu" => w.call(JigClu::new(cfg.jigclu.clone()).in_world(world)),
         _ => w.call(Swav::new(cfg.swav.clone(), cfg.loader.batch_size).in_world(world)),

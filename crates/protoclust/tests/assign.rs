@@ -59,7 +59,7 @@ fn assign(model: &Path, data: &str, out: &Path, extra: &[&str]) -> (bool, String
 fn assign_matches_the_methods_argmax_and_kmeans_serves_exports() {
     let d = common::scratch("assign");
     let data = "synthetic:32:16:3";
-    for method in ["swav", "odc"] {
+    for method in ["swav", "odc", "deepclusterv2"] {
         let cfg = common::tiny_method_config(&d.join(method), method);
         let ck = runner::run(&cfg, None, true, &Device::flex())
             .unwrap()

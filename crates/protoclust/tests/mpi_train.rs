@@ -204,7 +204,7 @@ fn data_parallel_odc_deepcluster_jigclu_slotcon_equal_one_process() {
     if !have_mpirun() {
         return;
     }
-    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
+    for method in ["odc", "deepcluster", "deepclusterv2", "jigclu", "slotcon"] {
         equals_one_process(method, &|dir, sync_bn| method_config(dir, method, sync_bn));
     }
     // SlotCon's Sinkhorn-Knopp teacher centering sums over every rank's pixel rows.
@@ -237,7 +237,14 @@ fn a_two_rank_run_killed_and_resumed_is_bit_identical() {
     if !have_mpirun() {
         return;
     }
-    for method in ["swav", "odc", "deepcluster", "jigclu", "slotcon"] {
+    for method in [
+        "swav",
+        "odc",
+        "deepcluster",
+        "deepclusterv2",
+        "jigclu",
+        "slotcon",
+    ] {
         let dir = scratch(&format!("mpi-resume-{method}"));
         let whole = if method == "swav" {
             config(&dir.join("whole"), true, true)

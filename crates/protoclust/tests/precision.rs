@@ -92,7 +92,7 @@ fn half_precision_runs_keep_float32_state_and_the_first_loss() {
 
 #[test]
 fn every_method_trains_in_half_precision() {
-    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
+    for method in ["odc", "deepcluster", "deepclusterv2", "jigclu", "slotcon"] {
         for precision in [Precision::Bf16, Precision::F16] {
             let dir = common::scratch(&format!("precision-{method}-{precision}"));
             let mut c = common::tiny_method_config(&dir, method);

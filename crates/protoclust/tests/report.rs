@@ -136,6 +136,10 @@ fn every_method_gets_a_report_with_its_own_assignments() {
     for (method, section) in [
         ("odc", "pseudo-labels kept by the method"),
         ("deepcluster", "pseudo-labels kept by the method"),
+        (
+            "deepclusterv2",
+            "nearest images of each prototype (4 prototypes)",
+        ),
         ("jigclu", "k-means (k = 6)"),
         ("slotcon", "nearest images of each prototype (4 prototypes)"),
     ] {

@@ -109,7 +109,7 @@ fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
 #[test]
 fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
     let dev = Device::flex();
-    for method in ["odc", "deepcluster", "jigclu", "slotcon"] {
+    for method in ["odc", "deepcluster", "deepclusterv2", "jigclu", "slotcon"] {
         let a_dir = common::scratch(&format!("resume-{method}-a"));
         let b_dir = common::scratch(&format!("resume-{method}-b"));
         let a = runner::run(
@@ -132,6 +132,7 @@ fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
         let memory_keys: &[&str] = match method {
             "odc" => &["odc.bank", "odc.centroids", "odc.labels", "odc.loss_weight"],
             "deepcluster" => &["deepcluster.labels"],
+            "deepclusterv2" => &["bank.0", "bank.1", "bank.index", "targets"],
             "slotcon" => &["slotcon.center"], // the teacher is part of the model
             _ => &[], // JigClu keeps no state: its montage permutation is drawn from (seed, iteration)
         };
@@ -147,7 +148,7 @@ fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
         .unwrap();
         assert_eq!(c.iterations, 8);
         assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
-        if method != "odc" && method != "slotcon" {
+        if !["odc", "slotcon", "deepclusterv2"].contains(&method) {
             continue;
         }
         // The memories did change after the stop (the comparison is not vacuous).

@@ -72,6 +72,19 @@ impl Default for SwavConfig {
     }
 }
 
+/// Refuses an empty list of assignment crops or one naming a crop beyond the `total`.
+pub(crate) fn check_crops_for_assign(crops: &[usize], total: usize) -> Result<(), String> {
+    if crops.is_empty() {
+        return Err("at least one crop is needed".into());
+    }
+    match crops.iter().find(|&&c| c >= total) {
+        Some(c) => Err(format!(
+            "crop {c} does not exist ({total} crops configured)"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn bad(field: &str, reason: String) -> MethodError {
     MethodError::Config {
         field: format!("swav.{field}"),
@@ -128,18 +141,8 @@ impl SwavConfig {
                 "at least two crops in all are needed".into(),
             ));
         }
-        if self.crops_for_assign.is_empty() {
-            return Err(bad(
-                "crops_for_assign",
-                "at least one crop is needed".into(),
-            ));
-        }
-        if let Some(c) = self.crops_for_assign.iter().find(|&&c| c >= total) {
-            return Err(bad(
-                "crops_for_assign",
-                format!("crop {c} does not exist ({total} crops configured)"),
-            ));
-        }
+        check_crops_for_assign(&self.crops_for_assign, total)
+            .map_err(|r| bad("crops_for_assign", r))?;
         self.views
             .validate("swav.views", image_side)
             .map_err(|e| MethodError::Config {

@@ -41,21 +41,9 @@ impl SwavModel {
         })
     }
 
-    /// Runs every crop: consecutive crops of one size share a backbone pass (as the official
-    /// code does, so BatchNorm sees them together), then the head on all of them.
+    /// Runs every crop (crops of one size share a backbone pass), then the head on all of them.
     pub fn forward(&self, views: &[Tensor<4>]) -> SwavForward {
-        let mut pooled = Vec::new();
-        let mut start = 0;
-        while start < views.len() {
-            let size = views[start].dims()[2];
-            let end = (start..views.len())
-                .find(|&i| views[i].dims()[2] != size)
-                .unwrap_or(views.len());
-            let x = Tensor::cat(views[start..end].to_vec(), 0);
-            pooled.push(self.backbone.forward(x).pooled);
-            start = end;
-        }
-        let h = Tensor::cat(pooled, 0);
+        let h = self.backbone.pooled_crops(views);
         let embeddings = l2_normalize(self.projector.forward(h), 1);
         let scores = self.prototypes.forward(embeddings.clone());
         SwavForward { embeddings, scores }

@@ -232,6 +232,24 @@ impl Block {
 }
 
 impl ResNet {
+    /// Pooled features of every crop, crop-major: consecutive crops of one size share a
+    /// backbone pass (as the official SwAV and DeepCluster-v2 code, so BatchNorm sees them
+    /// together).
+    pub fn pooled_crops(&self, views: &[Tensor<4>]) -> Tensor<2> {
+        let mut pooled = Vec::new();
+        let mut start = 0;
+        while start < views.len() {
+            let size = views[start].dims()[2];
+            let end = (start..views.len())
+                .find(|&i| views[i].dims()[2] != size)
+                .unwrap_or(views.len());
+            let x = Tensor::cat(views[start..end].to_vec(), 0);
+            pooled.push(self.forward(x).pooled);
+            start = end;
+        }
+        Tensor::cat(pooled, 0)
+    }
+
     /// Number of channels of the pooled output.
     pub fn out_dim(&self) -> usize {
         self.layer4

@@ -36,6 +36,20 @@ impl Prototypes {
         to_f32(to_compute(z).matmul(to_compute(self.weight.val()).transpose()))
     }
 
+    /// The same parameter (its id, so its optimiser state carries over) holding `values`
+    /// (K × D, any device form), as a fresh leaf: DeepCluster-v2's centroids copied in.
+    pub fn replaced(self, values: Tensor<2>) -> Self {
+        let (id, w, mapper) = self.weight.consume();
+        let grad = w.is_require_grad();
+        let mut n = Tensor::from_data(values.into_data(), &w.device());
+        if grad {
+            n = n.require_grad();
+        }
+        Self {
+            weight: Param::from_mapped_value(id, n, mapper),
+        }
+    }
+
     /// Re-normalises every prototype to unit length outside autodiff, keeping the parameter's id
     /// (so its optimiser state carries over), as SwAV does before every step.
     pub fn normalized(self) -> Self {

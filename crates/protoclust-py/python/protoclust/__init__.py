@@ -1,7 +1,7 @@
 """protoclust: learn visual representations from unlabelled images by clustering.
 
-SwAV, ODC, DeepCluster, Jigsaw Clustering and SlotCon on one Rust engine, faithful to the
-official implementations' numerics::
+SwAV, ODC, DeepCluster, DeepCluster-v2, Jigsaw Clustering and SlotCon on one Rust engine,
+faithful to the official implementations' numerics::
 
     import protoclust as pc
     run = pc.train("configs/swav_cifar10.toml", overrides={"train.epochs": 10})

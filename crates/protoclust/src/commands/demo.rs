@@ -126,6 +126,7 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
         linear: Default::default(),
         odc: Default::default(),
         deepcluster: Default::default(),
+        deepclusterv2: Default::default(),
         jigclu: Default::default(),
         slotcon: Default::default(),
     }

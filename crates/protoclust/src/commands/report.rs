@@ -147,12 +147,13 @@ fn sections(
     let t = truth(f);
     let method = model.config.as_ref().map_or("model", |c| c.method.as_str());
     let mut out = Vec::new();
-    if let (Some(scores), "swav" | "slotcon") = (&train.scores, method) {
+    if let (Some(scores), "swav" | "slotcon" | "deepclusterv2") = (&train.scores, method) {
         let k = scores.dim;
         out.push(ClusterSection {
             title: format!("{method}: nearest images of each prototype ({k} prototypes)"),
-            note: "Every image of the split ranked by each prototype's score (SwAV: cosine of \
-                   the embedding; SlotCon: the best pixel cosine of the teacher's dense \
+            note: "Every image of the split ranked by each prototype's score (SwAV, and \
+                   DeepCluster-v2's first head: cosine of the embedding; SlotCon: the best pixel \
+                   cosine of the teacher's dense \
                    projection), whatever prototype wins the image; the prototypes with the \
                    highest scores are shown, as SlotCon's authors show their prototypes' \
                    nearest neighbours."

@@ -52,6 +52,10 @@ pub fn tiny_method_config(dir: &Path, method: &str) -> RunConfig {
     c.deepcluster.clusters = 4;
     c.deepcluster.clustering.pca_dim = 8;
     c.deepcluster.views = one;
+    c.deepclusterv2.backbone = c.swav.backbone.clone();
+    c.deepclusterv2.projector = c.swav.projector.clone();
+    c.deepclusterv2.prototypes = vec![4, 5, 4];
+    c.deepclusterv2.views = views.clone();
     c.jigclu.backbone = c.swav.backbone.clone();
     c.jigclu.dim = 8;
     c.jigclu.views.size = 8;

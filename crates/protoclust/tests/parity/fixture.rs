@@ -200,3 +200,12 @@ pub fn compare_exact(name: &str, got: &[i64], reference: &Stored) -> Compared {
 pub fn as_i64(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&x| x as i64).collect()
 }
+
+/// Absolute comparison for gradients that are analytically zero (biases before a training BN).
+pub fn compare_abs(name: &str, got: (Vec<usize>, Vec<f64>), bound: f64) -> Compared {
+    Compared {
+        name: name.to_string(),
+        max_abs: got.1.iter().fold(0f64, |m, v| m.max(v.abs())),
+        bound,
+    }
+}

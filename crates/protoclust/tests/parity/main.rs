@@ -1,12 +1,15 @@
 //! The parity runner: every JSON fixture under `$PROTOCLUST_FIXTURES` (default
-//! `../shared/fixtures` from the workspace root), dispatched on its `method` and
-//! `source.function`, compared in float32 with the fixtures README's tolerances.
+//! `../shared/fixtures` from the workspace root, and the project's own fixtures in
+//! `crates/protoclust/tests/fixtures`, made by `scripts/fixtures/*.py` from the official code),
+//! dispatched on its `method` and `source.function`, compared in float32 with the fixtures
+//! README's tolerances.
 //!
 //! Runs on the device `PROTOCLUST_DEVICE` names (as the CLI does; flex by default).
 //! Prints one line per case and `N passed, M failed` (plus skips). A file it cannot run is a
 //! failure. Cases of methods not implemented yet fail too, unless `--skip-unimplemented` (or
 //! `PROTOCLUST_SKIP_UNIMPLEMENTED=1`) is given, which reports them as skipped.
 
+mod deepclusterv2;
 mod fixture;
 mod jigclu;
 mod odc;
@@ -80,6 +83,10 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
         "slotcon" if function.starts_with("SlotCon.forward (encoders") => {
             slotcon::forward_case(&f, device)
         }
+        "deepclusterv2" if function.starts_with("train") => deepclusterv2::step_case(&f, device),
+        "deepclusterv2" if function.starts_with("ResNet.forward_head") => {
+            deepclusterv2::head_case(&f, device)
+        }
         "slotcon" => {
             return Outcome::Unimplemented(format!("{method} is not implemented yet ({function})"))
         }
@@ -116,6 +123,10 @@ fn main() {
     }
     let mut files = Vec::new();
     collect(&dir, &mut files);
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    if !explicit {
+        collect(&own, &mut files);
+    }
     if files.is_empty() {
         println!(
             "parity: no fixtures under {} (set PROTOCLUST_FIXTURES)",
@@ -138,6 +149,7 @@ fn main() {
     for path in &files {
         let name = path
             .strip_prefix(&dir)
+            .or_else(|_| path.strip_prefix(&own))
             .unwrap_or(path)
             .display()
             .to_string();

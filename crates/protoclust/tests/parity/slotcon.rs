@@ -1,7 +1,7 @@
 //! SlotCon cases: semantic grouping, inverse augmentation (RoIAlign + flip), self-distillation,
 //! the centre, the grouping loss and the slot contrast.
 
-use crate::fixture::{compare_exact, compare_float, host, Compared, Fixture};
+use crate::fixture::{compare_abs, compare_exact, compare_float, host, Compared, Fixture};
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::slotcon::{
     group_loss, invaug, self_distill, semantic_grouping, slot_contrast, slotcon_loss,
@@ -191,15 +191,6 @@ pub fn ctr_loss_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, Stri
         compare_float("loss", host(&out.loss), &f.tensor("outputs", "loss")?)?,
         compare_float("grad.q", host(&gq), &f.tensor("grads", "q")?)?,
     ])
-}
-
-/// Absolute comparison for gradients that are analytically zero (biases before a training BN).
-fn compare_abs(name: &str, got: (Vec<usize>, Vec<f64>), bound: f64) -> Compared {
-    Compared {
-        name: name.to_string(),
-        max_abs: got.1.iter().fold(0f64, |m, v| m.max(v.abs())),
-        bound,
-    }
 }
 
 pub fn forward_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {

@@ -1,0 +1,457 @@
+//! DeepCluster-v2 as a [`Method`]: the memory bank filled before the first epoch, k-means of it
+//! at every epoch start (centroids become the prototypes, clusters the next epoch's targets),
+//! the cross-entropy step, the bank refreshed with every step's embeddings.
+
+use super::bank::MemoryBank;
+use super::config::DeepClusterV2Config;
+use super::kmeans::{cluster_bank, dataset_targets, IGNORE};
+use super::loss::deepclusterv2_loss;
+use super::model::DeepClusterV2Model;
+use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+use protoclust_data::loader::Batch;
+use protoclust_data::mix_seed;
+use protoclust_data::views::ViewBuilder;
+use protoclust_nn::backbone::{ResNet, ResNetOutput};
+use protoclust_nn::collective::{with_local_batchnorm, Collective, World};
+use protoclust_nn::init::Init;
+use protoclust_nn::named::HostTensor;
+use protoclust_nn::ops::host;
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// DeepCluster-v2 with its memory bank and this epoch's targets.
+pub struct DeepClusterV2 {
+    config: DeepClusterV2Config,
+    batch_size: usize,
+    bank: Option<MemoryBank>,
+    /// Per head, every data-set image's cluster ([`IGNORE`] where it is in no bank).
+    targets: Option<Vec<Vec<i64>>>,
+    /// Bank row of the next step's first image.
+    next_row: usize,
+    /// This step's data-set indices and bank rows (per slot), written after the update.
+    pending: Option<(Vec<usize>, Vec<Vec<f32>>)>,
+    world: World,
+}
+
+impl DeepClusterV2 {
+    /// DeepCluster-v2 for global batches of `batch_size` samples.
+    pub fn new(config: DeepClusterV2Config, batch_size: usize) -> Self {
+        Self {
+            config,
+            batch_size,
+            bank: None,
+            targets: None,
+            next_row: 0,
+            pending: None,
+            world: World::Single,
+        }
+    }
+
+    /// The same method as one rank of `world`: each rank keeps a bank of its own images,
+    /// k-means sums and counts are summed over the ranks, the initial centroids are rank 0's.
+    pub fn in_world(mut self, world: World) -> Self {
+        self.world = world;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeepClusterV2Config {
+        &self.config
+    }
+
+    /// The memory bank, once filled.
+    pub fn bank(&self) -> Option<&MemoryBank> {
+        self.bank.as_ref()
+    }
+
+    /// Rows of this rank's bank: its images of one epoch (full batches only).
+    pub fn bank_rows(&self, dataset_len: usize) -> usize {
+        let b = self.batch_size.max(1);
+        dataset_len / b * (b / self.world.world_size().max(1))
+    }
+
+    /// Where row `j` of rank `r`'s bank sits in one process's bank: rank r holds its slice of
+    /// every global batch, so checkpoints (and the first bank) read the same for any number
+    /// of ranks.
+    fn global_row(&self, r: usize, j: usize) -> usize {
+        let b_global = self.batch_size.max(1);
+        let b = (b_global / self.world.world_size().max(1)).max(1);
+        j / b * b_global + r * b + j % b
+    }
+
+    /// `init_memory`: the embedding of every image this rank keeps, once per slot, with the
+    /// model in training mode (BatchNorm on batch statistics, its running statistics moving),
+    /// as the official pass. The images are the evaluation views (centre crops) of the data
+    /// set, in data-set order cut into global batches, each rank keeping its slice of each.
+    fn init_bank(
+        &self,
+        model: &DeepClusterV2Model,
+        ctx: &EpochContext<'_>,
+    ) -> Result<MemoryBank, MethodError> {
+        let n = ctx.data.len();
+        let size = self.bank_rows(n);
+        let rank = self.world.rank();
+        let dim = self.config.projector.out_dim;
+        let slots = self.config.crops_for_assign.len();
+        let keep: Vec<usize> = (0..size).map(|j| self.global_row(rank, j)).collect();
+        let mut bank = MemoryBank::zeros(slots, size, dim);
+        bank.index = keep.iter().map(|&i| i as i64).collect();
+        for slot in bank.embeddings.iter_mut() {
+            // Each crop of the official pass goes through the network on its own.
+            // Every rank passes the whole data set, so its BatchNorm batches are already whole.
+            let all = host::to_f32(with_local_batchnorm(|| {
+                ctx.data.run(&|x| {
+                    let pooled = model.backbone.forward(Tensor::from_inner(x)).pooled;
+                    model.embed_pooled(pooled).inner()
+                })
+            })?);
+            *slot = keep
+                .iter()
+                .flat_map(|&i| all[i * dim..(i + 1) * dim].iter().copied())
+                .collect();
+        }
+        Ok(bank)
+    }
+
+    /// `cluster_memory`: every head's k-means of its bank slot; returns the new prototypes
+    /// and every image's target per head.
+    fn cluster(
+        &self,
+        bank: &MemoryBank,
+        dataset_len: usize,
+        ctx: &EpochContext<'_>,
+    ) -> Result<(Vec<Tensor<2>>, Vec<Vec<i64>>), MethodError> {
+        let plain = ctx.device.clone().without_autodiff();
+        let slots = bank.embeddings.len();
+        let mut prototypes = Vec::new();
+        let mut targets = Vec::new();
+        for (h, &k) in self.config.prototypes.iter().enumerate() {
+            let j = h % slots;
+            let slot = bank.slot_tensor(j, &plain);
+            let init = self.initial_centroids(
+                bank,
+                j,
+                k,
+                mix_seed(&[ctx.seed, ctx.epoch, h as u64, 0xdc2]),
+            )?;
+            let init = Tensor::from_data(TensorData::new(init, [k, bank.dim]), &plain);
+            let c = cluster_bank(
+                &slot,
+                init,
+                self.config.kmeans_iterations,
+                &self.world,
+                false,
+            );
+            targets.push(dataset_targets(
+                dataset_len,
+                &bank.index,
+                &c.assignments,
+                &self.world,
+            ));
+            prototypes.push(c.centroids);
+        }
+        Ok((prototypes, targets))
+    }
+
+    /// K distinct bank images drawn with `seed` among every rank's bank (by data-set index, so
+    /// the draw is the same for any number of ranks), their slot-`j` rows as K × D: each rank
+    /// gives the rows it holds, summed over the ranks.
+    fn initial_centroids(
+        &self,
+        bank: &MemoryBank,
+        j: usize,
+        k: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, MethodError> {
+        let mine: Vec<f32> = bank.index.iter().map(|&i| i as f32).collect();
+        let mut all: Vec<i64> = self
+            .world
+            .all_gather_host(&mine)
+            .iter()
+            .map(|&v| v as i64)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        if k > all.len() {
+            return Err(MethodError::Config {
+                field: "deepclusterv2.prototypes".into(),
+                reason: format!(
+                    "{k} clusters but the memory bank holds {} images: use at most {}",
+                    all.len(),
+                    all.len()
+                ),
+            });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let chosen: Vec<i64> = sample(&mut rng, all.len(), k)
+            .into_iter()
+            .map(|p| all[p])
+            .collect();
+        let dim = bank.dim;
+        let row_of: std::collections::HashMap<i64, usize> = bank
+            .index
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(r, &i)| (i, r))
+            .collect();
+        // Rows, then how many ranks gave each (an image kept twice is averaged).
+        let mut acc = vec![0f64; k * dim + k];
+        for (c, i) in chosen.iter().enumerate() {
+            if let Some(&r) = row_of.get(i) {
+                let row = &bank.embeddings[j][r * dim..(r + 1) * dim];
+                acc[c * dim..(c + 1) * dim]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(a, &v)| *a = v as f64);
+                acc[k * dim + c] = 1.0;
+            }
+        }
+        self.world.sum_host_f64(&mut acc);
+        Ok((0..k * dim)
+            .map(|x| (acc[x] / acc[k * dim + x / dim].max(1.0)) as f32)
+            .collect())
+    }
+}
+
+/// A host tensor of one row.
+fn scalar_row(v: Vec<f32>) -> HostTensor {
+    HostTensor {
+        shape: vec![v.len()],
+        data: v,
+    }
+}
+
+impl Method for DeepClusterV2 {
+    type Model = DeepClusterV2Model;
+
+    fn name(&self) -> &'static str {
+        "deepclusterv2"
+    }
+
+    fn views(&self) -> Arc<dyn ViewBuilder> {
+        Arc::new(self.config.views.clone())
+    }
+
+    fn init_model(&self, seed: u64, device: &Device) -> Result<DeepClusterV2Model, MethodError> {
+        DeepClusterV2Model::new(&self.config, &mut Init::new(seed, device)).map_err(|e| {
+            MethodError::Config {
+                field: "deepclusterv2.backbone".into(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    fn backbone(model: &DeepClusterV2Model) -> &ResNet {
+        &model.backbone
+    }
+
+    /// Head 0's prototypes (its k-means centroids).
+    fn prototypes(model: &DeepClusterV2Model) -> Option<Tensor<2>> {
+        Some(model.prototypes.heads[0].weight.val())
+    }
+
+    /// The normalised embedding and head 0's scores.
+    fn head_outputs(model: &DeepClusterV2Model, trunk: &ResNetOutput) -> HeadOutputs {
+        let embedding = model.embed_pooled(trunk.pooled.clone());
+        HeadOutputs {
+            scores: Some(model.prototypes.heads[0].forward(embedding.clone())),
+            embedding: Some(embedding),
+        }
+    }
+
+    fn num_clusters(&self) -> Option<usize> {
+        self.config.prototypes.first().copied()
+    }
+
+    fn on_epoch_start(
+        &mut self,
+        mut model: DeepClusterV2Model,
+        ctx: &EpochContext<'_>,
+    ) -> Result<DeepClusterV2Model, MethodError> {
+        if self.bank.is_none() {
+            self.bank = Some(self.init_bank(&model, ctx)?);
+        }
+        let bank = self.bank.as_ref().expect("filled above");
+        let (prototypes, targets) = self.cluster(bank, ctx.data.len(), ctx)?;
+        let heads = std::mem::take(&mut model.prototypes.heads);
+        model.prototypes.heads = heads
+            .into_iter()
+            .zip(prototypes)
+            .map(|(head, p)| head.replaced(p))
+            .collect();
+        self.targets = Some(targets);
+        self.next_row = 0;
+        Ok(model)
+    }
+
+    fn forward(
+        &mut self,
+        model: &DeepClusterV2Model,
+        views: &[Tensor<4>],
+        batch: &Batch,
+        _ctx: &StepContext,
+    ) -> Result<StepOutput, MethodError> {
+        let targets = self.targets.as_ref().ok_or_else(|| {
+            MethodError::State("DeepCluster-v2 has no clusters (no epoch start ran)".into())
+        })?;
+        let out = model.forward(views);
+        let step: Vec<Vec<i64>> = targets
+            .iter()
+            .map(|t| batch.indices.iter().map(|&i| t[i]).collect())
+            .collect();
+        let loss = deepclusterv2_loss(&out.scores, &step, self.config.temperature);
+        let bs = batch.len();
+        let dim = self.config.projector.out_dim;
+        let z = host::to_f32(out.embeddings.clone().detach());
+        let rows = self
+            .config
+            .crops_for_assign
+            .iter()
+            .map(|&c| z[c * bs * dim..(c + 1) * bs * dim].to_vec())
+            .collect();
+        self.pending = Some((batch.indices.clone(), rows));
+        let ignored = step[0].iter().filter(|&&t| t == IGNORE).count();
+        let assignments = step[0]
+            .iter()
+            .filter(|&&t| t != IGNORE)
+            .map(|&t| t as usize)
+            .collect();
+        Ok(StepOutput {
+            loss,
+            metrics: vec![("ignored_images".into(), ignored as f64)],
+            assignments,
+            watch: vec![("scores[head 0]".into(), out.scores[0].clone().detach())],
+        })
+    }
+
+    fn filter_grads(
+        &self,
+        grads: &mut GradientsParams,
+        model: &DeepClusterV2Model,
+        ctx: &StepContext,
+    ) {
+        if ctx.iteration < self.config.freeze_prototypes_iterations {
+            for head in &model.prototypes.heads {
+                grads.remove::<2>(head.weight.id);
+            }
+        }
+    }
+
+    /// The step's embeddings (before the update) into the bank, after the optimiser step.
+    fn after_step(&mut self, model: DeepClusterV2Model, _ctx: &StepContext) -> DeepClusterV2Model {
+        if let (Some(bank), Some((indices, rows))) = (self.bank.as_mut(), self.pending.take()) {
+            bank.write(self.next_row, &indices, &rows);
+            self.next_row += indices.len();
+        }
+        model
+    }
+
+    /// Every rank's bank laid out as one process's, the targets and the next bank row.
+    fn state(&self) -> BTreeMap<String, HostTensor> {
+        let mut s = BTreeMap::new();
+        if let Some(bank) = &self.bank {
+            let (ranks, size, dim) = (self.world.world_size(), bank.len(), bank.dim);
+            // Every rank's rows, laid out as one process's bank.
+            let canonical = |values: &[f32], width: usize| -> Vec<f32> {
+                let all = self.world.all_gather_host(values);
+                let mut out = vec![0f32; all.len()];
+                for r in 0..ranks {
+                    for j in 0..size {
+                        let g = self.global_row(r, j);
+                        let src = (r * size + j) * width;
+                        out[g * width..(g + 1) * width].copy_from_slice(&all[src..src + width]);
+                    }
+                }
+                out
+            };
+            let index: Vec<f32> = bank.index.iter().map(|&i| i as f32).collect();
+            s.insert("bank.index".into(), scalar_row(canonical(&index, 1)));
+            for (j, e) in bank.embeddings.iter().enumerate() {
+                s.insert(
+                    format!("bank.{j}"),
+                    HostTensor {
+                        shape: vec![size * ranks, dim],
+                        data: canonical(e, dim),
+                    },
+                );
+            }
+            // Steps written this epoch (rank-invariant; each wrote one local batch).
+            let b = (self.batch_size / ranks.max(1)).max(1);
+            s.insert(
+                "bank.steps".into(),
+                scalar_row(vec![(self.next_row / b) as f32]),
+            );
+        }
+        if let Some(t) = &self.targets {
+            let n = t.first().map_or(0, Vec::len);
+            s.insert(
+                "targets".into(),
+                HostTensor {
+                    shape: vec![t.len(), n],
+                    data: t.iter().flatten().map(|&v| v as f32).collect(),
+                },
+            );
+        }
+        s
+    }
+
+    fn load_state(
+        &mut self,
+        state: &BTreeMap<String, HostTensor>,
+        _device: &Device,
+    ) -> Result<(), MethodError> {
+        let Some(index) = state.get("bank.index") else {
+            self.bank = None;
+            self.targets = None;
+            return Ok(());
+        };
+        let ranks = self.world.world_size();
+        let total = index.data.len();
+        let size = total / ranks.max(1);
+        if size * ranks != total || (size > 0 && self.global_row(ranks - 1, size - 1) >= total) {
+            return Err(MethodError::State(format!(
+                "the DeepCluster-v2 memory bank has {total} rows, which {ranks} process(es) with \
+                 global batch {} cannot split; resume with the batch size it was saved with",
+                self.batch_size
+            )));
+        }
+        let r = self.world.rank();
+        let dim = self.config.projector.out_dim;
+        let rows: Vec<usize> = (0..size).map(|j| self.global_row(r, j)).collect();
+        let mut bank = MemoryBank::zeros(self.config.crops_for_assign.len(), size, dim);
+        bank.index = rows.iter().map(|&g| index.data[g] as i64).collect();
+        for (j, slot) in bank.embeddings.iter_mut().enumerate() {
+            let t = state
+                .get(&format!("bank.{j}"))
+                .ok_or_else(|| MethodError::State(format!("bank.{j} is missing")))?;
+            if t.shape != [total, dim] {
+                return Err(MethodError::State(format!(
+                    "bank.{j} has shape {:?}, the configuration needs {:?}",
+                    t.shape,
+                    [total, dim]
+                )));
+            }
+            *slot = rows
+                .iter()
+                .flat_map(|&g| t.data[g * dim..(g + 1) * dim].iter().copied())
+                .collect();
+        }
+        let b = (self.batch_size / ranks.max(1)).max(1);
+        self.next_row = state.get("bank.steps").map_or(0, |t| t.data[0] as usize) * b;
+        self.bank = Some(bank);
+        self.targets = state.get("targets").map(|t| {
+            let n = t.shape.get(1).copied().unwrap_or(0);
+            t.data
+                .chunks_exact(n.max(1))
+                .map(|r| r.iter().map(|&v| v as i64).collect())
+                .collect()
+        });
+        Ok(())
+    }
+}
