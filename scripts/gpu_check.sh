@@ -146,18 +146,19 @@ if step train 240 "$pc" train configs/swav_cifar10.toml "${cifar[@]}" "${train[@
 fi
 
 # 4. Every other method on the device, f32 and bf16: two steps each on the built-in synthetic
-# images (ODC and DeepCluster start with their whole-data-set pass and k-means).
+# images (ODC, DeepCluster and DeepCluster-v2 start with their whole-data-set pass and k-means).
 say ""
-say "## 4. ODC, DeepCluster, JigClu and SlotCon: 2 steps each on the device, f32 and bf16"
+say "## 4. ODC, DeepCluster, DeepCluster-v2, JigClu and SlotCon: 2 steps each on the device, f32 and bf16"
 say ""
 say "| method | f32, wall s of 2 steps | bf16, wall s of 2 steps |"
 say "|---|---|---|"
 tiny=(--set data.kind=synthetic --set data.len=128 --set data.size=64 --set loader.batch_size=32
   --set train.epochs=1 --set train.stop_after_iterations=2 --set monitor.every_epochs=0)
-for m in odc deepcluster jigclu slotcon; do
+for m in odc deepcluster deepclusterv2 jigclu slotcon; do
   case $m in
     odc) cfg=(configs/odc_cifar10.toml --set odc.clusters=8 --set odc.min_cluster=4) ;;
     deepcluster) cfg=(configs/deepcluster_cifar10.toml --set deepcluster.clusters=8) ;;
+    deepclusterv2) cfg=(configs/deepclusterv2_cifar10.toml --set 'deepclusterv2.prototypes=[8,8,8]') ;;
     jigclu) cfg=(configs/jigclu_cifar10.toml) ;;
     slotcon) cfg=(configs/slotcon_camvid.toml) ;;
   esac

@@ -35,7 +35,12 @@ rm -rf gpu.tmp && mkdir -p gpu.tmp/data
 strip -o gpu.tmp/protoclust "$binary"
 strip -o gpu.tmp/parity "$parity"
 xz -T0 -6 gpu.tmp/protoclust gpu.tmp/parity
-tar -C "$(dirname "$fixtures")" -cJf gpu.tmp/fixtures.tar.xz "$(basename "$fixtures")"
+# The shared fixtures and the project's own (crates/protoclust/tests/fixtures), in one folder.
+mkdir -p gpu.tmp/stage/fixtures
+cp -r "$fixtures"/. gpu.tmp/stage/fixtures/
+cp -r crates/protoclust/tests/fixtures/. gpu.tmp/stage/fixtures/
+tar -C gpu.tmp/stage -cJf gpu.tmp/fixtures.tar.xz fixtures
+rm -rf gpu.tmp/stage
 cp "$data/cifar10/data_batch_1.bin" gpu.tmp/data/
 # kNN's test side: the first 2,000 records of data_batch_2 (3,073 bytes each).
 head -c $((2000 * 3073)) "$data/cifar10/data_batch_2.bin" > gpu.tmp/data/test_2000.bin
