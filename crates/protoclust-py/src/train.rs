@@ -37,7 +37,11 @@ fn resolve(
             })?;
             (t, "config dict".to_string())
         }
-        _ => unreachable!("the Python layer passes a path or a dict"),
+        _ => {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "train: give exactly one of a config path and a config dict",
+            ))
+        }
     };
     for (k, v) in overrides.iter() {
         let key: String = k.extract()?;

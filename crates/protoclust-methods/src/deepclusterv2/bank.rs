@@ -37,8 +37,11 @@ impl MemoryBank {
     /// Writes rows `start..start + indices.len()`: their data-set indices and, per slot, the
     /// rows of `rows[slot]` (indices.len() × dim); rows past the end are dropped.
     pub fn write(&mut self, start: usize, indices: &[usize], rows: &[Vec<f32>]) {
+        if start >= self.len() {
+            return;
+        }
         let end = (start + indices.len()).min(self.len());
-        let n = end.saturating_sub(start);
+        let n = end - start;
         for (i, &ix) in indices.iter().take(n).enumerate() {
             self.index[start + i] = ix as i64;
         }
@@ -67,5 +70,8 @@ mod tests {
         assert_eq!(b.index, [0, 7, 9]);
         assert_eq!(b.embeddings[0], [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(b.embeddings[1], [0.0, 0.0, 2.0, 2.0, 2.0, 2.0]);
+        b.write(3, &[1], &[vec![5.0; 2], vec![5.0; 2]]);
+        b.write(4, &[1], &[vec![5.0; 2], vec![5.0; 2]]);
+        assert_eq!(b.index, [0, 7, 9]);
     }
 }
