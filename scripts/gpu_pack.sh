@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 features=(--features cuda)
 if [ "${1:-}" = "--cpu" ]; then
-  features=()
+  # The whole workspace's feature set, as the README's test command builds: CI's dry run then
+  # reuses that build instead of compiling everything a second time.
+  features=(--workspace)
 else
   export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
 fi
@@ -21,7 +23,7 @@ for f in "$data/cifar10/data_batch_1.bin" "$data/cifar10/data_batch_2.bin" "$fix
   [ -e "$f" ] || { echo "error: $f not found (the ../shared folder beside the checkout)" >&2; exit 1; }
 done
 # One build gives both: the parity runner's test binary and the protoclust binary cargo builds
-# for the integration tests (the same feature set, so nothing is compiled twice).
+# for the integration tests.
 cargo test --release "${features[@]}" --test parity --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import json, sys
 exe = {}
