@@ -14,5 +14,6 @@ pub mod slotcon;
 pub mod swav;
 
 pub use method::{
-    EpochContext, FeaturePass, HeadOutputs, Method, MethodError, StepContext, StepOutput,
+    BatchPass, BatchVisitor, EpochContext, FeaturePass, HeadOutputs, Method, MethodError,
+    StepContext, StepOutput,
 };

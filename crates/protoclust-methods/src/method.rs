@@ -39,6 +39,18 @@ pub trait FeaturePass {
     fn run(&self, f: &dyn Fn(Tensor<4>) -> Tensor<2>) -> Result<Tensor<2>, MethodError>;
 }
 
+/// What a [`BatchPass`] runs on each batch and its views.
+pub type BatchVisitor<'v> = dyn FnMut(&Batch, &[Tensor<4>]) -> Result<(), MethodError> + 'v;
+
+/// One pass over the training batches of the epoch about to start as this process's steps
+/// load them (its share of every global batch, every view, in the loader's order), the
+/// augmentations drawn apart from the steps' own (DeepCluster-v2's memory init).
+pub trait BatchPass {
+    /// Runs `f` on every batch and its views (uploaded to the training device), in order;
+    /// stops at the first error.
+    fn run(&self, f: &mut BatchVisitor<'_>) -> Result<(), MethodError>;
+}
+
 /// Where in the run an epoch starts, with access to the whole training set.
 pub struct EpochContext<'a> {
     /// The epoch about to start (0-based).
@@ -49,6 +61,8 @@ pub struct EpochContext<'a> {
     pub device: Device,
     /// Whole-data-set feature pass.
     pub data: &'a dyn FeaturePass,
+    /// The epoch's training batches.
+    pub batches: &'a dyn BatchPass,
 }
 
 /// What one forward pass produced.

@@ -11,7 +11,9 @@ use protoclust_data::loader::{Batch, Loader};
 use protoclust_data::source::Source;
 use protoclust_data::views::CenterView;
 use protoclust_eval::{cluster_agreement, extract_with, ClusterAgreement, KnnResult};
-use protoclust_methods::{EpochContext, FeaturePass, Method, MethodError, StepContext};
+use protoclust_methods::{
+    BatchPass, BatchVisitor, EpochContext, FeaturePass, Method, MethodError, StepContext,
+};
 use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::named::{load_named, named_tensors};
 use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
@@ -98,6 +100,32 @@ impl FeaturePass for SourcePass {
             TensorData::new(rows, [n, dim]),
             &self.device.clone().without_autodiff(),
         ))
+    }
+}
+
+/// The engine's pass over one epoch's training batches: the loader's order of `epoch`, each
+/// image's views drawn from a stream apart from the steps' (the key `u64::MAX - epoch`).
+struct LoaderPass<'a> {
+    loader: &'a Loader,
+    epoch: u64,
+    device: Device,
+}
+
+impl BatchPass for LoaderPass<'_> {
+    fn run(&self, f: &mut BatchVisitor<'_>) -> Result<(), MethodError> {
+        let order = self.loader.order(self.epoch);
+        for batch in self
+            .loader
+            .epoch_in_order(u64::MAX - self.epoch, 0, Some(order))
+        {
+            let batch =
+                batch.map_err(|e| MethodError::Data(format!("training-batch pass: {e}")))?;
+            if batch.is_empty() {
+                continue;
+            }
+            f(&batch, &views_to_tensors(&batch, &self.device))?;
+        }
+        Ok(())
     }
 }
 
@@ -375,11 +403,17 @@ pub fn train<M: Method>(
                 batch_size: opts.pass_batch_size,
                 device: device.clone(),
             };
+            let batches = LoaderPass {
+                loader,
+                epoch,
+                device: ad.clone(),
+            };
             let ctx = EpochContext {
                 epoch,
                 seed: opts.seed,
                 device: ad.clone(),
                 data: &pass,
+                batches: &batches,
             };
             model = method.on_epoch_start(model, &ctx)?;
             for prefix in method.reinitialized_params() {

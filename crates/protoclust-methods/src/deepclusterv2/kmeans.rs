@@ -26,11 +26,13 @@ fn normalize_rows(v: &mut [f64], dim: usize) {
     }
 }
 
-/// Spherical k-means of `bank` (S × D unit rows) from `init` (K × D): `iterations` rounds of
-/// E step (argmax of dot products) and M step (member mean over every rank, an empty cluster
-/// keeps its centroid, then unit length), and a last E step for the assignments.
+/// Spherical k-means of `bank` (S × D unit rows; `rows`: the same values on the host) from
+/// `init` (K × D): `iterations` rounds of E step (argmax of dot products) and M step (member
+/// mean over every rank, an empty cluster keeps its centroid, then unit length), and a last E
+/// step for the assignments.
 pub fn cluster_bank(
     bank: &Tensor<2>,
+    rows: &[f32],
     init: Tensor<2>,
     iterations: usize,
     world: &World,
@@ -39,7 +41,6 @@ pub fn cluster_bank(
     let [_, dim] = bank.dims();
     let [k, _] = init.dims();
     let device = bank.device();
-    let rows = host::to_f32(bank.clone());
     let mut centroids = init;
     let mut trace = Vec::new();
     let mut assignments = Vec::new();

@@ -4,6 +4,7 @@
 
 use super::bank::MemoryBank;
 use super::config::DeepClusterV2Config;
+use super::init::MemoryInit;
 use super::kmeans::{cluster_bank, dataset_targets, IGNORE};
 use super::loss::deepclusterv2_loss;
 use super::model::DeepClusterV2Model;
@@ -14,7 +15,7 @@ use protoclust_data::loader::Batch;
 use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
-use protoclust_nn::collective::{with_local_batchnorm, Collective, World};
+use protoclust_nn::collective::{Collective, World};
 use protoclust_nn::init::Init;
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::host;
@@ -69,53 +70,44 @@ impl DeepClusterV2 {
         self.bank.as_ref()
     }
 
+    /// Images of one global batch that this rank loads.
+    fn local_batch(&self) -> usize {
+        (self.batch_size / self.world.world_size().max(1)).max(1)
+    }
+
     /// Rows of this rank's bank: its images of one epoch (full batches only).
     pub fn bank_rows(&self, dataset_len: usize) -> usize {
-        let b = self.batch_size.max(1);
-        dataset_len / b * (b / self.world.world_size().max(1))
+        dataset_len / self.batch_size.max(1) * self.local_batch()
     }
 
     /// Where row `j` of rank `r`'s bank sits in one process's bank: rank r holds its slice of
     /// every global batch, so checkpoints (and the first bank) read the same for any number
     /// of ranks.
     fn global_row(&self, r: usize, j: usize) -> usize {
-        let b_global = self.batch_size.max(1);
-        let b = (b_global / self.world.world_size().max(1)).max(1);
-        j / b * b_global + r * b + j % b
+        let b = self.local_batch();
+        j / b * self.batch_size.max(1) + r * b + j % b
     }
 
-    /// `init_memory`: the embedding of every image this rank keeps, once per slot, with the
-    /// model in training mode (BatchNorm on batch statistics, its running statistics moving),
-    /// as the official pass. The images are the evaluation views (centre crops) of the data
-    /// set, in data-set order cut into global batches, each rank keeping its slice of each.
+    /// `init_memory`: one pass over the first epoch's training batches (this rank's share, in
+    /// its order, augmented crops of their own draw) with the model in training mode
+    /// (BatchNorm on the global batch's statistics, its running statistics moving), each crop of
+    /// `crops_for_assign` through the network on its own.
     fn init_bank(
         &self,
         model: &DeepClusterV2Model,
         ctx: &EpochContext<'_>,
     ) -> Result<MemoryBank, MethodError> {
-        let n = ctx.data.len();
-        let size = self.bank_rows(n);
-        let rank = self.world.rank();
+        let size = self.bank_rows(ctx.data.len());
         let dim = self.config.projector.out_dim;
-        let slots = self.config.crops_for_assign.len();
-        let keep: Vec<usize> = (0..size).map(|j| self.global_row(rank, j)).collect();
-        let mut bank = MemoryBank::zeros(slots, size, dim);
-        bank.index = keep.iter().map(|&i| i as i64).collect();
-        for slot in bank.embeddings.iter_mut() {
-            // Each crop of the official pass goes through the network on its own.
-            // Every rank passes the whole data set, so its BatchNorm batches are already whole.
-            let all = host::to_f32(with_local_batchnorm(|| {
-                ctx.data.run(&|x| {
-                    let pooled = model.backbone.forward(Tensor::from_inner(x)).pooled;
-                    model.embed_pooled(pooled).inner()
-                })
-            })?);
-            *slot = keep
-                .iter()
-                .flat_map(|&i| all[i * dim..(i + 1) * dim].iter().copied())
-                .collect();
-        }
-        Ok(bank)
+        let mut init = MemoryInit::new(&self.config.crops_for_assign, size, dim);
+        ctx.batches.run(&mut |batch, views| {
+            init.add_batch(&batch.indices, |c| {
+                let pooled = model.backbone.forward(views[c].clone()).pooled;
+                host::to_f32(model.embed_pooled(pooled).detach())
+            });
+            Ok(())
+        })?;
+        Ok(init.finish())
     }
 
     /// `cluster_memory`: every head's k-means of its bank slot; returns the new prototypes
@@ -128,11 +120,11 @@ impl DeepClusterV2 {
     ) -> Result<(Vec<Tensor<2>>, Vec<Vec<i64>>), MethodError> {
         let plain = ctx.device.clone().without_autodiff();
         let slots = bank.embeddings.len();
+        let uploaded: Vec<Tensor<2>> = (0..slots).map(|j| bank.slot_tensor(j, &plain)).collect();
         let mut prototypes = Vec::new();
         let mut targets = Vec::new();
         for (h, &k) in self.config.prototypes.iter().enumerate() {
             let j = h % slots;
-            let slot = bank.slot_tensor(j, &plain);
             let init = self.initial_centroids(
                 bank,
                 j,
@@ -141,7 +133,8 @@ impl DeepClusterV2 {
             )?;
             let init = Tensor::from_data(TensorData::new(init, [k, bank.dim]), &plain);
             let c = cluster_bank(
-                &slot,
+                &uploaded[j],
+                &bank.embeddings[j],
                 init,
                 self.config.kmeans_iterations,
                 &self.world,
@@ -382,10 +375,9 @@ impl Method for DeepClusterV2 {
                 );
             }
             // Steps written this epoch (rank-invariant; each wrote one local batch).
-            let b = (self.batch_size / ranks.max(1)).max(1);
             s.insert(
                 "bank.steps".into(),
-                scalar_row(vec![(self.next_row / b) as f32]),
+                scalar_row(vec![(self.next_row / self.local_batch()) as f32]),
             );
         }
         if let Some(t) = &self.targets {
@@ -442,8 +434,8 @@ impl Method for DeepClusterV2 {
                 .flat_map(|&g| t.data[g * dim..(g + 1) * dim].iter().copied())
                 .collect();
         }
-        let b = (self.batch_size / ranks.max(1)).max(1);
-        self.next_row = state.get("bank.steps").map_or(0, |t| t.data[0] as usize) * b;
+        self.next_row =
+            state.get("bank.steps").map_or(0, |t| t.data[0] as usize) * self.local_batch();
         self.bank = Some(bank);
         self.targets = state.get("targets").map(|t| {
             let n = t.shape.get(1).copied().unwrap_or(0);

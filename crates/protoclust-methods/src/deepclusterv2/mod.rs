@@ -7,6 +7,7 @@
 
 pub mod bank;
 pub mod config;
+pub mod init;
 pub mod kmeans;
 pub mod loss;
 pub mod method;
@@ -14,6 +15,7 @@ pub mod model;
 
 pub use bank::MemoryBank;
 pub use config::DeepClusterV2Config;
+pub use init::MemoryInit;
 pub use kmeans::{cluster_bank, dataset_targets, BankClustering, IGNORE};
 pub use loss::deepclusterv2_loss;
 pub use method::DeepClusterV2;

@@ -1,14 +1,15 @@
-//! DeepCluster-v2 cases: the projection head with `MultiPrototypes` (`ResNet.forward_head`), and
-//! `train`'s start-of-epoch `cluster_memory`, one step's loss and gradients and the bank update.
+//! DeepCluster-v2 cases: the projection head with `MultiPrototypes` (`ResNet.forward_head`),
+//! `init_memory`'s bank and BatchNorm statistics, and `train`'s start-of-epoch
+//! `cluster_memory`, one step's loss and gradients and the bank update.
 
 use crate::fixture::{compare_abs, compare_exact, compare_float, host, Compared, Fixture};
 use burn::module::Param;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_methods::deepclusterv2::{
-    cluster_bank, dataset_targets, deepclusterv2_loss, MemoryBank,
+    cluster_bank, dataset_targets, deepclusterv2_loss, MemoryBank, MemoryInit,
 };
 use protoclust_nn::collective::World;
-use protoclust_nn::heads::{MlpConfig, MultiPrototypes, Prototypes};
+use protoclust_nn::heads::{Mlp, MlpConfig, MultiPrototypes, Prototypes};
 use protoclust_nn::init::Init;
 use protoclust_nn::ops::{l2_normalize, rows};
 use protoclust_nn::running::SyncRunningStats;
@@ -63,12 +64,13 @@ pub fn step_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> 
     let reference_targets = f.tensor("outputs", "assignments")?;
     for (h, &k) in ks.iter().enumerate() {
         let slot = bank.slot_tensor(h % slots, device);
+        let slot_rows = bank.embeddings[h % slots].clone();
         let idx = &init_rows[h];
         let init = Tensor::cat(
             idx.iter().map(|&i| rows(slot.clone(), i..i + 1)).collect(),
             0,
         );
-        let c = cluster_bank(&slot, init, iters, &World::Single, true);
+        let c = cluster_bank(&slot, &slot_rows, init, iters, &World::Single, true);
         res.push(compare_float(
             &format!("centroids{h}"),
             host(&Tensor::stack::<3>(c.trace.clone(), 0)),
@@ -153,6 +155,90 @@ pub fn step_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> 
     Ok(res)
 }
 
+/// The official projection head (Linear 0, BatchNorm 1, Linear 3) with the fixture's weights.
+fn projection_head(
+    f: &Fixture,
+    feat: usize,
+    hidden: usize,
+    d: usize,
+    ad: &Device,
+) -> Result<Mlp, String> {
+    let mut mlp = MlpConfig {
+        hidden: vec![hidden],
+        out_dim: d,
+        batch_norm: true,
+    }
+    .init(feat, &mut Init::new(0, ad));
+    mlp.linears[0].weight = f.linear_weight("0.weight", ad)?;
+    mlp.linears[0].bias = Some(f.vector_param("0.bias", ad)?);
+    mlp.linears[1].weight = f.linear_weight("3.weight", ad)?;
+    mlp.linears[1].bias = Some(f.vector_param("3.bias", ad)?);
+    mlp.norms[0].gamma = f.vector_param("1.weight", ad)?;
+    mlp.norms[0].beta = f.vector_param("1.bias", ad)?;
+    Ok(mlp)
+}
+
+/// `init_memory` over fixed crops: the bank, its index and the projection head's BatchNorm
+/// running statistics after the pass (the backbone stands replaced by the given features).
+pub fn init_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {
+    let ad = device.clone().autodiff();
+    let (batches, bs, crops) = (
+        f.param_usize("batches")?,
+        f.param_usize("bs")?,
+        f.param_usize("crops")?,
+    );
+    let (feat, hidden, d) = (
+        f.param_usize("f")?,
+        f.param_usize("hidden")?,
+        f.param_usize("d")?,
+    );
+    let crops_for_assign = f.param_usizes("crops_for_assign")?;
+    let mlp = projection_head(f, feat, hidden, d, &ad)?;
+    let features = f.tensor("inputs", "features")?;
+    let order = f.indices("inputs", "batch_index")?;
+    let mut init = MemoryInit::new(&crops_for_assign, batches * bs, d);
+    for b in 0..batches {
+        init.add_batch(&order[b * bs..(b + 1) * bs], |c| {
+            let at = (b * crops + c) * bs * feat;
+            let x: Vec<f32> = features.data[at..at + bs * feat]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let x = Tensor::<2>::from_data(TensorData::new(x, [bs, feat]), &ad);
+            host_f32(&l2_normalize(mlp.forward(x), 1).detach())
+        });
+    }
+    let bank = init.finish();
+    let flat: Vec<f64> = bank.embeddings.concat().iter().map(|&v| v as f64).collect();
+    let slots = crops_for_assign.len();
+    let mut res = vec![
+        compare_float(
+            "memory_embeddings",
+            (vec![slots, bank.len(), d], flat),
+            &f.tensor("outputs", "memory_embeddings")?,
+        )?,
+        compare_exact(
+            "memory_index",
+            &bank.index,
+            &f.tensor("outputs", "memory_index")?,
+        ),
+    ];
+    let bn = &mlp.norms[0];
+    bn.sync_running_stats();
+    for (name, t) in [
+        ("running_mean", bn.running_mean.value()),
+        ("running_var", bn.running_var.value()),
+    ] {
+        res.push(compare_float(name, host(&t), &f.tensor("outputs", name)?)?);
+    }
+    Ok(res)
+}
+
+/// A tensor's values as f32 on the host.
+fn host_f32(t: &Tensor<2>) -> Vec<f32> {
+    host(t).1.into_iter().map(|v| v as f32).collect()
+}
+
 pub fn head_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> {
     let ad = device.clone().autodiff();
     let ks = f.param_usizes("ks")?;
@@ -161,18 +247,7 @@ pub fn head_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> 
         f.param_usize("hidden")?,
         f.param_usize("d")?,
     );
-    let mut mlp = MlpConfig {
-        hidden: vec![hidden],
-        out_dim: d,
-        batch_norm: true,
-    }
-    .init(feat, &mut Init::new(0, &ad));
-    mlp.linears[0].weight = f.linear_weight("0.weight", &ad)?;
-    mlp.linears[0].bias = Some(f.vector_param("0.bias", &ad)?);
-    mlp.linears[1].weight = f.linear_weight("3.weight", &ad)?;
-    mlp.linears[1].bias = Some(f.vector_param("3.bias", &ad)?);
-    mlp.norms[0].gamma = f.vector_param("1.weight", &ad)?;
-    mlp.norms[0].beta = f.vector_param("1.bias", &ad)?;
+    let mlp = projection_head(f, feat, hidden, d, &ad)?;
     let heads = MultiPrototypes {
         heads: (0..ks.len())
             .map(|h| {

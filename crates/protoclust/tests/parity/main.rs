@@ -84,6 +84,9 @@ fn run_case(path: &Path, device: &Device) -> Outcome {
             slotcon::forward_case(&f, device)
         }
         "deepclusterv2" if function.starts_with("train") => deepclusterv2::step_case(&f, device),
+        "deepclusterv2" if function.starts_with("init_memory") => {
+            deepclusterv2::init_case(&f, device)
+        }
         "deepclusterv2" if function.starts_with("ResNet.forward_head") => {
             deepclusterv2::head_case(&f, device)
         }
