@@ -9,6 +9,7 @@ use super::kmeans::{cluster_bank, dataset_targets, IGNORE};
 use super::loss::deepclusterv2_loss;
 use super::model::DeepClusterV2Model;
 use crate::method::{EpochContext, HeadOutputs, Method, MethodError, StepContext, StepOutput};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_data::loader::Batch;
@@ -100,10 +101,13 @@ impl DeepClusterV2 {
         let size = self.bank_rows(ctx.data.len());
         let dim = self.config.projector.out_dim;
         let mut init = MemoryInit::new(&self.config.crops_for_assign, size, dim);
+        // Parameters untracked: no autodiff graph is kept across the pass. The running
+        // statistics are shared with `model`, so they move there.
+        let net = model.clone().no_grad();
         ctx.batches.run(&mut |batch, views| {
             init.add_batch(&batch.indices, |c| {
-                let pooled = model.backbone.forward(views[c].clone()).pooled;
-                host::to_f32(model.embed_pooled(pooled).detach())
+                let pooled = net.backbone.forward(views[c].clone()).pooled;
+                host::to_f32(net.embed_pooled(pooled).detach())
             });
             Ok(())
         })?;
@@ -445,5 +449,94 @@ impl Method for DeepClusterV2 {
                 .collect()
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{BatchPass, BatchVisitor, FeaturePass};
+    use burn::tensor::Distribution;
+    use protoclust_nn::backbone::ResNetConfig;
+    use protoclust_nn::running::SyncRunningStats;
+
+    /// Two batches of four 16-px images, two crops each.
+    struct TwoBatches(Device);
+
+    impl BatchPass for TwoBatches {
+        fn run(&self, f: &mut BatchVisitor<'_>) -> Result<(), MethodError> {
+            for indices in [vec![5, 0, 7, 2], vec![1, 6, 3, 4]] {
+                let views: Vec<Tensor<4>> = (0..2)
+                    .map(|_| {
+                        Tensor::random([4, 3, 16, 16], Distribution::Normal(0.0, 1.0), &self.0)
+                    })
+                    .collect();
+                let batch = Batch {
+                    views: vec![],
+                    geometry: vec![],
+                    labels: vec![None; indices.len()],
+                    indices,
+                    skipped: vec![],
+                };
+                f(&batch, &views)?;
+            }
+            Ok(())
+        }
+    }
+
+    /// A data set of eight images that the bank's filling must not read.
+    struct NoWholePass;
+
+    impl FeaturePass for NoWholePass {
+        fn len(&self) -> usize {
+            8
+        }
+        fn run(&self, _f: &dyn Fn(Tensor<4>) -> Tensor<2>) -> Result<Tensor<2>, MethodError> {
+            Err(MethodError::Data(
+                "the whole-set pass is not DeepCluster-v2's".into(),
+            ))
+        }
+    }
+
+    #[test]
+    fn the_first_bank_holds_the_epochs_batches_and_moves_the_running_statistics() {
+        let mut cfg = DeepClusterV2Config {
+            backbone: ResNetConfig {
+                depth: 18,
+                width: 4,
+                small_stem: true,
+                zero_init_residual: false,
+            },
+            prototypes: vec![3, 4],
+            ..Default::default()
+        };
+        cfg.projector.hidden = vec![16];
+        cfg.projector.out_dim = 8;
+        let dev = Device::flex().autodiff();
+        let mut method = DeepClusterV2::new(cfg, 4);
+        let model = method.init_model(0, &dev).unwrap();
+        let ctx = EpochContext {
+            epoch: 0,
+            seed: 0,
+            device: dev.clone(),
+            data: &NoWholePass,
+            batches: &TwoBatches(dev.clone()),
+        };
+        let model = method.on_epoch_start(model, &ctx).unwrap();
+        let bank = method.bank().expect("filled");
+        assert_eq!(bank.index, [5, 0, 7, 2, 1, 6, 3, 4]);
+        for slot in &bank.embeddings {
+            for row in slot.chunks_exact(8) {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-4, "a bank row of norm {norm}");
+            }
+        }
+        assert_ne!(bank.embeddings[0], bank.embeddings[1]);
+        // Training mode: the pass moved the model's own running statistics (4 updates).
+        model.sync_running_stats();
+        let mean = host::to_f32(model.projector.norms[0].running_mean.value());
+        assert!(mean.iter().any(|&m| m != 0.0), "running mean untouched");
+        // The model itself still trains.
+        assert!(model.projector.linears[0].weight.val().is_require_grad());
     }
 }
