@@ -3,7 +3,7 @@
 //! Values are drawn on the host from a ChaCha stream, so a seed gives the same network on every
 //! backend and regardless of what other threads draw.
 
-use burn::module::Param;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -76,4 +76,17 @@ impl Init {
     ) -> Param<Tensor<D>> {
         self.uniform(shape, 1.0 / (fan_in as f64).sqrt())
     }
+}
+
+/// Initialises every lazy parameter of `module` now. burn's lazy parameters share their
+/// pending initialisation between clones, so a clone changed on its own before first use
+/// (`clone().no_grad()`) would change the original's parameters too.
+pub fn materialize<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
 }

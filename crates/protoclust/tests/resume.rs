@@ -110,6 +110,7 @@ fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
 fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
     let dev = Device::flex();
     for method in ["odc", "deepcluster", "deepclusterv2", "jigclu", "slotcon"] {
+        eprintln!("resume: {method}");
         let a_dir = common::scratch(&format!("resume-{method}-a"));
         let b_dir = common::scratch(&format!("resume-{method}-b"));
         let a = runner::run(

@@ -17,7 +17,7 @@ use protoclust_data::mix_seed;
 use protoclust_data::views::ViewBuilder;
 use protoclust_nn::backbone::{ResNet, ResNetOutput};
 use protoclust_nn::collective::{Collective, World};
-use protoclust_nn::init::Init;
+use protoclust_nn::init::{materialize, Init};
 use protoclust_nn::named::HostTensor;
 use protoclust_nn::ops::host;
 use rand::seq::index::sample;
@@ -102,7 +102,9 @@ impl DeepClusterV2 {
         let dim = self.config.projector.out_dim;
         let mut init = MemoryInit::new(&self.config.crops_for_assign, size, dim);
         // Parameters untracked: no autodiff graph is kept across the pass. The running
-        // statistics are shared with `model`, so they move there.
+        // statistics are shared with `model`, so they move there; the parameters are
+        // initialised first, or the copy's `no_grad` would freeze the model's own.
+        materialize(model);
         let net = model.clone().no_grad();
         ctx.batches.run(&mut |batch, views| {
             init.add_batch(&batch.indices, |c| {
@@ -498,6 +500,16 @@ mod tests {
         }
     }
 
+    /// Parameters that do not require a gradient.
+    struct Frozen(Vec<String>);
+    impl burn::module::ModuleVisitor for Frozen {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if !p.val().is_require_grad() {
+                self.0.push(format!("{:?}", p.id));
+            }
+        }
+    }
+
     #[test]
     fn the_first_bank_holds_the_epochs_batches_and_moves_the_running_statistics() {
         let mut cfg = DeepClusterV2Config {
@@ -522,6 +534,10 @@ mod tests {
             data: &NoWholePass,
             batches: &TwoBatches(dev.clone()),
         };
+        // A twin counts the parameters that are untracked by design (visiting initialises
+        // lazy parameters, so the model itself is not visited before the pass).
+        let mut before = Frozen(Vec::new());
+        method.init_model(0, &dev).unwrap().visit(&mut before);
         let model = method.on_epoch_start(model, &ctx).unwrap();
         let bank = method.bank().expect("filled");
         assert_eq!(bank.index, [5, 0, 7, 2, 1, 6, 3, 4]);
@@ -536,7 +552,14 @@ mod tests {
         model.sync_running_stats();
         let mean = host::to_f32(model.projector.norms[0].running_mean.value());
         assert!(mean.iter().any(|&m| m != 0.0), "running mean untouched");
-        // The model itself still trains.
-        assert!(model.projector.linears[0].weight.val().is_require_grad());
+        // The model itself still trains: the pass's untracked copy left every parameter's
+        // gradient tracking as it was (lazily initialised ones included).
+        let mut after = Frozen(Vec::new());
+        model.visit(&mut after);
+        assert_eq!(
+            after.0.len(),
+            before.0.len(),
+            "parameters whose tracking the pass changed"
+        );
     }
 }
