@@ -98,9 +98,19 @@ pub fn precision_warning(device: &Device, precision: Precision) -> Option<String
         format!(
             "warning: train.precision = \"{precision}\" on the flex (CPU) device is slower than \"f32\" \
              (flex computes bfloat16 through float32 conversions and float16 without the project's \
-             kernels: about 4x and 10x slower in `bench`); it is meant for GPUs"
+             kernels: about 4x and 10x slower in `bench`; {}); it is meant for GPUs",
+            cpu_half_support()
         )
     })
+}
+
+/// What this CPU offers for half-precision products, in words.
+fn cpu_half_support() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bf16") {
+        return "this CPU has AVX512-BF16, which the project's kernels do not use yet";
+    }
+    "this CPU has no AVX512-BF16 either"
 }
 
 /// A short name of the device, for logs.

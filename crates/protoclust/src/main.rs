@@ -187,6 +187,7 @@ fn main() {
     let choices = [
         protoclust_nn::kernels::KernelChoice::from_env().err(),
         protoclust_nn::kernels::ConvAlgorithm::from_env().err(),
+        protoclust_nn::kernels::isa::VectorWidth::from_env().err(),
     ];
     if let Some(e) = choices.into_iter().flatten().next() {
         eprintln!("error: {e}");

@@ -14,6 +14,7 @@
 
 use super::conv2d::Pass;
 use super::geometry::{flip_kernel, ConvGeometry};
+use super::isa::VectorWidth;
 use super::lowering::{pad_image, padded};
 use super::partition::sum_groups;
 use super::scratch::with_scratch;
@@ -48,9 +49,11 @@ const COLUMN_BLOCK: usize = 128;
 const MIN_OUT_WIDTH: usize = 8;
 
 /// Channels (min of C, O) up to which the forward and input gradient beat the lowering, and
-/// the same for the weight gradient: measured per layer shape on a 2-core AVX2 VM
-/// (`protoclust bench --routes`, docs/performance.md).
+/// the same for the weight gradient: measured per layer shape (`protoclust bench --routes`,
+/// docs/performance.md) on a 2-core AVX2 VM, and with AVX-512 on a 2-core Intel Xeon (model
+/// 207), where the 16-lane weight gradient beats the (packed) lowering up to 32 channels.
 const MAX_CHANNELS: [usize; 2] = [64, 16];
+const MAX_CHANNELS_AVX512: [usize; 2] = [64, 32];
 
 /// Whether this kernel computes the convolution: stride 1 and every padding smaller than the
 /// kernel (so the input gradient is one too).
@@ -60,7 +63,11 @@ pub fn applies(g: &ConvGeometry) -> bool {
 
 /// Whether the direct kernel is the faster one for `pass` of a convolution it [`applies`] to.
 pub fn pays(g: &ConvGeometry, pass: Pass) -> bool {
-    let max = MAX_CHANNELS[usize::from(pass == Pass::WeightGrad)];
+    let limits = match VectorWidth::current() {
+        VectorWidth::Avx512 => MAX_CHANNELS_AVX512,
+        _ => MAX_CHANNELS,
+    };
+    let max = limits[usize::from(pass == Pass::WeightGrad)];
     g.out_w >= MIN_OUT_WIDTH && g.in_c.min(g.out_c) <= max
 }
 
@@ -173,12 +180,15 @@ fn product(dst: &mut [f32], ld: usize, panels: &[f32], m: usize, b: &[f32], offs
         offs.iter().all(|&o| o + ld <= b.len()),
         "direct: a tap reads past its image"
     );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features; every read and write was bounds-checked above.
-        return unsafe { avx2::product(dst, ld, panels, m, b, offs) };
+    // SAFETY: `VectorWidth::current` is never wider than the CPU's features; every read and
+    // write was bounds-checked above.
+    match VectorWidth::current() {
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx512 => unsafe { avx512::product(dst, ld, panels, m, b, offs) },
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx2 => unsafe { avx2::product(dst, ld, panels, m, b, offs) },
+        _ => portable::product(dst, ld, panels, m, b, offs),
     }
-    portable::product(dst, ld, panels, m, b, offs)
 }
 
 /// One image's (or one chunk slot's) operands of the weight gradient.
@@ -209,12 +219,15 @@ fn grad_product(
             && offs.iter().all(|&o| s.image + o + cols <= buf.len())),
         "direct: a slot reads past the chunk"
     );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features; every read and write was bounds-checked above.
-        return unsafe { avx2::grad_product(sums, m, cols, buf, slots, offs) };
+    // SAFETY: `VectorWidth::current` is never wider than the CPU's features; every read and
+    // write was bounds-checked above.
+    match VectorWidth::current() {
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx512 => unsafe { avx512::grad_product(sums, m, cols, buf, slots, offs) },
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx2 => unsafe { avx2::grad_product(sums, m, cols, buf, slots, offs) },
+        _ => portable::grad_product(sums, m, cols, buf, slots, offs),
     }
-    portable::grad_product(sums, m, cols, buf, slots, offs)
 }
 
 /// `dst[i] = Σ_l sums[i·LANES + l]`, lanes added in a fixed order.
@@ -342,7 +355,7 @@ mod avx2 {
     /// One forward tile: panel `p` against `V` vectors of columns from `j0`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const V: usize>(
+    pub(super) unsafe fn tile<const V: usize>(
         dst: *mut f32,
         ld: usize,
         panel: *const f32,
@@ -473,6 +486,182 @@ mod avx2 {
     }
 }
 
+/// The products on AVX-512. Forward: tiles of [`MR`] rows × up to 4 vectors of 16 columns (16
+/// accumulators of the 32 registers), the last 8 columns of a row through the AVX2 tile; every
+/// output is the same chain of fused multiply-adds over the taps as on AVX2, so the two give
+/// the same bits. Weight gradient: tiles of [`GR`] rows × 4 taps on 16 lanes, folded onto the
+/// 8 lane sums at the end of each column block (a different summation order from AVX2's).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{avx2, Slot, COLUMN_BLOCK, GR, LANES, MR};
+    use std::arch::x86_64::*;
+
+    /// f32 lanes of one AVX-512 vector.
+    const WIDE: usize = 16;
+
+    /// One forward tile: panel `p` against `V` 16-lane vectors of columns from `j0`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const V: usize>(
+        dst: *mut f32,
+        ld: usize,
+        panel: *const f32,
+        rows: usize,
+        b: *const f32,
+        offs: &[usize],
+        j0: usize,
+        row0: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        for (r, &off) in offs.iter().enumerate() {
+            let bp = b.add(off + j0);
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(bp.add(v * WIDE)));
+            let ap = panel.add(r * MR);
+            for (i, ai) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*ap.add(i));
+                for v in 0..V {
+                    ai[v] = _mm512_fmadd_ps(a, bv[v], ai[v]);
+                }
+            }
+        }
+        for (i, ai) in acc.iter().enumerate().take(rows) {
+            let d = dst.add((row0 + i) * ld + j0);
+            for (v, av) in ai.iter().enumerate() {
+                _mm512_storeu_ps(d.add(v * WIDE), *av);
+            }
+        }
+    }
+
+    /// [`super::product`] on AVX-512F (bounds checked by the caller).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn product(
+        dst: &mut [f32],
+        ld: usize,
+        panels: &[f32],
+        m: usize,
+        b: &[f32],
+        offs: &[usize],
+    ) {
+        let k = offs.len();
+        let (d, bp) = (dst.as_mut_ptr(), b.as_ptr());
+        let mut j0 = 0;
+        while j0 < ld {
+            let vectors = (ld - j0) / WIDE;
+            let step = match vectors {
+                0 => LANES,
+                1 => WIDE,
+                2 | 3 => 2 * WIDE,
+                _ => 4 * WIDE,
+            };
+            for p in 0..m.div_ceil(MR) {
+                let panel = panels.as_ptr().add(p * k * MR);
+                let rows = (m - p * MR).min(MR);
+                match step {
+                    LANES => avx2::tile::<1>(d, ld, panel, rows, bp, offs, j0, p * MR),
+                    WIDE => tile::<1>(d, ld, panel, rows, bp, offs, j0, p * MR),
+                    32 => tile::<2>(d, ld, panel, rows, bp, offs, j0, p * MR),
+                    _ => tile::<4>(d, ld, panel, rows, bp, offs, j0, p * MR),
+                }
+            }
+            j0 += step;
+        }
+    }
+
+    /// Taps per weight-gradient tile (GR × 4 accumulators).
+    const TAPS: usize = 4;
+
+    /// One weight-gradient tile: `R` gradient rows from `i0` against `T` taps from `j0`, grid
+    /// columns `t0..t1` of one slot (a multiple of 8 long), onto the 8-lane sums.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn grad_tile<const R: usize, const T: usize>(
+        sums: *mut f32,
+        k: usize,
+        grad: *const f32,
+        cols: usize,
+        image: *const f32,
+        offs: &[usize],
+        (i0, j0): (usize, usize),
+        (t0, t1): (usize, usize),
+    ) {
+        let at = |i: usize, j: usize| sums.add(((i0 + i) * k + j0 + j) * LANES);
+        let mut acc: [[__m512; T]; R] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| _mm512_zextps256_ps512(_mm256_loadu_ps(at(i, j))))
+        });
+        let ap: [*const f32; R] = std::array::from_fn(|i| grad.add((i0 + i) * cols));
+        let bp: [*const f32; T] = std::array::from_fn(|j| image.add(offs[j0 + j]));
+        let full = t0 + (t1 - t0) / WIDE * WIDE;
+        let mut t = t0;
+        while t < full {
+            let av: [__m512; R] = std::array::from_fn(|i| _mm512_loadu_ps(ap[i].add(t)));
+            for j in 0..T {
+                let bv = _mm512_loadu_ps(bp[j].add(t));
+                for i in 0..R {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+            t += WIDE;
+        }
+        if t < t1 {
+            // The last 8 columns of a block whose length is an odd multiple of 8: the upper
+            // lanes are neither read nor summed.
+            let av: [__m512; R] =
+                std::array::from_fn(|i| _mm512_maskz_loadu_ps(0x00ff, ap[i].add(t)));
+            for j in 0..T {
+                let bv = _mm512_maskz_loadu_ps(0x00ff, bp[j].add(t));
+                for i in 0..R {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+        }
+        for (i, ai) in acc.iter().enumerate() {
+            for (j, v) in ai.iter().enumerate() {
+                let lo = _mm512_castps512_ps256(*v);
+                let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(*v)));
+                _mm256_storeu_ps(at(i, j), _mm256_add_ps(lo, hi));
+            }
+        }
+    }
+
+    /// [`super::grad_product`] on AVX-512F (bounds checked by the caller): per slot, blocks
+    /// of [`COLUMN_BLOCK`] grid columns, every tile over each block.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn grad_product(
+        sums: &mut [f32],
+        m: usize,
+        cols: usize,
+        buf: &[f32],
+        slots: &[Slot],
+        offs: &[usize],
+    ) {
+        let k = offs.len();
+        let (sp, bp) = (sums.as_mut_ptr(), buf.as_ptr());
+        let (mf, kf) = (m / GR * GR, k / TAPS * TAPS);
+        for s in slots {
+            let (grad, image) = (bp.add(s.grad), bp.add(s.image));
+            for t0 in (0..cols).step_by(COLUMN_BLOCK) {
+                let ts = (t0, (t0 + COLUMN_BLOCK).min(cols));
+                for i0 in (0..mf).step_by(GR) {
+                    for j0 in (0..kf).step_by(TAPS) {
+                        grad_tile::<GR, TAPS>(sp, k, grad, cols, image, offs, (i0, j0), ts);
+                    }
+                    for j in kf..k {
+                        grad_tile::<GR, 1>(sp, k, grad, cols, image, offs, (i0, j), ts);
+                    }
+                }
+                for i in mf..m {
+                    for j0 in (0..kf).step_by(TAPS) {
+                        grad_tile::<1, TAPS>(sp, k, grad, cols, image, offs, (i, j0), ts);
+                    }
+                    for j in kf..k {
+                        grad_tile::<1, 1>(sp, k, grad, cols, image, offs, (i, j), ts);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::reference::{self, assert_close, values};
@@ -524,6 +713,31 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_forward_gives_the_avx2_bits() {
+        if VectorWidth::detect() < VectorWidth::Avx512 {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for (xs, ws, pads) in CASES {
+            let g = geometry(xs, ws, pads);
+            let grid = Grid::of(&g);
+            let offs = grid.offsets(&g);
+            let (o, k) = (g.out_c, g.patch_len());
+            let mut pad = vec![0.0; grid.image];
+            grid.pad(&g, &values(g.in_len(), 0.4), &mut pad);
+            let panels = pack_panels(&values(o * k, 1.3), o, k);
+            let (mut a, mut b) = (vec![0.0; o * grid.cols], vec![1.0; o * grid.cols]);
+            // SAFETY: both CPUs' features were checked; the shapes are product's own.
+            unsafe {
+                avx512::product(&mut a, grid.cols, &panels, o, &pad, &offs);
+                avx2::product(&mut b, grid.cols, &panels, o, &pad, &offs);
+            }
+            assert!(a == b, "{xs:?} * {ws:?}: AVX-512 and AVX2 differ");
+        }
+    }
+
     #[test]
     fn the_portable_products_match_the_dispatched_ones() {
         for (xs, ws, pads) in CASES {
@@ -554,6 +768,14 @@ mod tests {
             portable::grad_product(&mut b, o, grid.cols, &buf, &slots, &offs);
             let want: Vec<f64> = b.iter().map(|v| *v as f64).collect();
             assert_close(&format!("{xs:?}: grad_product"), &a, &want);
+            // The AVX2 build too where AVX-512 is what dispatch picks.
+            #[cfg(target_arch = "x86_64")]
+            if VectorWidth::detect() >= VectorWidth::Avx2 {
+                let mut c = vec![0.5; o * k * LANES];
+                // SAFETY: the CPU has the features; the slots lie inside `buf`.
+                unsafe { avx2::grad_product(&mut c, o, grid.cols, &buf, &slots, &offs) };
+                assert_close(&format!("{xs:?}: AVX2 grad_product"), &c, &want);
+            }
         }
     }
 }

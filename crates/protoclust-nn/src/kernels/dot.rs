@@ -1,7 +1,10 @@
 //! `dst (m × n) [+]= a (m × k) · bᵀ` with both operands row-major and k contiguous: the shape of
 //! the convolution weight gradient (k = the batch's output pixels, long), where a packing
-//! matrix product spends its time transposing. Register-blocked dot products over 8 f32 lanes,
-//! blocked for L2; an AVX2 + FMA build is chosen at run time, a portable one elsewhere.
+//! matrix product spends its time transposing. Register-blocked dot products, blocked for L2;
+//! an AVX-512 (16 lanes, 4 × 4 tiles) or AVX2 + FMA (8 lanes, 3 × 4 tiles) build is chosen at
+//! run time ([`VectorWidth`]), a portable one elsewhere.
+
+use super::isa::VectorWidth;
 
 /// f32 lanes of one accumulator.
 const LANES: usize = 8;
@@ -47,25 +50,31 @@ impl Out<'_> {
 /// One register tile: rows `i0..i0+R` of `a` against rows `j0..j0+C` of `b`.
 type TileFn<'a> = &'a mut dyn FnMut(&mut Out<'_>, usize, usize, usize, usize);
 
-/// Walks the (i, j) tiles, `b` in L2-sized passes; `tile(out, i0, j0, rows, cols)`.
+/// Walks the (i, j) tiles of `mi` × `nj` (edges 1 wide), `b` in L2-sized passes;
+/// `tile(out, i0, j0, rows, cols)`.
 #[inline(always)]
-fn walk(out: &mut Out<'_>, m: usize, n: usize, k: usize, tile: TileFn<'_>) {
-    let mf = m / MI * MI;
-    let jb = (L2_BLOCK / (k.max(1) * 4)).max(NJ) / NJ * NJ;
+fn walk(
+    out: &mut Out<'_>,
+    (m, n, k): (usize, usize, usize),
+    (mi, nj): (usize, usize),
+    tile: TileFn<'_>,
+) {
+    let mf = m / mi * mi;
+    let jb = (L2_BLOCK / (k.max(1) * 4)).max(nj) / nj * nj;
     for j0 in (0..n).step_by(jb) {
         let j1 = (j0 + jb).min(n);
-        let jf = j0 + (j1 - j0) / NJ * NJ;
-        for i in (0..mf).step_by(MI) {
-            for j in (j0..jf).step_by(NJ) {
-                tile(out, i, j, MI, NJ);
+        let jf = j0 + (j1 - j0) / nj * nj;
+        for i in (0..mf).step_by(mi) {
+            for j in (j0..jf).step_by(nj) {
+                tile(out, i, j, mi, nj);
             }
             for j in jf..j1 {
-                tile(out, i, j, MI, 1);
+                tile(out, i, j, mi, 1);
             }
         }
         for i in mf..m {
-            for j in (j0..jf).step_by(NJ) {
-                tile(out, i, j, 1, NJ);
+            for j in (j0..jf).step_by(nj) {
+                tile(out, i, j, 1, nj);
             }
             for j in jf..j1 {
                 tile(out, i, j, 1, 1);
@@ -111,9 +120,8 @@ fn portable<const R: usize, const C: usize>(
 fn portable_body(out: &mut Out<'_>, a: Rows<'_>, b: Rows<'_>, k: usize) {
     walk(
         out,
-        a.rows,
-        b.rows,
-        k,
+        (a.rows, b.rows, k),
+        (MI, NJ),
         &mut |out, i, j, r, c| match (r, c) {
             (MI, NJ) => portable::<MI, NJ>(out, a, b, k, i, j),
             (MI, _) => portable::<MI, 1>(out, a, b, k, i, j),
@@ -174,9 +182,8 @@ mod avx2 {
     pub unsafe fn body(out: &mut Out<'_>, a: Rows<'_>, b: Rows<'_>, k: usize) {
         walk(
             out,
-            a.rows,
-            b.rows,
-            k,
+            (a.rows, b.rows, k),
+            (MI, NJ),
             &mut |out, i, j, r, c| match (r, c) {
                 (MI, NJ) => tile::<MI, NJ>(out, a, b, k, i, j),
                 (MI, _) => tile::<MI, 1>(out, a, b, k, i, j),
@@ -204,13 +211,78 @@ pub fn matmul_nt(mut out: Out<'_>, a: Rows<'_>, b: Rows<'_>, k: usize) {
         a.rows == 0 || (a.rows - 1) * out.ld + b.rows <= out.dst.len(),
         "matmul_nt: dst too short"
     );
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function was compiled for; every row read lies
-        // within the bounds checked above.
-        return unsafe { avx2::body(&mut out, a, b, k) };
+    // SAFETY: `VectorWidth::current` is never wider than the CPU's features; every row read
+    // lies within the bounds checked above.
+    match VectorWidth::current() {
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx512 => unsafe { avx512::body(&mut out, a, b, k) },
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx2 => unsafe { avx2::body(&mut out, a, b, k) },
+        _ => portable_body(&mut out, a, b, k),
     }
-    portable_body(&mut out, a, b, k)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{walk, Out, Rows};
+    use std::arch::x86_64::*;
+
+    /// Rows of `a` and of `b` per register tile (16 accumulators of the 32 registers).
+    const MI: usize = 4;
+    const NJ: usize = 4;
+
+    #[inline(always)]
+    unsafe fn tile<const R: usize, const C: usize>(
+        out: &mut Out<'_>,
+        a: Rows<'_>,
+        b: Rows<'_>,
+        k: usize,
+        i0: usize,
+        j0: usize,
+    ) {
+        let ap: [*const f32; R] = std::array::from_fn(|i| a.data.as_ptr().add((i0 + i) * a.stride));
+        let bp: [*const f32; C] = std::array::from_fn(|j| b.data.as_ptr().add((j0 + j) * b.stride));
+        let mut sum = [[_mm512_setzero_ps(); C]; R];
+        let mut t = 0;
+        while t < k {
+            // The tail is one masked step: lanes past k are neither read nor summed.
+            let mask: __mmask16 = if k - t >= 16 {
+                0xffff
+            } else {
+                (1u16 << (k - t)) - 1
+            };
+            let av: [__m512; R] =
+                std::array::from_fn(|i| _mm512_maskz_loadu_ps(mask, ap[i].add(t)));
+            for j in 0..C {
+                let bv = _mm512_maskz_loadu_ps(mask, bp[j].add(t));
+                for i in 0..R {
+                    sum[i][j] = _mm512_fmadd_ps(av[i], bv, sum[i][j]);
+                }
+            }
+            t += 16;
+        }
+        for (i, row) in sum.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                out.put(i0 + i, j0 + j, _mm512_reduce_add_ps(*v));
+            }
+        }
+    }
+
+    /// The blocked product on AVX-512F (bounds checked by the caller).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn body(out: &mut Out<'_>, a: Rows<'_>, b: Rows<'_>, k: usize) {
+        walk(
+            out,
+            (a.rows, b.rows, k),
+            (MI, NJ),
+            &mut |out, i, j, r, c| match (r, c) {
+                (MI, NJ) => tile::<MI, NJ>(out, a, b, k, i, j),
+                (MI, _) => tile::<MI, 1>(out, a, b, k, i, j),
+                (_, NJ) => tile::<1, NJ>(out, a, b, k, i, j),
+                _ => tile::<1, 1>(out, a, b, k, i, j),
+            },
+        );
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +338,14 @@ mod tests {
         ] {
             check(m, n, k, matmul_nt);
             check(m, n, k, |mut o, a, b, k| portable_body(&mut o, a, b, k));
+            // The AVX2 build too where AVX-512 is what dispatch picks.
+            #[cfg(target_arch = "x86_64")]
+            if VectorWidth::detect() >= VectorWidth::Avx2 {
+                // SAFETY: the CPU has the features; `check`'s operands fit their shapes.
+                check(m, n, k, |mut o, a, b, k| unsafe {
+                    avx2::body(&mut o, a, b, k)
+                });
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod dot;
 pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
+pub mod isa;
 pub mod lowering;
 mod partition;
 #[cfg(test)]

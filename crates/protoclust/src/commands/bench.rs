@@ -225,7 +225,7 @@ pub fn run(
     };
     let b = cfg.backbone();
     println!(
-        "protoclust bench: {} ({} on ResNet-{} width {}, {}, batch {}, {} threads, device {}, precision {})",
+        "protoclust bench: {} ({} on ResNet-{} width {}, {}, batch {}, {} threads, device {}, precision {}, kernels' vectors {})",
         path.display(),
         cfg.method,
         b.depth,
@@ -234,7 +234,8 @@ pub fn run(
         cfg.loader.batch_size,
         rayon::current_num_threads(),
         device::describe(&dev),
-        cfg.train.precision
+        cfg.train.precision,
+        protoclust_nn::kernels::isa::VectorWidth::current()
     );
     println!("| what | images/s | views/s | backbone passes per image |");
     println!("|---|---|---|---|");
