@@ -230,6 +230,40 @@ fn grad_product(
     }
 }
 
+/// Walks the weight-gradient tiles of `m` gradient rows × `k` taps over `cols` grid columns:
+/// per slot, blocks of [`COLUMN_BLOCK`] columns, tiles of `gr` rows × `taps` taps over each
+/// block (edge tiles 1 wide); `tile(slot, first row and tap, rows and taps, columns)`.
+#[inline(always)]
+fn walk_grad(
+    (m, k, cols): (usize, usize, usize),
+    slots: &[Slot],
+    (gr, taps): (usize, usize),
+    mut tile: impl FnMut(&Slot, (usize, usize), (usize, usize), (usize, usize)),
+) {
+    let (mf, kf) = (m / gr * gr, k / taps * taps);
+    for s in slots {
+        for t0 in (0..cols).step_by(COLUMN_BLOCK) {
+            let ts = (t0, (t0 + COLUMN_BLOCK).min(cols));
+            for i0 in (0..mf).step_by(gr) {
+                for j0 in (0..kf).step_by(taps) {
+                    tile(s, (i0, j0), (gr, taps), ts);
+                }
+                for j in kf..k {
+                    tile(s, (i0, j), (gr, 1), ts);
+                }
+            }
+            for i in mf..m {
+                for j0 in (0..kf).step_by(taps) {
+                    tile(s, (i, j0), (1, taps), ts);
+                }
+                for j in kf..k {
+                    tile(s, (i, j), (1, 1), ts);
+                }
+            }
+        }
+    }
+}
+
 /// `dst[i] = Σ_l sums[i·LANES + l]`, lanes added in a fixed order.
 fn finish_sums(sums: &[f32], dst: &mut [f32]) {
     for (d, lanes) in dst.iter_mut().zip(sums.chunks_exact(LANES)) {
@@ -349,7 +383,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Slot, COLUMN_BLOCK, GR, LANES, MR, NT, NV};
+    use super::{walk_grad, Slot, GR, LANES, MR, NT, NV};
     use std::arch::x86_64::*;
 
     /// One forward tile: panel `p` against `V` vectors of columns from `j0`.
@@ -447,8 +481,7 @@ mod avx2 {
         }
     }
 
-    /// [`super::grad_product`] on AVX2 + FMA (bounds checked by the caller): per slot, blocks
-    /// of [`COLUMN_BLOCK`] grid columns, every tile over each block.
+    /// [`super::grad_product`] on AVX2 + FMA (bounds checked by the caller).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn grad_product(
         sums: &mut [f32],
@@ -460,29 +493,15 @@ mod avx2 {
     ) {
         let k = offs.len();
         let (sp, bp) = (sums.as_mut_ptr(), buf.as_ptr());
-        let (mf, kf) = (m / GR * GR, k / NT * NT);
-        for s in slots {
+        walk_grad((m, k, cols), slots, (GR, NT), |s, at, shape, ts| {
             let (grad, image) = (bp.add(s.grad), bp.add(s.image));
-            for t0 in (0..cols).step_by(COLUMN_BLOCK) {
-                let ts = (t0, (t0 + COLUMN_BLOCK).min(cols));
-                for i0 in (0..mf).step_by(GR) {
-                    for j0 in (0..kf).step_by(NT) {
-                        grad_tile::<GR, NT>(sp, k, grad, cols, image, offs, (i0, j0), ts);
-                    }
-                    for j in kf..k {
-                        grad_tile::<GR, 1>(sp, k, grad, cols, image, offs, (i0, j), ts);
-                    }
-                }
-                for i in mf..m {
-                    for j0 in (0..kf).step_by(NT) {
-                        grad_tile::<1, NT>(sp, k, grad, cols, image, offs, (i, j0), ts);
-                    }
-                    for j in kf..k {
-                        grad_tile::<1, 1>(sp, k, grad, cols, image, offs, (i, j), ts);
-                    }
-                }
+            match shape {
+                (GR, NT) => grad_tile::<GR, NT>(sp, k, grad, cols, image, offs, at, ts),
+                (GR, _) => grad_tile::<GR, 1>(sp, k, grad, cols, image, offs, at, ts),
+                (_, NT) => grad_tile::<1, NT>(sp, k, grad, cols, image, offs, at, ts),
+                _ => grad_tile::<1, 1>(sp, k, grad, cols, image, offs, at, ts),
             }
-        }
+        });
     }
 }
 
@@ -493,7 +512,7 @@ mod avx2 {
 /// 8 lane sums at the end of each column block (a different summation order from AVX2's).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{avx2, Slot, COLUMN_BLOCK, GR, LANES, MR};
+    use super::{avx2, walk_grad, Slot, GR, LANES, MR};
     use std::arch::x86_64::*;
 
     /// f32 lanes of one AVX-512 vector.
@@ -623,8 +642,7 @@ mod avx512 {
         }
     }
 
-    /// [`super::grad_product`] on AVX-512F (bounds checked by the caller): per slot, blocks
-    /// of [`COLUMN_BLOCK`] grid columns, every tile over each block.
+    /// [`super::grad_product`] on AVX-512F (bounds checked by the caller).
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn grad_product(
         sums: &mut [f32],
@@ -636,29 +654,15 @@ mod avx512 {
     ) {
         let k = offs.len();
         let (sp, bp) = (sums.as_mut_ptr(), buf.as_ptr());
-        let (mf, kf) = (m / GR * GR, k / TAPS * TAPS);
-        for s in slots {
+        walk_grad((m, k, cols), slots, (GR, TAPS), |s, at, shape, ts| {
             let (grad, image) = (bp.add(s.grad), bp.add(s.image));
-            for t0 in (0..cols).step_by(COLUMN_BLOCK) {
-                let ts = (t0, (t0 + COLUMN_BLOCK).min(cols));
-                for i0 in (0..mf).step_by(GR) {
-                    for j0 in (0..kf).step_by(TAPS) {
-                        grad_tile::<GR, TAPS>(sp, k, grad, cols, image, offs, (i0, j0), ts);
-                    }
-                    for j in kf..k {
-                        grad_tile::<GR, 1>(sp, k, grad, cols, image, offs, (i0, j), ts);
-                    }
-                }
-                for i in mf..m {
-                    for j0 in (0..kf).step_by(TAPS) {
-                        grad_tile::<1, TAPS>(sp, k, grad, cols, image, offs, (i, j0), ts);
-                    }
-                    for j in kf..k {
-                        grad_tile::<1, 1>(sp, k, grad, cols, image, offs, (i, j), ts);
-                    }
-                }
+            match shape {
+                (GR, TAPS) => grad_tile::<GR, TAPS>(sp, k, grad, cols, image, offs, at, ts),
+                (GR, _) => grad_tile::<GR, 1>(sp, k, grad, cols, image, offs, at, ts),
+                (_, TAPS) => grad_tile::<1, TAPS>(sp, k, grad, cols, image, offs, at, ts),
+                _ => grad_tile::<1, 1>(sp, k, grad, cols, image, offs, at, ts),
             }
-        }
+        });
     }
 }
 
