@@ -48,11 +48,13 @@ impl Route {
         }
         let winograd = winograd::applies(g) && winograd::pays(g);
         let direct = direct::applies(g) && direct::pays(g, pass);
-        // With 16 lanes the direct forward (and input gradient, a forward) outruns Winograd
-        // wherever it pays (64 → 64 on 32 × 32 maps: 1.2×, Intel Xeon model 207); Winograd
-        // keeps the weight gradient.
-        let direct_first =
-            VectorWidth::current() == VectorWidth::Avx512 && pass != Pass::WeightGrad;
+        // With 16 lanes (measured on a 2-core Intel Xeon, model 207): the direct forward (and
+        // input gradient, a forward) outruns Winograd wherever it pays (64 → 64 on 32 × 32
+        // maps: 1.2×), and the packed lowered weight gradient outruns Winograd's at every
+        // shape Winograd takes (1.1–1.4×).
+        let wide = VectorWidth::current() == VectorWidth::Avx512;
+        let winograd = winograd && !(wide && pass == Pass::WeightGrad);
+        let direct_first = wide && pass != Pass::WeightGrad;
         match (winograd, direct) {
             (_, true) if direct_first => Route::Direct,
             (true, _) => Route::Winograd,
@@ -136,8 +138,16 @@ pub fn weight_grad_by(route: Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw:
     }
 }
 
+/// Channels (min of C, O) from which the lowered weight gradient is faster as a packed matrix
+/// product (the `gemm` crate's) than as [`matmul_nt`]'s dot products, with AVX-512: on a
+/// 2-core Intel Xeon (model 207) 1.6–1.9× on the width-64 layers and 1.2–1.4× from 32
+/// channels at width 16, slower at 16 (`protoclust bench --routes`).
+const PACKED_WEIGHT_GRAD_CHANNELS: usize = 32;
+
 fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (o, k) = (g.out_c, g.patch_len());
+    let packed = VectorWidth::current() == VectorWidth::Avx512
+        && g.in_c.min(g.out_c) >= PACKED_WEIGHT_GRAD_CHANNELS;
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
     let chunks = g.batch.div_ceil(nb);
@@ -180,7 +190,7 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
                     let (col, tmp, pad) = split3(buf, lens);
                     low.patches(g, xc, nb, col, pad);
                     low.gather(g, dyc, nb, tmp);
-                    if std::env::var("PC_WG_GEMM").is_ok() {
+                    if packed {
                         return matmul(
                             acc,
                             k,
