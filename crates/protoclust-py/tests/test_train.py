@@ -109,12 +109,18 @@ def test_ctrl_c_saves_last_raises_keyboard_interrupt_and_resumes(tmp_path):
     cfg = tiny_swav(None, tmp_path / "r", train={"epochs": 200})
     code = textwrap.dedent(f"""
         import os, signal, threading, protoclust as pc
-        first = threading.Event()
+        first, sent = threading.Event(), threading.Event()
         def cb(e):
-            first.set()
-        threading.Thread(
-            target=lambda: (first.wait(), os.kill(os.getpid(), signal.SIGINT)), daemon=True
-        ).start()
+            # The first step's callback returns only once the signal is pending, so the run
+            # cannot end before it (a fast run on a loaded machine once did).
+            if not first.is_set():
+                first.set()
+                sent.wait(60)
+        def kill():
+            first.wait()
+            os.kill(os.getpid(), signal.SIGINT)
+            sent.set()
+        threading.Thread(target=kill, daemon=True).start()
         try:
             pc.train({cfg!r}, progress=False, callback=cb, threads=1)
         except KeyboardInterrupt:
