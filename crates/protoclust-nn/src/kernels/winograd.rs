@@ -31,8 +31,8 @@ const MIN_CHUNK_TILES: usize = 256;
 const MIN_CHANNEL_LANES: usize = 512;
 
 /// Tiles per row below which the lowering wins with AVX-512 whatever the channels: on a 2-core
-/// Intel Xeon (model 207) its 16-lane products beat Winograd on 4 × 4 maps by 1.4–1.9× at
-/// C = 512 (width 64) and C = 128 (width 16).
+/// Intel Xeon (model 207) its 16-lane products beat Winograd's forward on 4 × 4 maps at
+/// C = 512 (width 64's last stage) by 1.1–1.5× over three `--routes` runs.
 const MIN_TILES_AVX512: usize = 4;
 
 /// Whether this kernel computes the convolution: 3 × 3, stride 1, padding ≤ 2 on every side
