@@ -149,6 +149,12 @@ fn conv2d_matches_burn_on_odd_shapes() {
         }
         conv_case(n, c, hw, o, k, [1, 1], pad, n == 3);
     }
+    // Weight gradients through the channels-last outer products (with AVX-512: 16 channels or
+    // more, output channels in whole vectors): strides 1 and 2, 1 × 1 and 3 × 3, uneven
+    // padding, channel counts that leave tile tails.
+    conv_case(3, 19, [9, 7], 48, [3, 3], [2, 1], [(1, 0), (0, 2)], true);
+    conv_case(2, 16, [8, 10], 32, [1, 1], [2, 2], p0, false);
+    conv_case(5, 33, [4, 4], 16, [3, 3], [1, 1], p1, false);
     // Many small images: several images per chunk.
     conv_case(37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false);
     conv_case(33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false);

@@ -1,6 +1,8 @@
 //! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient. Each shape
 //! takes one [`Route`]: Winograd or the direct kernel where they measured faster, otherwise a
-//! lowering ([`Lowering`]) + one matrix product per chunk of images, chunks in parallel on rayon.
+//! lowering ([`Lowering`]) + one matrix product per chunk of images, chunks in parallel on rayon
+//! (with AVX-512, the lowering route's weight gradient of layers with 16 channels or more runs
+//! as outer products on channels-last copies instead: [`channels_last`]).
 
 use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
@@ -10,7 +12,7 @@ use super::isa::VectorWidth;
 use super::lowering::Lowering;
 use super::partition::sum_groups;
 use super::scratch::with_scratch;
-use super::{direct, winograd, ConvAlgorithm};
+use super::{channels_last, direct, winograd, ConvAlgorithm};
 use rayon::prelude::*;
 
 fn threads() -> usize {
@@ -35,7 +37,8 @@ pub enum Route {
     Winograd,
     /// The direct kernel on the padded grid ([`direct`]): stride-1 layers with few channels.
     Direct,
-    /// Patch lowering + matrix product: every shape.
+    /// Patch lowering + matrix product: every shape (the weight gradient possibly through
+    /// [`channels_last`]).
     Lowering,
 }
 
@@ -50,8 +53,8 @@ impl Route {
         let direct = direct::applies(g) && direct::pays(g, pass);
         // With 16 lanes (measured on a 2-core Intel Xeon, model 207): the direct forward (and
         // input gradient, a forward) outruns Winograd wherever it pays (64 → 64 on 32 × 32
-        // maps: 1.2×), and the packed lowered weight gradient outruns Winograd's at every
-        // shape Winograd takes (1.1–1.4×).
+        // maps: 1.2×), and the lowering's weight gradient (channels-last outer products; before
+        // them a packed product, already 1.1–1.4×) outruns Winograd's at every shape.
         let wide = VectorWidth::current() == VectorWidth::Avx512;
         let winograd = winograd && !(wide && pass == Pass::WeightGrad);
         let direct_first = wide && pass != Pass::WeightGrad;
@@ -138,16 +141,40 @@ pub fn weight_grad_by(route: Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw:
     }
 }
 
-/// Channels (min of C, O) from which the lowered weight gradient is faster as a packed matrix
-/// product (the `gemm` crate's) than as [`matmul_nt`]'s dot products, with AVX-512: on a
-/// 2-core Intel Xeon (model 207) 1.6–1.9× on the width-64 layers and 1.2–1.4× from 32
-/// channels at width 16, slower at 16 (`protoclust bench --routes`).
-const PACKED_WEIGHT_GRAD_CHANNELS: usize = 32;
+/// Channels (min of C, O) from which the weight gradient of the lowering route is faster as
+/// outer products on channels-last copies ([`channels_last`]) than as [`matmul_nt`]'s dot
+/// products, with AVX-512: on a 2-core Intel Xeon (model 207) 2× on the 16 → 32 stride-2
+/// layers, even on 8 → 16 (`protoclust bench --routes`, docs/performance.md).
+const CHANNELS_LAST_WEIGHT_GRAD_CHANNELS: usize = 16;
+
+/// The product the lowering route computes a weight gradient with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightGradProduct {
+    /// Dot products of the gathered gradient and patch-matrix rows ([`matmul_nt`]).
+    Dots,
+    /// Outer products on channels-last copies, without a patch matrix ([`channels_last`]).
+    ChannelsLast,
+}
+
+impl WeightGradProduct {
+    fn of(g: &ConvGeometry) -> Self {
+        let wide = VectorWidth::current() == VectorWidth::Avx512;
+        if wide
+            && channels_last::applies(g)
+            && g.in_c.min(g.out_c) >= CHANNELS_LAST_WEIGHT_GRAD_CHANNELS
+        {
+            WeightGradProduct::ChannelsLast
+        } else {
+            WeightGradProduct::Dots
+        }
+    }
+}
 
 fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    if WeightGradProduct::of(g) == WeightGradProduct::ChannelsLast {
+        return channels_last::weight_grad(g, x, dy, dw);
+    }
     let (o, k) = (g.out_c, g.patch_len());
-    let packed = VectorWidth::current() == VectorWidth::Avx512
-        && g.in_c.min(g.out_c) >= PACKED_WEIGHT_GRAD_CHANNELS;
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
     let chunks = g.batch.div_ceil(nb);
@@ -161,66 +188,40 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
             let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
             let cols = nb * low.span(g);
+            let out = Out {
+                dst: acc,
+                ld: k,
+                accumulate: !first,
+            };
             if nb == 1 && g.is_pointwise() {
-                let (a, b) = (
-                    Rows {
-                        data: dyc,
-                        rows: o,
-                        stride: cols,
-                    },
-                    Rows {
-                        data: xc,
-                        rows: k,
-                        stride: cols,
-                    },
-                );
-                matmul_nt(
-                    Out {
-                        dst: acc,
-                        ld: k,
-                        accumulate: !first,
-                    },
-                    a,
-                    b,
-                    cols,
-                );
+                let a = Rows {
+                    data: dyc,
+                    rows: o,
+                    stride: cols,
+                };
+                let b = Rows {
+                    data: xc,
+                    rows: k,
+                    stride: cols,
+                };
+                matmul_nt(out, a, b, cols);
             } else {
                 let lens = scratch_lens(g, &low, nb);
                 with_scratch(lens.iter().sum(), |buf| {
                     let (col, tmp, pad) = split3(buf, lens);
                     low.patches(g, xc, nb, col, pad);
                     low.gather(g, dyc, nb, tmp);
-                    if packed {
-                        return matmul(
-                            acc,
-                            k,
-                            !first,
-                            View::rows(tmp, o, cols),
-                            View::transposed(col, cols, k),
-                        );
-                    }
-                    let (a, b) = (
-                        Rows {
-                            data: tmp,
-                            rows: o,
-                            stride: cols,
-                        },
-                        Rows {
-                            data: col,
-                            rows: k,
-                            stride: cols,
-                        },
-                    );
-                    matmul_nt(
-                        Out {
-                            dst: acc,
-                            ld: k,
-                            accumulate: !first,
-                        },
-                        a,
-                        b,
-                        cols,
-                    );
+                    let a = Rows {
+                        data: tmp,
+                        rows: o,
+                        stride: cols,
+                    };
+                    let b = Rows {
+                        data: col,
+                        rows: k,
+                        stride: cols,
+                    };
+                    matmul_nt(out, a, b, cols);
                 });
             }
             first = false;

@@ -51,9 +51,10 @@ const MIN_OUT_WIDTH: usize = 8;
 /// Channels (min of C, O) up to which the forward and input gradient beat the lowering, and
 /// the same for the weight gradient: measured per layer shape (`protoclust bench --routes`,
 /// docs/performance.md) on a 2-core AVX2 VM, and with AVX-512 on a 2-core Intel Xeon (model
-/// 207), where the 16-lane weight gradient beats the (packed) lowering up to 32 channels.
+/// 207), where the lowering's channels-last weight gradient beats this one from 16 channels
+/// (32 → 32 on 16 × 16 maps: 1.3–1.9×; 16 → 16 even).
 const MAX_CHANNELS: [usize; 2] = [64, 16];
-const MAX_CHANNELS_AVX512: [usize; 2] = [64, 32];
+const MAX_CHANNELS_AVX512: [usize; 2] = [64, 8];
 
 /// Whether this kernel computes the convolution: stride 1 and every padding smaller than the
 /// kernel (so the input gradient is one too).

@@ -9,6 +9,7 @@
 #[cfg(feature = "flex")]
 pub mod backend;
 pub mod batch_norm;
+pub mod channels_last;
 pub mod conv2d;
 pub mod direct;
 pub mod dot;
@@ -22,6 +23,7 @@ mod partition;
 mod reference;
 mod scratch;
 pub mod timing;
+pub mod transpose;
 pub mod winograd;
 
 #[cfg(feature = "flex")]

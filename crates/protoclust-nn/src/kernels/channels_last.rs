@@ -1,0 +1,449 @@
+//! The weight gradient as register-tiled outer products on channels-last copies of each chunk
+//! of images (any kernel, stride and padding), for layers with many channels:
+//! `dW[o][c][kh][kw] = Σ_n Σ_(oh, ow) dY[n][oh][ow][o] · X[n][oh·sh + kh][ow·sw + kw][c]` on
+//! the zero-padded input.
+//!
+//! A register tile holds 32 output channels (two 16-lane vectors of one pixel's dY) × 12 inputs
+//! broadcast from the padded image (4 channels at 3 taps of one kernel row, or 12 channels of a
+//! kernel one tap wide), accumulated over every output pixel of the chunk. There is no patch
+//! matrix and no packing: a tap is an offset into the channels-last image, and a stride only
+//! changes the step between pixels. AVX-512 runs it (24 accumulators need its 32 registers);
+//! other CPUs get the same sums in plain Rust, for tests.
+
+use super::geometry::ConvGeometry;
+use super::isa::VectorWidth;
+use super::lowering::padded;
+use super::partition::sum_groups;
+use super::scratch::with_scratch;
+use super::transpose::transpose;
+
+/// f32 lanes of one AVX-512 vector: the output channels of a layer must be a multiple of it.
+pub const LANES: usize = 16;
+
+/// Inputs broadcast per register tile (× 2 vectors of output channels = 24 accumulators).
+const BROADCASTS: usize = 12;
+
+/// Floats of channels-last images and output gradients one chunk keeps hot (1 MiB).
+const CHUNK_FLOATS: usize = 256 * 1024;
+
+/// Output pixels a chunk should hold at least, so that loading and storing the accumulators
+/// (once per tile and chunk) stays small next to the products.
+const MIN_CHUNK_PIXELS: usize = 64;
+
+/// Output channels per register tile (two vectors).
+const BLOCK: usize = 2 * LANES;
+
+/// Index in the accumulator of (patch row `r` = (kh·KW + kw)·C + c, output channel `oc`), for
+/// `k` patch rows and `o` output channels: blocks of [`BLOCK`] output channels (the last one
+/// possibly one vector), each `k` rows of its width, so that a tile's sums lie together.
+fn slot(k: usize, o: usize, r: usize, oc: usize) -> usize {
+    let o0 = oc / BLOCK * BLOCK;
+    o0 * k + r * BLOCK.min(o - o0) + (oc - o0)
+}
+
+/// Whether this kernel computes the weight gradient of `g`: output channels in whole vectors.
+pub fn applies(g: &ConvGeometry) -> bool {
+    g.out_c > 0 && g.out_c.is_multiple_of(LANES)
+}
+
+/// Shapes of one chunk's channels-last operands.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Row pitch (in pixels) of the packed image.
+    pitch: usize,
+    /// Floats of one packed channels-last image (rows × pitch × C).
+    image: usize,
+    /// Floats of one image's channels-last output gradient (OH × OW × O).
+    grad: usize,
+    /// Input pixels per packed pixel, down and across: the stride of an unpadded 1 × 1 kernel
+    /// (only the pixels it reads are packed), 1 otherwise.
+    step: [usize; 2],
+    /// Packed pixels between output pixels, down and across.
+    stride: [usize; 2],
+}
+
+impl Layout {
+    fn of(g: &ConvGeometry) -> Self {
+        let grad = g.out_pixels() * g.out_c;
+        let unpadded = g.pad_t + g.pad_b + g.pad_l + g.pad_r == 0;
+        if g.k_h == 1 && g.k_w == 1 && unpadded {
+            return Self {
+                pitch: g.out_w,
+                image: g.out_pixels() * g.in_c,
+                grad,
+                step: [g.stride_h, g.stride_w],
+                stride: [1, 1],
+            };
+        }
+        let (pitch, rows) = padded(g);
+        Self {
+            pitch,
+            image: rows * pitch * g.in_c,
+            grad,
+            step: [1, 1],
+            stride: [g.stride_h, g.stride_w],
+        }
+    }
+
+    /// Images per chunk: at least [`MIN_CHUNK_PIXELS`] output pixels, else as many as fit in
+    /// [`CHUNK_FLOATS`]; at most `limit`.
+    fn images_per_chunk(&self, g: &ConvGeometry, limit: usize) -> usize {
+        let by_pixels = MIN_CHUNK_PIXELS.div_ceil(g.out_pixels().max(1));
+        let by_cache = CHUNK_FLOATS / (self.image + self.grad);
+        by_pixels.max(by_cache).clamp(1, limit.max(1))
+    }
+}
+
+/// Transposes the pixels of image `x` (C × H × W) the kernel reads into the middle of its
+/// zero-padded channels-last copy (rows × pitch × C).
+fn pack_image(g: &ConvGeometry, lay: &Layout, x: &[f32], out: &mut [f32]) {
+    let c = g.in_c;
+    if lay.step == [1, 1] {
+        out.fill(0.0);
+        // The image is C rows of H·W pixels; pixel p lands in row p / W of the interior.
+        let at = |p: usize| ((p / g.in_w + g.pad_t) * lay.pitch + p % g.in_w + g.pad_l) * c;
+        return transpose(x, g.in_h * g.in_w, (c, g.in_h * g.in_w), out, at);
+    }
+    let [sh, sw] = lay.step;
+    let (rows, cols) = (g.in_h.div_ceil(sh), g.in_w.div_ceil(sw));
+    for h in 0..rows {
+        let row = &mut out[((h + g.pad_t) * lay.pitch + g.pad_l) * c..][..cols * c];
+        let plane = |ch: usize| &x[(ch * g.in_h + h * sh) * g.in_w..][..g.in_w];
+        // 16 pixels at a time: their channel vectors stay in L1 while every plane is read.
+        for w0 in (0..cols).step_by(LANES) {
+            let wn = LANES.min(cols - w0);
+            for ch in 0..c {
+                let src = plane(ch);
+                for k in 0..wn {
+                    row[(w0 + k) * c + ch] = src[(w0 + k) * sw];
+                }
+            }
+        }
+    }
+}
+
+/// Transposes one image's output gradient (O × P) into P × O.
+fn pack_grad(o: usize, pixels: usize, dy: &[f32], out: &mut [f32]) {
+    transpose(dy, pixels, (o, pixels), out, |p| p * o)
+}
+
+/// The pixel walk of one chunk, shared by every tile.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    images: usize,
+    out_h: usize,
+    out_w: usize,
+    /// Floats between images of the channels-last input.
+    x_image: usize,
+    /// Floats between output rows, in the input (stride · pitch · C).
+    x_row: usize,
+    /// Floats between output pixels of a row, in the input (stride · C).
+    x_col: usize,
+    /// Input channels C: floats between neighbouring taps of a kernel row.
+    c: usize,
+    /// Output channels O: floats between pixels of the output gradient.
+    o: usize,
+}
+
+impl Walk {
+    fn of(g: &ConvGeometry, lay: &Layout, images: usize) -> Self {
+        Self {
+            images,
+            out_h: g.out_h,
+            out_w: g.out_w,
+            x_image: lay.image,
+            x_row: lay.stride[0] * lay.pitch * g.in_c,
+            x_col: lay.stride[1] * g.in_c,
+            c: g.in_c,
+            o: g.out_c,
+        }
+    }
+}
+
+/// `acc[slot(r, o)] += Σ_pixels dY[p][o] · X[p + tap][c]` (r = (kh·KW + kw)·C + c) over the chunk's
+/// `images` channels-last images `xt` and gradients `dyt`.
+fn products(
+    g: &ConvGeometry,
+    lay: &Layout,
+    acc: &mut [f32],
+    xt: &[f32],
+    dyt: &[f32],
+    images: usize,
+) {
+    assert!(
+        acc.len() == g.patch_len() * g.out_c
+            && xt.len() >= images * lay.image
+            && dyt.len() >= images * lay.grad
+            && applies(g),
+        "channels_last: operands do not match the geometry"
+    );
+    let walk = Walk::of(g, lay, images);
+    match VectorWidth::current() {
+        // SAFETY: AVX-512F is present (`current` is never wider than the CPU); the lengths were
+        // checked above, and every tap of every output pixel lies inside its padded image
+        // ((OH − 1)·s + KH ≤ rows, (OW − 1)·s + KW ≤ pitch by the geometry).
+        #[cfg(target_arch = "x86_64")]
+        VectorWidth::Avx512 => unsafe { avx512::products(g, lay, &walk, acc, xt, dyt) },
+        _ => portable::products(g, lay, &walk, acc, xt, dyt),
+    }
+}
+
+/// `dw (O × C × KH × KW) = Σ_n dy[n] · patches(x[n])ᵀ` for a geometry this kernel [`applies`]
+/// to, summed over a fixed partition of the batch (one partial sum per group, added in group
+/// order: the result does not depend on scheduling).
+pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let lay = Layout::of(g);
+    let (o, k) = (g.out_c, g.patch_len());
+    let groups = rayon::current_num_threads().min(g.batch).max(1);
+    let per_group = g.batch.div_ceil(groups);
+    let nb = lay.images_per_chunk(g, per_group);
+    let mut sums = vec![0.0; k * o];
+    sum_groups(groups, &mut sums, |grp, acc| {
+        acc.fill(0.0);
+        let end = ((grp + 1) * per_group).min(g.batch);
+        for i0 in (grp * per_group..end).step_by(nb) {
+            let count = nb.min(end - i0);
+            with_scratch(count * (lay.image + lay.grad), |buf| {
+                let (xt, dyt) = buf.split_at_mut(count * lay.image);
+                for s in 0..count {
+                    let n = i0 + s;
+                    let xi = &x[n * g.in_len()..][..g.in_len()];
+                    pack_image(g, &lay, xi, &mut xt[s * lay.image..][..lay.image]);
+                    let dyi = &dy[n * g.out_len()..][..g.out_len()];
+                    pack_grad(o, g.out_pixels(), dyi, &mut dyt[s * lay.grad..][..lay.grad]);
+                }
+                products(g, &lay, acc, xt, dyt, count);
+            });
+        }
+    });
+    // sums holds patch row (kh, kw, c) = t·C + c at `slot`; dw is O × (c, kh, kw).
+    let taps = g.k_h * g.k_w;
+    for (oc, row) in dw.chunks_exact_mut(k).enumerate() {
+        for c in 0..g.in_c {
+            for t in 0..taps {
+                row[c * taps + t] = sums[slot(k, o, t * g.in_c + c, oc)];
+            }
+        }
+    }
+}
+
+/// The same sums in plain Rust (any CPU).
+mod portable {
+    use super::{slot, Layout, Walk, BLOCK};
+    use crate::kernels::geometry::ConvGeometry;
+
+    pub fn products(
+        g: &ConvGeometry,
+        lay: &Layout,
+        w: &Walk,
+        acc: &mut [f32],
+        xt: &[f32],
+        dyt: &[f32],
+    ) {
+        let (c, o, k) = (w.c, w.o, g.patch_len());
+        for i in 0..w.images {
+            for oh in 0..w.out_h {
+                for ow in 0..w.out_w {
+                    let d = &dyt[((i * w.out_h + oh) * w.out_w + ow) * o..][..o];
+                    let x0 = i * w.x_image + oh * w.x_row + ow * w.x_col;
+                    for kh in 0..g.k_h {
+                        for kw in 0..g.k_w {
+                            let xs = &xt[x0 + (kh * lay.pitch + kw) * c..][..c];
+                            let t = kh * g.k_w + kw;
+                            for (ch, xv) in xs.iter().enumerate() {
+                                for o0 in (0..o).step_by(BLOCK) {
+                                    let bw = BLOCK.min(o - o0);
+                                    let a = &mut acc[slot(k, o, t * c + ch, o0)..][..bw];
+                                    let d = &d[o0..o0 + bw];
+                                    a.iter_mut().zip(d).for_each(|(s, dv)| *s += dv * xv);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{slot, Layout, Walk, BROADCASTS, LANES};
+    use crate::kernels::geometry::ConvGeometry;
+    use std::arch::x86_64::*;
+
+    /// One register tile: `A` vectors of output channels from `acc`'s column, × `CB` channels
+    /// at `TW` neighbouring taps of one kernel row, summed over every pixel of the walk.
+    /// `acc` points at the tile's first sum ([`slot`]), `x` at its first input of pixel 0,
+    /// `dy` at its first output channel of pixel 0.
+    #[inline(always)]
+    unsafe fn tile<const A: usize, const CB: usize, const TW: usize>(
+        w: &Walk,
+        acc: *mut f32,
+        x: *const f32,
+        dy: *const f32,
+    ) {
+        let at = |t: usize, j: usize, v: usize| acc.add((t * w.c + j) * A * LANES + v * LANES);
+        let mut s: [[[__m512; A]; CB]; TW] = std::array::from_fn(|t| {
+            std::array::from_fn(|j| std::array::from_fn(|v| _mm512_loadu_ps(at(t, j, v))))
+        });
+        let mut dp = dy;
+        for i in 0..w.images {
+            for oh in 0..w.out_h {
+                let mut xp = x.add(i * w.x_image + oh * w.x_row);
+                for _ in 0..w.out_w {
+                    let d: [__m512; A] =
+                        std::array::from_fn(|v| _mm512_loadu_ps(dp.add(v * LANES)));
+                    for (t, st) in s.iter_mut().enumerate() {
+                        let xr = xp.add(t * w.c);
+                        for (j, sj) in st.iter_mut().enumerate() {
+                            let b = _mm512_set1_ps(*xr.add(j));
+                            for v in 0..A {
+                                sj[v] = _mm512_fmadd_ps(d[v], b, sj[v]);
+                            }
+                        }
+                    }
+                    dp = dp.add(w.o);
+                    xp = xp.add(w.x_col);
+                }
+            }
+        }
+        for (t, st) in s.iter().enumerate() {
+            for (j, sj) in st.iter().enumerate() {
+                for (v, sv) in sj.iter().enumerate() {
+                    _mm512_storeu_ps(at(t, j, v), *sv);
+                }
+            }
+        }
+    }
+
+    /// [`super::products`] on AVX-512F (bounds checked by the caller).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn products(
+        g: &ConvGeometry,
+        lay: &Layout,
+        w: &Walk,
+        acc: &mut [f32],
+        xt: &[f32],
+        dyt: &[f32],
+    ) {
+        let (c, o, k) = (w.c, w.o, g.patch_len());
+        // Three taps of a kernel row per tile where the row splits into threes.
+        let tw = if g.k_w.is_multiple_of(3) { 3 } else { 1 };
+        let cb = BROADCASTS / tw;
+        let (ap, xp, dp) = (acc.as_mut_ptr(), xt.as_ptr(), dyt.as_ptr());
+        for o0 in (0..o).step_by(2 * LANES) {
+            let two = o - o0 >= 2 * LANES;
+            for kh in 0..g.k_h {
+                for kw0 in (0..g.k_w).step_by(tw) {
+                    let mut c0 = 0;
+                    while c0 < c {
+                        let a = ap.add(slot(k, o, (kh * g.k_w + kw0) * c + c0, o0));
+                        let x = xp.add((kh * lay.pitch + kw0) * c + c0);
+                        let d = dp.add(o0);
+                        // Whole tiles, then tiles of 4 channels, then single channels.
+                        let step = [cb, 4, 1].into_iter().find(|&n| c - c0 >= n).unwrap_or(1);
+                        match (two, tw, step) {
+                            (true, 3, 4) => tile::<2, 4, 3>(w, a, x, d),
+                            (true, 3, _) => tile::<2, 1, 3>(w, a, x, d),
+                            (true, _, 12) => tile::<2, 12, 1>(w, a, x, d),
+                            (true, _, 4) => tile::<2, 4, 1>(w, a, x, d),
+                            (true, _, _) => tile::<2, 1, 1>(w, a, x, d),
+                            (false, 3, 4) => tile::<1, 4, 3>(w, a, x, d),
+                            (false, 3, _) => tile::<1, 1, 3>(w, a, x, d),
+                            (false, _, 12) => tile::<1, 12, 1>(w, a, x, d),
+                            (false, _, 4) => tile::<1, 4, 1>(w, a, x, d),
+                            (false, _, _) => tile::<1, 1, 1>(w, a, x, d),
+                        }
+                        c0 += step;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reference::{self, assert_close, values};
+    use super::*;
+
+    /// Input shape, weight shape, stride, padding (top, bottom, left, right).
+    type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 4]);
+
+    /// Strides 1 and 2, 1 × 1, 3 × 3, 5 × 5 and 7 × 7 kernels, uneven padding, channel counts
+    /// that leave tile tails (C not a multiple of 4 or 12, O = 16 or 48), one-pixel maps, 1 × 1
+    /// kernels with a stride that does not divide the map.
+    const CASES: [Case; 9] = [
+        ([3, 13, 9, 7], [48, 13, 3, 3], [1, 1], [1, 1, 1, 1]),
+        ([2, 8, 10, 9], [32, 8, 3, 3], [2, 2], [1, 0, 0, 1]),
+        ([5, 32, 4, 4], [64, 32, 3, 3], [1, 1], [1, 1, 1, 1]),
+        ([2, 20, 6, 6], [16, 20, 1, 1], [2, 2], [0, 0, 0, 0]),
+        ([2, 20, 7, 5], [32, 20, 1, 1], [2, 3], [0, 0, 0, 0]),
+        ([3, 25, 5, 5], [32, 25, 1, 1], [1, 1], [0, 0, 0, 0]),
+        ([1, 3, 11, 11], [16, 3, 7, 7], [2, 2], [3, 3, 2, 1]),
+        ([2, 6, 7, 8], [32, 6, 5, 5], [1, 2], [2, 2, 2, 2]),
+        ([2, 16, 1, 1], [32, 16, 3, 3], [1, 1], [1, 1, 1, 1]),
+    ];
+
+    #[test]
+    fn matches_a_direct_weight_gradient() {
+        for (xs, ws, stride, pads) in CASES {
+            let [pt, pb, pl, pr] = pads;
+            let g = ConvGeometry::new(xs, ws, stride, [(pt, pb), (pl, pr)]).unwrap();
+            assert!(applies(&g), "{g:?}");
+            let x = values(g.batch * g.in_len(), 0.3);
+            let dy = values(g.batch * g.out_len(), 2.9);
+            let mut dw = vec![f32::NAN; g.out_c * g.patch_len()];
+            weight_grad(&g, &x, &dy, &mut dw);
+            let what = format!("{xs:?} * {ws:?}, stride {stride:?}, pads {pads:?}");
+            assert_close(&what, &dw, &reference::weight_grad(&g, &x, &dy));
+        }
+    }
+
+    #[test]
+    fn the_dispatched_products_match_the_portable_ones() {
+        for (xs, ws, stride, pads) in CASES {
+            let [pt, pb, pl, pr] = pads;
+            let g = ConvGeometry::new(xs, ws, stride, [(pt, pb), (pl, pr)]).unwrap();
+            let lay = Layout::of(&g);
+            let n = g.batch;
+            let x = values(n * g.in_len(), 0.7);
+            let dy = values(n * g.out_len(), 1.3);
+            let mut xt = vec![0.0; n * lay.image];
+            let mut dyt = vec![0.0; n * lay.grad];
+            for i in 0..n {
+                pack_image(
+                    &g,
+                    &lay,
+                    &x[i * g.in_len()..][..g.in_len()],
+                    &mut xt[i * lay.image..][..lay.image],
+                );
+                pack_grad(
+                    g.out_c,
+                    g.out_pixels(),
+                    &dy[i * g.out_len()..][..g.out_len()],
+                    &mut dyt[i * lay.grad..][..lay.grad],
+                );
+            }
+            let start = values(g.patch_len() * g.out_c, 5.0);
+            let mut got = start.clone();
+            products(&g, &lay, &mut got, &xt, &dyt, n);
+            let mut want = start;
+            portable::products(&g, &lay, &Walk::of(&g, &lay, n), &mut want, &xt, &dyt);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale,
+                    "{xs:?} * {ws:?} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_output_channels_that_are_not_whole_vectors() {
+        let g = ConvGeometry::new([1, 4, 5, 5], [24, 4, 3, 3], [1, 1], [(1, 1), (1, 1)]).unwrap();
+        assert!(!applies(&g));
+    }
+}
