@@ -143,6 +143,10 @@ struct Walk {
     c: usize,
     /// Output channels O: floats between pixels of the output gradient.
     o: usize,
+    /// Kernel height and width.
+    k: [usize; 2],
+    /// Row pitch (in pixels) of the packed image.
+    pitch: usize,
 }
 
 impl Walk {
@@ -156,6 +160,8 @@ impl Walk {
             x_col: lay.stride[1] * g.in_c,
             c: g.in_c,
             o: g.out_c,
+            k: [g.k_h, g.k_w],
+            pitch: lay.pitch,
         }
     }
 }
@@ -183,8 +189,8 @@ fn products(
         // checked above, and every tap of every output pixel lies inside its padded image
         // ((OH − 1)·s + KH ≤ rows, (OW − 1)·s + KW ≤ pitch by the geometry).
         #[cfg(target_arch = "x86_64")]
-        VectorWidth::Avx512 => unsafe { avx512::products(g, lay, &walk, acc, xt, dyt) },
-        _ => portable::products(g, lay, &walk, acc, xt, dyt),
+        VectorWidth::Avx512 => unsafe { avx512::products(&walk, acc, xt, dyt) },
+        _ => portable::products(&walk, acc, xt, dyt),
     }
 }
 
@@ -229,27 +235,20 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 /// The same sums in plain Rust (any CPU).
 mod portable {
-    use super::{slot, Layout, Walk, BLOCK};
-    use crate::kernels::geometry::ConvGeometry;
+    use super::{slot, Walk, BLOCK};
 
-    pub fn products(
-        g: &ConvGeometry,
-        lay: &Layout,
-        w: &Walk,
-        acc: &mut [f32],
-        xt: &[f32],
-        dyt: &[f32],
-    ) {
-        let (c, o, k) = (w.c, w.o, g.patch_len());
+    pub fn products(w: &Walk, acc: &mut [f32], xt: &[f32], dyt: &[f32]) {
+        let (c, o, [kh_n, kw_n]) = (w.c, w.o, w.k);
+        let k = c * kh_n * kw_n;
         for i in 0..w.images {
             for oh in 0..w.out_h {
                 for ow in 0..w.out_w {
                     let d = &dyt[((i * w.out_h + oh) * w.out_w + ow) * o..][..o];
                     let x0 = i * w.x_image + oh * w.x_row + ow * w.x_col;
-                    for kh in 0..g.k_h {
-                        for kw in 0..g.k_w {
-                            let xs = &xt[x0 + (kh * lay.pitch + kw) * c..][..c];
-                            let t = kh * g.k_w + kw;
+                    for kh in 0..kh_n {
+                        for kw in 0..kw_n {
+                            let xs = &xt[x0 + (kh * w.pitch + kw) * c..][..c];
+                            let t = kh * kw_n + kw;
                             for (ch, xv) in xs.iter().enumerate() {
                                 for o0 in (0..o).step_by(BLOCK) {
                                     let bw = BLOCK.min(o - o0);
@@ -268,8 +267,7 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{slot, Layout, Walk, BROADCASTS, LANES};
-    use crate::kernels::geometry::ConvGeometry;
+    use super::{slot, Walk, BROADCASTS, LANES};
     use std::arch::x86_64::*;
 
     /// One register tile: `A` vectors of output channels from `acc`'s column, × `CB` channels
@@ -319,27 +317,21 @@ mod avx512 {
 
     /// [`super::products`] on AVX-512F (bounds checked by the caller).
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn products(
-        g: &ConvGeometry,
-        lay: &Layout,
-        w: &Walk,
-        acc: &mut [f32],
-        xt: &[f32],
-        dyt: &[f32],
-    ) {
-        let (c, o, k) = (w.c, w.o, g.patch_len());
+    pub unsafe fn products(w: &Walk, acc: &mut [f32], xt: &[f32], dyt: &[f32]) {
+        let (c, o, [kh_n, kw_n]) = (w.c, w.o, w.k);
+        let k = c * kh_n * kw_n;
         // Three taps of a kernel row per tile where the row splits into threes.
-        let tw = if g.k_w.is_multiple_of(3) { 3 } else { 1 };
+        let tw = if kw_n.is_multiple_of(3) { 3 } else { 1 };
         let cb = BROADCASTS / tw;
         let (ap, xp, dp) = (acc.as_mut_ptr(), xt.as_ptr(), dyt.as_ptr());
         for o0 in (0..o).step_by(2 * LANES) {
             let two = o - o0 >= 2 * LANES;
-            for kh in 0..g.k_h {
-                for kw0 in (0..g.k_w).step_by(tw) {
+            for kh in 0..kh_n {
+                for kw0 in (0..kw_n).step_by(tw) {
                     let mut c0 = 0;
                     while c0 < c {
-                        let a = ap.add(slot(k, o, (kh * g.k_w + kw0) * c + c0, o0));
-                        let x = xp.add((kh * lay.pitch + kw0) * c + c0);
+                        let a = ap.add(slot(k, o, (kh * kw_n + kw0) * c + c0, o0));
+                        let x = xp.add((kh * w.pitch + kw0) * c + c0);
                         let d = dp.add(o0);
                         // Whole tiles, then tiles of 4 channels, then single channels.
                         let step = [cb, 4, 1].into_iter().find(|&n| c - c0 >= n).unwrap_or(1);
@@ -430,7 +422,7 @@ mod tests {
             let mut got = start.clone();
             products(&g, &lay, &mut got, &xt, &dyt, n);
             let mut want = start;
-            portable::products(&g, &lay, &Walk::of(&g, &lay, n), &mut want, &xt, &dyt);
+            portable::products(&Walk::of(&g, &lay, n), &mut want, &xt, &dyt);
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!(

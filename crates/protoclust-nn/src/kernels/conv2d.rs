@@ -193,35 +193,29 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
                 ld: k,
                 accumulate: !first,
             };
-            if nb == 1 && g.is_pointwise() {
+            // dw += dY rows · patch rows, both `cols` long.
+            let dots = |out: Out<'_>, dy_rows: &[f32], patch_rows: &[f32]| {
                 let a = Rows {
-                    data: dyc,
+                    data: dy_rows,
                     rows: o,
                     stride: cols,
                 };
                 let b = Rows {
-                    data: xc,
+                    data: patch_rows,
                     rows: k,
                     stride: cols,
                 };
-                matmul_nt(out, a, b, cols);
+                matmul_nt(out, a, b, cols)
+            };
+            if nb == 1 && g.is_pointwise() {
+                dots(out, dyc, xc);
             } else {
                 let lens = scratch_lens(g, &low, nb);
                 with_scratch(lens.iter().sum(), |buf| {
                     let (col, tmp, pad) = split3(buf, lens);
                     low.patches(g, xc, nb, col, pad);
                     low.gather(g, dyc, nb, tmp);
-                    let a = Rows {
-                        data: tmp,
-                        rows: o,
-                        stride: cols,
-                    };
-                    let b = Rows {
-                        data: col,
-                        rows: k,
-                        stride: cols,
-                    };
-                    matmul_nt(out, a, b, cols);
+                    dots(out, tmp, col);
                 });
             }
             first = false;
