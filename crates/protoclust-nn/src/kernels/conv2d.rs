@@ -147,31 +147,16 @@ pub fn weight_grad_by(route: Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw:
 /// layers, even on 8 → 16 (`protoclust bench --routes`, docs/performance.md).
 const CHANNELS_LAST_WEIGHT_GRAD_CHANNELS: usize = 16;
 
-/// The product the lowering route computes a weight gradient with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WeightGradProduct {
-    /// Dot products of the gathered gradient and patch-matrix rows ([`matmul_nt`]).
-    Dots,
-    /// Outer products on channels-last copies, without a patch matrix ([`channels_last`]).
-    ChannelsLast,
-}
-
-impl WeightGradProduct {
-    fn of(g: &ConvGeometry) -> Self {
-        let wide = VectorWidth::current() == VectorWidth::Avx512;
-        if wide
-            && channels_last::applies(g)
-            && g.in_c.min(g.out_c) >= CHANNELS_LAST_WEIGHT_GRAD_CHANNELS
-        {
-            WeightGradProduct::ChannelsLast
-        } else {
-            WeightGradProduct::Dots
-        }
-    }
+/// Whether the lowering route computes the weight gradient of `g` as outer products on
+/// channels-last copies ([`channels_last`]) rather than [`matmul_nt`]'s dot products.
+fn takes_channels_last(g: &ConvGeometry) -> bool {
+    VectorWidth::current() == VectorWidth::Avx512
+        && channels_last::applies(g)
+        && g.in_c.min(g.out_c) >= CHANNELS_LAST_WEIGHT_GRAD_CHANNELS
 }
 
 fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    if WeightGradProduct::of(g) == WeightGradProduct::ChannelsLast {
+    if takes_channels_last(g) {
         return channels_last::weight_grad(g, x, dy, dw);
     }
     let (o, k) = (g.out_c, g.patch_len());

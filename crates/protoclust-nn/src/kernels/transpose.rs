@@ -25,25 +25,22 @@ pub fn transpose(
         (rows - 1) * ld + cols <= src.len() && (0..cols).all(|j| at(j) + rows <= dst.len()),
         "transpose: out of bounds"
     );
-    let (rf, cf) = (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK);
-    #[cfg(target_arch = "x86_64")]
-    if VectorWidth::current() == VectorWidth::Avx512 {
-        for i0 in (0..rf).step_by(BLOCK) {
-            for j0 in (0..cf).step_by(BLOCK) {
-                // SAFETY: AVX-512F is present; rows i0..i0+16 of columns j0..j0+16 lie in `src`
-                // and the 16 output rows at `at(j0 + j) + i0` in `dst` (checked above).
-                unsafe { avx512::block(src, ld, (i0, j0), dst, &at) };
-            }
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    let done = if VectorWidth::current() == VectorWidth::Avx512 {
-        (rf, cf)
+    // Whole 16 × 16 blocks in registers where the CPU has AVX-512: (rows, columns) done.
+    let blocked = cfg!(target_arch = "x86_64") && VectorWidth::current() == VectorWidth::Avx512;
+    let done = if blocked {
+        (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK)
     } else {
         (0, 0)
     };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    for i0 in (0..done.0).step_by(BLOCK) {
+        for j0 in (0..done.1).step_by(BLOCK) {
+            // SAFETY: AVX-512F is present (`done` is empty otherwise); rows i0..i0+16 of
+            // columns j0..j0+16 lie in `src` and the 16 output rows at `at(j0 + j) + i0` in
+            // `dst` (checked above).
+            unsafe { avx512::block(src, ld, (i0, j0), dst, &at) };
+        }
+    }
     // What the blocks left: the rows below them, and the columns right of them.
     for j in 0..cols {
         let first = if j < done.1 { done.0 } else { 0 };
