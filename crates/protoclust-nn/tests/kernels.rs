@@ -120,8 +120,9 @@ fn conv2d_matches_burn_on_odd_shapes() {
     conv_case(2, 8, [16, 16], 8, [3, 3], [1, 1], p1, false);
     conv_case(3, 4, [12, 10], 5, [3, 3], [1, 1], [(0, 2), (1, 0)], false);
     conv_case(1, 3, [11, 11], 8, [7, 7], [1, 1], [(3, 3), (3, 3)], true);
-    // Shapes that take Winograd (3 × 3, stride 1, enough channels): batch 1, odd sizes and
-    // channel counts, padding up to 2 on uneven sides, a partial last tile group.
+    // Shapes that take Winograd (3 × 3, stride 1, enough channels; with AVX-512 only in the
+    // passes whose channels are no whole vectors): batch 1, odd sizes and channel counts,
+    // padding up to 2 on uneven sides, a partial last tile group.
     let winograd = [
         (1, 67, [9, 17], 64, p1),
         (2, 64, [7, 16], 70, [(2, 0), (0, 2)]),
@@ -149,12 +150,28 @@ fn conv2d_matches_burn_on_odd_shapes() {
         }
         conv_case(n, c, hw, o, k, [1, 1], pad, n == 3);
     }
-    // Weight gradients through the channels-last outer products (with AVX-512: 16 channels or
-    // more, output channels in whole vectors): strides 1 and 2, 1 × 1 and 3 × 3, uneven
-    // padding, channel counts that leave tile tails.
-    conv_case(3, 19, [9, 7], 48, [3, 3], [2, 1], [(1, 0), (0, 2)], true);
-    conv_case(2, 16, [8, 10], 32, [1, 1], [2, 2], p0, false);
-    conv_case(5, 33, [4, 4], 16, [3, 3], [1, 1], p1, false);
+    // Shapes that take the channels-last outer products (with AVX-512: 16 channels or more,
+    // the channels a tile spans in whole vectors) in some or all passes: strides 1 and 2,
+    // 1 × 1, 3 × 3 and 5 × 5 kernels, uneven padding, channel counts that leave tile tails.
+    let channels_last = [
+        (3, 19, [9, 7], 48, [3, 3], [2, 1], [(1, 0), (0, 2)], true),
+        (2, 16, [8, 10], 32, [1, 1], [2, 2], p0, false),
+        (5, 33, [4, 4], 16, [3, 3], [1, 1], p1, false),
+        (2, 32, [9, 11], 24, [3, 3], [2, 2], [(1, 0), (1, 1)], true),
+        (3, 32, [10, 10], 48, [5, 5], [1, 1], [(2, 2), (2, 2)], false),
+    ];
+    let avx512 = kernels::isa::VectorWidth::current() == kernels::isa::VectorWidth::Avx512;
+    for (n, c, hw, o, k, stride, pad, bias) in channels_last {
+        let g = ConvGeometry::new([n, c, hw[0], hw[1]], [o, c, k[0], k[1]], stride, pad).unwrap();
+        let takes = [Pass::Forward, Pass::WeightGrad, Pass::InputGrad]
+            .into_iter()
+            .any(|pass| Route::of(&g, pass) == Route::ChannelsLast);
+        assert!(
+            takes || !avx512,
+            "{g:?} should take the channels-last kernels"
+        );
+        conv_case(n, c, hw, o, k, stride, pad, bias);
+    }
     // Many small images: several images per chunk.
     conv_case(37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false);
     conv_case(33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false);

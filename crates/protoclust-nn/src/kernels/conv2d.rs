@@ -1,8 +1,7 @@
-//! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient. Each shape
-//! takes one [`Route`]: Winograd or the direct kernel where they measured faster, otherwise a
-//! lowering ([`Lowering`]) + one matrix product per chunk of images, chunks in parallel on rayon
-//! (with AVX-512, the lowering route's weight gradient of layers with 16 channels or more runs
-//! as outer products on channels-last copies instead: [`channels_last`]).
+//! 2-d convolution on f32 NCHW slices: forward, weight gradient and input gradient. Each pass
+//! of each shape takes one [`Route`]: Winograd, the direct kernel or outer products on
+//! channels-last copies where they measured faster, otherwise a lowering ([`Lowering`]) + one
+//! matrix product per chunk of images; chunks in parallel on rayon.
 
 use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
@@ -37,8 +36,10 @@ pub enum Route {
     Winograd,
     /// The direct kernel on the padded grid ([`direct`]): stride-1 layers with few channels.
     Direct,
-    /// Patch lowering + matrix product: every shape (the weight gradient possibly through
-    /// [`channels_last`]).
+    /// Register-tiled outer products on channels-last copies ([`channels_last`]): layers
+    /// whose channels fill whole 16-lane vectors.
+    ChannelsLast,
+    /// Patch lowering + matrix product: every shape.
     Lowering,
 }
 
@@ -49,12 +50,15 @@ impl Route {
         if ConvAlgorithm::current() == ConvAlgorithm::Lowering {
             return Route::Lowering;
         }
-        let winograd = winograd::applies(g) && winograd::pays(g);
         let direct = direct::applies(g) && direct::pays(g, pass);
-        // With 16 lanes (measured on a 2-core Intel Xeon, model 207): the direct forward (and
-        // input gradient, a forward) outruns Winograd wherever it pays (64 → 64 on 32 × 32
-        // maps: 1.2×), and the lowering's weight gradient (channels-last outer products; before
-        // them a packed product, already 1.1–1.4×) outruns Winograd's at every shape.
+        if takes_channels_last(g, pass, direct) {
+            return Route::ChannelsLast;
+        }
+        let winograd = winograd::applies(g) && winograd::pays(g);
+        // With 16 lanes (measured on a 2-core Intel Xeon, model 207), for the layers the
+        // channels-last kernels do not take: the direct forward (and input gradient, a forward)
+        // outruns Winograd wherever it pays (64 → 64 on 32 × 32 maps: 1.2×), and the
+        // lowering's weight gradient outruns Winograd's.
         let wide = VectorWidth::current() == VectorWidth::Avx512;
         let winograd = winograd && !(wide && pass == Pass::WeightGrad);
         let direct_first = wide && pass != Pass::WeightGrad;
@@ -66,14 +70,40 @@ impl Route {
         }
     }
 
-    /// Whether this route can compute `g`.
-    pub fn applies(self, g: &ConvGeometry) -> bool {
+    /// Whether this route can compute `pass` of `g`.
+    pub fn applies(self, g: &ConvGeometry, pass: Pass) -> bool {
         match self {
             Route::Winograd => winograd::applies(g),
             Route::Direct => direct::applies(g),
+            Route::ChannelsLast if pass == Pass::InputGrad => channels_last::applies_input_grad(g),
+            Route::ChannelsLast => channels_last::applies(g),
             Route::Lowering => true,
         }
     }
+}
+
+/// Channels (min of C, O) from which, with AVX-512, every pass the channels-last kernels
+/// apply to takes them, ahead of the direct kernel and Winograd. On a 2-core Intel Xeon
+/// (model 207, `protoclust bench --routes`, docs/performance.md): 32 → 32 at 16 × 16 ties the
+/// direct kernel and wins at 8 × 8 (1.2×); from 64 channels they win every pass of every
+/// layer (64 → 64 at 32 × 32: forward 1.2–1.3× the direct kernel; 128 → 128 at 16 × 16 and
+/// 256 → 256 at 8 × 8 1.1–1.3× Winograd; 512 → 512 at 4 × 4 1.1–1.3× the lowering), while
+/// 16 → 16 loses to the direct kernel by 1.2×.
+const CHANNELS_LAST_CHANNELS: usize = 32;
+
+/// Channels (min of C, O) from which, with AVX-512, the channels-last kernels replace the
+/// lowering (and the direct weight gradient, which stops at 8 channels): 1.3–2× on the
+/// three passes of the stride-2 16 → 32 layers.
+const CHANNELS_LAST_MIN_CHANNELS: usize = 16;
+
+/// Whether `pass` of `g` runs as outer products on channels-last copies ([`channels_last`]),
+/// given whether the direct kernel would pay for it.
+fn takes_channels_last(g: &ConvGeometry, pass: Pass, direct: bool) -> bool {
+    let channels = g.in_c.min(g.out_c);
+    VectorWidth::current() == VectorWidth::Avx512
+        && Route::ChannelsLast.applies(g, pass)
+        && (channels >= CHANNELS_LAST_CHANNELS
+            || (channels >= CHANNELS_LAST_MIN_CHANNELS && !direct))
 }
 
 /// Scratch for one chunk: (patch matrix, O-row matrix, padded image) lengths.
@@ -93,11 +123,12 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     forward_by(Route::of(g, Pass::Forward), g, x, w, y)
 }
 
-/// [`forward`] through `route`, which must [`Route::applies`] to `g`.
+/// [`forward`] through `route`, which must [`Route::applies`] to it.
 pub fn forward_by(route: Route, g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     match route {
         Route::Winograd => winograd::forward(g, x, w, y),
         Route::Direct => direct::forward(g, x, w, y),
+        Route::ChannelsLast => channels_last::forward(g, x, w, y),
         Route::Lowering => forward_lowering(g, x, w, y),
     }
 }
@@ -132,33 +163,17 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     weight_grad_by(Route::of(g, Pass::WeightGrad), g, x, dy, dw)
 }
 
-/// [`weight_grad`] through `route`, which must [`Route::applies`] to `g`.
+/// [`weight_grad`] through `route`, which must [`Route::applies`] to it.
 pub fn weight_grad_by(route: Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     match route {
         Route::Winograd => winograd::weight_grad(g, x, dy, dw),
         Route::Direct => direct::weight_grad(g, x, dy, dw),
+        Route::ChannelsLast => channels_last::weight_grad(g, x, dy, dw),
         Route::Lowering => weight_grad_lowering(g, x, dy, dw),
     }
 }
 
-/// Channels (min of C, O) from which the weight gradient of the lowering route is faster as
-/// outer products on channels-last copies ([`channels_last`]) than as [`matmul_nt`]'s dot
-/// products, with AVX-512: on a 2-core Intel Xeon (model 207) 2× on the 16 → 32 stride-2
-/// layers, even on 8 → 16 (`protoclust bench --routes`, docs/performance.md).
-const CHANNELS_LAST_WEIGHT_GRAD_CHANNELS: usize = 16;
-
-/// Whether the lowering route computes the weight gradient of `g` as outer products on
-/// channels-last copies ([`channels_last`]) rather than [`matmul_nt`]'s dot products.
-fn takes_channels_last(g: &ConvGeometry) -> bool {
-    VectorWidth::current() == VectorWidth::Avx512
-        && channels_last::applies(g)
-        && g.in_c.min(g.out_c) >= CHANNELS_LAST_WEIGHT_GRAD_CHANNELS
-}
-
 fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    if takes_channels_last(g) {
-        return channels_last::weight_grad(g, x, dy, dw);
-    }
     let (o, k) = (g.out_c, g.patch_len());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
@@ -217,9 +232,10 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     input_grad_by(Route::of(g, Pass::InputGrad), g, w, dy, dx)
 }
 
-/// [`input_grad`] through `route`, which must [`Route::applies`] to `g`.
+/// [`input_grad`] through `route`, which must [`Route::applies`] to it.
 pub fn input_grad_by(route: Route, g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     match route {
+        Route::ChannelsLast => channels_last::input_grad(g, w, dy, dx),
         Route::Winograd => {
             let gi = g
                 .flipped()

@@ -300,7 +300,10 @@ pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) ->
             vec![0f32; w.len()],
             vec![0f32; x.len()],
         );
-        let cell = |s: f64, route: Route, pass: Pass| {
+        let cell = |s: Option<f64>, route: Route, pass: Pass| {
+            let Some(s) = s else {
+                return "–".to_string();
+            };
             let mark = if Route::of(&g, pass) == route {
                 " *"
             } else {
@@ -308,13 +311,26 @@ pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) ->
             };
             format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
         };
-        for route in [Route::Winograd, Route::Direct, Route::Lowering] {
-            if !route.applies(&g) {
+        let routes = [
+            Route::Winograd,
+            Route::Direct,
+            Route::ChannelsLast,
+            Route::Lowering,
+        ];
+        for route in routes {
+            let applies = |pass| route.applies(&g, pass);
+            if ![Pass::Forward, Pass::WeightGrad, Pass::InputGrad]
+                .into_iter()
+                .any(applies)
+            {
                 continue;
             }
-            let fwd = time(reps, || conv2d::forward_by(route, &g, &x, &w, &mut y));
-            let wg = time(reps, || conv2d::weight_grad_by(route, &g, &x, &dy, &mut dw));
-            let ig = time(reps, || conv2d::input_grad_by(route, &g, &w, &dy, &mut dx));
+            let fwd = applies(Pass::Forward)
+                .then(|| time(reps, || conv2d::forward_by(route, &g, &x, &w, &mut y)));
+            let wg = applies(Pass::WeightGrad)
+                .then(|| time(reps, || conv2d::weight_grad_by(route, &g, &x, &dy, &mut dw)));
+            let ig = applies(Pass::InputGrad)
+                .then(|| time(reps, || conv2d::input_grad_by(route, &g, &w, &dy, &mut dx)));
             println!(
                 "| {} → {}, {}×{}, s{}, {}×{} | {route:?} | {} | {} | {} |",
                 g.in_c,

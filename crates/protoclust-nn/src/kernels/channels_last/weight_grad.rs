@@ -1,131 +1,16 @@
-//! The weight gradient as register-tiled outer products on channels-last copies of each chunk
-//! of images (any kernel, stride and padding), for layers with many channels:
-//! `dW[o][c][kh][kw] = Σ_n Σ_(oh, ow) dY[n][oh][ow][o] · X[n][oh·sh + kh][ow·sw + kw][c]` on
-//! the zero-padded input.
-//!
-//! A register tile holds 32 output channels (two 16-lane vectors of one pixel's dY) × 12 inputs
-//! broadcast from the padded image (4 channels at 3 taps of one kernel row, or 12 channels of a
-//! kernel one tap wide), accumulated over every output pixel of the chunk. There is no patch
-//! matrix and no packing: a tap is an offset into the channels-last image, and a stride only
-//! changes the step between pixels. AVX-512 runs it (24 accumulators need its 32 registers);
-//! other CPUs get the same sums in plain Rust, for tests.
+//! The weight gradient: a register tile holds 32 output channels (two 16-lane vectors of one
+//! pixel's dY) × 12 inputs broadcast from the padded image (4 channels at 3 taps of one kernel
+//! row, or 12 channels of a kernel one tap wide), accumulated over every output pixel of the
+//! chunk: `dW[o][c][kh][kw] = Σ_n Σ_(oh, ow) dY[n][oh][ow][o] · X[n][oh·sh + kh][ow·sw + kw][c]`.
 
-use super::geometry::ConvGeometry;
-use super::isa::VectorWidth;
-use super::lowering::padded;
-use super::partition::sum_groups;
-use super::scratch::with_scratch;
-use super::transpose::transpose;
-
-/// f32 lanes of one AVX-512 vector: the output channels of a layer must be a multiple of it.
-pub const LANES: usize = 16;
+use super::{applies, pack_grad, pack_image, slot, Layout, LANES};
+use crate::kernels::geometry::ConvGeometry;
+use crate::kernels::isa::VectorWidth;
+use crate::kernels::partition::sum_groups;
+use crate::kernels::scratch::with_scratch;
 
 /// Inputs broadcast per register tile (× 2 vectors of output channels = 24 accumulators).
 const BROADCASTS: usize = 12;
-
-/// Floats of channels-last images and output gradients one chunk keeps hot (1 MiB).
-const CHUNK_FLOATS: usize = 256 * 1024;
-
-/// Output pixels a chunk should hold at least, so that loading and storing the accumulators
-/// (once per tile and chunk) stays small next to the products.
-const MIN_CHUNK_PIXELS: usize = 64;
-
-/// Output channels per register tile (two vectors).
-const BLOCK: usize = 2 * LANES;
-
-/// Index in the accumulator of (patch row `r` = (kh·KW + kw)·C + c, output channel `oc`), for
-/// `k` patch rows and `o` output channels: blocks of [`BLOCK`] output channels (the last one
-/// possibly one vector), each `k` rows of its width, so that a tile's sums lie together.
-fn slot(k: usize, o: usize, r: usize, oc: usize) -> usize {
-    let o0 = oc / BLOCK * BLOCK;
-    o0 * k + r * BLOCK.min(o - o0) + (oc - o0)
-}
-
-/// Whether this kernel computes the weight gradient of `g`: output channels in whole vectors.
-pub fn applies(g: &ConvGeometry) -> bool {
-    g.out_c > 0 && g.out_c.is_multiple_of(LANES)
-}
-
-/// Shapes of one chunk's channels-last operands.
-#[derive(Debug, Clone, Copy)]
-struct Layout {
-    /// Row pitch (in pixels) of the packed image.
-    pitch: usize,
-    /// Floats of one packed channels-last image (rows × pitch × C).
-    image: usize,
-    /// Floats of one image's channels-last output gradient (OH × OW × O).
-    grad: usize,
-    /// Input pixels per packed pixel, down and across: the stride of an unpadded 1 × 1 kernel
-    /// (only the pixels it reads are packed), 1 otherwise.
-    step: [usize; 2],
-    /// Packed pixels between output pixels, down and across.
-    stride: [usize; 2],
-}
-
-impl Layout {
-    fn of(g: &ConvGeometry) -> Self {
-        let grad = g.out_pixels() * g.out_c;
-        let unpadded = g.pad_t + g.pad_b + g.pad_l + g.pad_r == 0;
-        if g.k_h == 1 && g.k_w == 1 && unpadded {
-            return Self {
-                pitch: g.out_w,
-                image: g.out_pixels() * g.in_c,
-                grad,
-                step: [g.stride_h, g.stride_w],
-                stride: [1, 1],
-            };
-        }
-        let (pitch, rows) = padded(g);
-        Self {
-            pitch,
-            image: rows * pitch * g.in_c,
-            grad,
-            step: [1, 1],
-            stride: [g.stride_h, g.stride_w],
-        }
-    }
-
-    /// Images per chunk: at least [`MIN_CHUNK_PIXELS`] output pixels, else as many as fit in
-    /// [`CHUNK_FLOATS`]; at most `limit`.
-    fn images_per_chunk(&self, g: &ConvGeometry, limit: usize) -> usize {
-        let by_pixels = MIN_CHUNK_PIXELS.div_ceil(g.out_pixels().max(1));
-        let by_cache = CHUNK_FLOATS / (self.image + self.grad);
-        by_pixels.max(by_cache).clamp(1, limit.max(1))
-    }
-}
-
-/// Transposes the pixels of image `x` (C × H × W) the kernel reads into the middle of its
-/// zero-padded channels-last copy (rows × pitch × C).
-fn pack_image(g: &ConvGeometry, lay: &Layout, x: &[f32], out: &mut [f32]) {
-    let c = g.in_c;
-    if lay.step == [1, 1] {
-        out.fill(0.0);
-        // The image is C rows of H·W pixels; pixel p lands in row p / W of the interior.
-        let at = |p: usize| ((p / g.in_w + g.pad_t) * lay.pitch + p % g.in_w + g.pad_l) * c;
-        return transpose(x, g.in_h * g.in_w, (c, g.in_h * g.in_w), out, at);
-    }
-    let [sh, sw] = lay.step;
-    let (rows, cols) = (g.in_h.div_ceil(sh), g.in_w.div_ceil(sw));
-    for h in 0..rows {
-        let row = &mut out[((h + g.pad_t) * lay.pitch + g.pad_l) * c..][..cols * c];
-        let plane = |ch: usize| &x[(ch * g.in_h + h * sh) * g.in_w..][..g.in_w];
-        // 16 pixels at a time: their channel vectors stay in L1 while every plane is read.
-        for w0 in (0..cols).step_by(LANES) {
-            let wn = LANES.min(cols - w0);
-            for ch in 0..c {
-                let src = plane(ch);
-                for k in 0..wn {
-                    row[(w0 + k) * c + ch] = src[(w0 + k) * sw];
-                }
-            }
-        }
-    }
-}
-
-/// Transposes one image's output gradient (O × P) into P × O.
-fn pack_grad(o: usize, pixels: usize, dy: &[f32], out: &mut [f32]) {
-    transpose(dy, pixels, (o, pixels), out, |p| p * o)
-}
 
 /// The pixel walk of one chunk, shared by every tile.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +120,8 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 
 /// The same sums in plain Rust (any CPU).
 mod portable {
-    use super::{slot, Walk, BLOCK};
+    use super::super::BLOCK;
+    use super::{slot, Walk};
 
     pub fn products(w: &Walk, acc: &mut [f32], xt: &[f32], dyt: &[f32]) {
         let (c, o, [kh_n, kw_n]) = (w.c, w.o, w.k);
@@ -357,47 +243,27 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::reference::{self, assert_close, values};
+    use super::super::super::reference::{self, assert_close, values};
+    use super::super::cases::{geometry, CASES};
     use super::*;
-
-    /// Input shape, weight shape, stride, padding (top, bottom, left, right).
-    type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 4]);
-
-    /// Strides 1 and 2, 1 × 1, 3 × 3, 5 × 5 and 7 × 7 kernels, uneven padding, channel counts
-    /// that leave tile tails (C not a multiple of 4 or 12, O = 16 or 48), one-pixel maps, 1 × 1
-    /// kernels with a stride that does not divide the map.
-    const CASES: [Case; 9] = [
-        ([3, 13, 9, 7], [48, 13, 3, 3], [1, 1], [1, 1, 1, 1]),
-        ([2, 8, 10, 9], [32, 8, 3, 3], [2, 2], [1, 0, 0, 1]),
-        ([5, 32, 4, 4], [64, 32, 3, 3], [1, 1], [1, 1, 1, 1]),
-        ([2, 20, 6, 6], [16, 20, 1, 1], [2, 2], [0, 0, 0, 0]),
-        ([2, 20, 7, 5], [32, 20, 1, 1], [2, 3], [0, 0, 0, 0]),
-        ([3, 25, 5, 5], [32, 25, 1, 1], [1, 1], [0, 0, 0, 0]),
-        ([1, 3, 11, 11], [16, 3, 7, 7], [2, 2], [3, 3, 2, 1]),
-        ([2, 6, 7, 8], [32, 6, 5, 5], [1, 2], [2, 2, 2, 2]),
-        ([2, 16, 1, 1], [32, 16, 3, 3], [1, 1], [1, 1, 1, 1]),
-    ];
 
     #[test]
     fn matches_a_direct_weight_gradient() {
-        for (xs, ws, stride, pads) in CASES {
-            let [pt, pb, pl, pr] = pads;
-            let g = ConvGeometry::new(xs, ws, stride, [(pt, pb), (pl, pr)]).unwrap();
-            assert!(applies(&g), "{g:?}");
+        for case in CASES {
+            let (g, what) = geometry(case);
+            assert!(applies(&g), "{what}");
             let x = values(g.batch * g.in_len(), 0.3);
             let dy = values(g.batch * g.out_len(), 2.9);
             let mut dw = vec![f32::NAN; g.out_c * g.patch_len()];
             weight_grad(&g, &x, &dy, &mut dw);
-            let what = format!("{xs:?} * {ws:?}, stride {stride:?}, pads {pads:?}");
             assert_close(&what, &dw, &reference::weight_grad(&g, &x, &dy));
         }
     }
 
     #[test]
     fn the_dispatched_products_match_the_portable_ones() {
-        for (xs, ws, stride, pads) in CASES {
-            let [pt, pb, pl, pr] = pads;
-            let g = ConvGeometry::new(xs, ws, stride, [(pt, pb), (pl, pr)]).unwrap();
+        for case in CASES {
+            let (g, what) = geometry(case);
             let lay = Layout::of(&g);
             let n = g.batch;
             let x = values(n * g.in_len(), 0.7);
@@ -425,10 +291,7 @@ mod tests {
             portable::products(&Walk::of(&g, &lay, n), &mut want, &xt, &dyt);
             let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * scale,
-                    "{xs:?} * {ws:?} [{i}]: {a} vs {b}"
-                );
+                assert!((a - b).abs() <= 1e-5 * scale, "{what} [{i}]: {a} vs {b}");
             }
         }
     }
