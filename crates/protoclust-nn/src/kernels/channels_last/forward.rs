@@ -3,28 +3,12 @@
 //! output channels.
 
 use super::tile::{by_tile, next_tile};
-use super::{applies, pack_image, slot, Aligned, Layout, BLOCK};
+use super::{applies, pack_image, pack_weights, slot, Blocks, Layout, BLOCK};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::isa::VectorWidth;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::transpose::transpose;
 use rayon::prelude::*;
-
-/// The weights (O × C × KH × KW) as blocks of [`BLOCK`] output channels, each KH·KW·C rows
-/// (row (kh·KW + kw)·C + c) of the block's width.
-fn pack_weights(g: &ConvGeometry, w: &[f32]) -> Aligned {
-    let (taps, k, o, c) = (g.k_h * g.k_w, g.patch_len(), g.out_c, g.in_c);
-    let mut packed = Aligned::zeros(k * o);
-    let dst = packed.as_mut_slice();
-    for (oc, row) in w.chunks_exact(k).enumerate() {
-        for ch in 0..c {
-            for t in 0..taps {
-                dst[slot(k, o, t * c + ch, oc)] = row[ch * taps + t];
-            }
-        }
-    }
-    packed
-}
 
 /// `y (N × O × OH × OW) = conv(x (N × C × H × W), w (O × C × KH × KW))` for a geometry these
 /// kernels [`applies`] to.
@@ -40,7 +24,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
         "channels_last::forward: operands do not match the geometry"
     );
     let lay = Layout::of(g);
-    let packed = pack_weights(g, w);
+    let packed = pack_weights(g, w, Blocks::Outputs);
     let spread = g.batch.div_ceil(rayon::current_num_threads());
     let nb = lay.images_per_chunk(g, spread);
     let (o, p) = (g.out_c, g.out_pixels());
@@ -193,7 +177,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::super::super::reference::{self, assert_close, values};
-    use super::super::cases::{geometry, CASES};
+    use super::super::cases::{assert_same, geometry, CASES};
     use super::*;
 
     #[test]
@@ -215,7 +199,8 @@ mod tests {
             let lay = Layout::of(&g);
             let n = g.batch;
             let x = values(n * g.in_len(), 0.7);
-            let packed = pack_weights(&g, &values(g.out_c * g.patch_len(), 1.3));
+            let w = values(g.out_c * g.patch_len(), 1.3);
+            let packed = pack_weights(&g, &w, Blocks::Outputs);
             let mut xt = vec![0.0; n * lay.image];
             for (xi, xti) in x
                 .chunks_exact(g.in_len())
@@ -227,10 +212,7 @@ mod tests {
             products(&g, &lay, packed.as_slice(), &xt, &mut got, n);
             let mut want = vec![f32::NAN; n * lay.grad];
             portable::products(&g, &lay, packed.as_slice(), &xt, &mut want, n);
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!((a - b).abs() <= 1e-5 * scale, "{what} [{i}]: {a} vs {b}");
-            }
+            assert_same(&what, &got, &want);
         }
     }
 }

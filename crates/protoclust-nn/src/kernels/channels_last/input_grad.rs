@@ -3,28 +3,13 @@
 //! the zero-padded channels-last input gradient at the pixels that tap reads.
 
 use super::tile::{by_tile, next_tile};
-use super::{applies_input_grad, pack_grad, slot, unpack_image, Aligned, Layout, BLOCK};
+use super::{
+    applies_input_grad, pack_grad, pack_weights, slot, unpack_image, Blocks, Layout, BLOCK,
+};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::isa::VectorWidth;
 use crate::kernels::scratch::with_scratch;
 use rayon::prelude::*;
-
-/// The weights (O × C × KH × KW) as blocks of [`BLOCK`] input channels, each KH·KW·O rows
-/// (row (kh·KW + kw)·O + o) of the block's width.
-fn pack_weights(g: &ConvGeometry, w: &[f32]) -> Aligned {
-    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
-    let k = taps * o;
-    let mut packed = Aligned::zeros(k * c);
-    let dst = packed.as_mut_slice();
-    for (oc, row) in w.chunks_exact(g.patch_len()).enumerate() {
-        for ch in 0..c {
-            for t in 0..taps {
-                dst[slot(k, c, t * o + oc, ch)] = row[ch * taps + t];
-            }
-        }
-    }
-    packed
-}
 
 /// `dx (N × C × H × W) = Σ_(o, tap) dy · w` for a geometry [`applies_input_grad`] accepts.
 ///
@@ -39,7 +24,7 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         "channels_last::input_grad: operands do not match the geometry"
     );
     let lay = Layout::padded(g);
-    let packed = pack_weights(g, w);
+    let packed = pack_weights(g, w, Blocks::Inputs);
     let spread = g.batch.div_ceil(rayon::current_num_threads());
     let nb = lay.images_per_chunk(g, spread);
     let (o, p) = (g.out_c, g.out_pixels());
@@ -197,7 +182,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::super::super::reference::{self, assert_close, values};
-    use super::super::cases::{geometry, INPUT_GRAD_CASES};
+    use super::super::cases::{assert_same, geometry, INPUT_GRAD_CASES};
     use super::super::pack_grad;
     use super::*;
 
@@ -221,7 +206,8 @@ mod tests {
             let lay = Layout::padded(&g);
             let n = g.batch;
             let dy = values(n * g.out_len(), 0.7);
-            let packed = pack_weights(&g, &values(g.out_c * g.patch_len(), 1.3));
+            let w = values(g.out_c * g.patch_len(), 1.3);
+            let packed = pack_weights(&g, &w, Blocks::Inputs);
             let mut dyt = vec![0.0; n * lay.grad];
             for (di, dti) in dy
                 .chunks_exact(g.out_len())
@@ -234,10 +220,7 @@ mod tests {
             products(&g, &lay, packed.as_slice(), &mut got, &dyt, n);
             let mut want = start;
             portable::products(&g, &lay, packed.as_slice(), &mut want, &dyt, n);
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!((a - b).abs() <= 1e-5 * scale, "{what} [{i}]: {a} vs {b}");
-            }
+            assert_same(&what, &got, &want);
         }
     }
 

@@ -159,6 +159,42 @@ fn pack_grad(o: usize, pixels: usize, dy: &[f32], out: &mut [f32]) {
     transpose(dy, pixels, (o, pixels), out, |p| p * o)
 }
 
+/// The channels a block of packed weights spans: a tile's vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocks {
+    /// Output channels (the forward): rows (kh·KW + kw)·C + c.
+    Outputs,
+    /// Input channels (the input gradient): rows (kh·KW + kw)·O + o.
+    Inputs,
+}
+
+/// The weights (O × C × KH × KW) as blocks of [`BLOCK`] channels of the kind `blocks` names,
+/// each KH·KW·(the other channels) rows of the block's width ([`slot`]), 64-byte aligned.
+fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
+    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
+    let (cols, inner) = match blocks {
+        Blocks::Outputs => (o, c),
+        Blocks::Inputs => (c, o),
+    };
+    let k = taps * inner;
+    let mut packed = Aligned::zeros(k * cols);
+    // In the packed order (the writes sequential), each value read from w[o][c][tap].
+    let mut dst = packed.as_mut_slice().iter_mut();
+    for b0 in (0..cols).step_by(BLOCK) {
+        for r in 0..k {
+            let (t, i) = (r / inner, r % inner);
+            for col in b0..cols.min(b0 + BLOCK) {
+                let (oc, ch) = match blocks {
+                    Blocks::Outputs => (col, i),
+                    Blocks::Inputs => (i, col),
+                };
+                *dst.next().expect("packed weights fit") = w[(oc * c + ch) * taps + t];
+            }
+        }
+    }
+    packed
+}
+
 /// A float buffer whose first element lies on a 64-byte boundary, so that no vector load of a
 /// packed block splits a cache line.
 struct Aligned {
@@ -218,6 +254,15 @@ mod cases {
         ([2, 64, 7, 8], [24, 64, 5, 5], [1, 2], [2, 2, 2, 2]),
         ([2, 16, 1, 1], [32, 16, 3, 3], [1, 1], [1, 1, 1, 1]),
     ];
+
+    /// Asserts that the AVX-512 sums `got` equal the portable ones `want` up to rounding (FMA
+    /// contraction and the order of the last additions).
+    pub fn assert_same(what: &str, got: &[f32], want: &[f32]) {
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * scale, "{what} [{i}]: {a} vs {b}");
+        }
+    }
 
     /// The geometry of `case` and its description for failure messages.
     pub fn geometry((xs, ws, stride, pads): Case) -> (ConvGeometry, String) {

@@ -244,7 +244,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::super::super::reference::{self, assert_close, values};
-    use super::super::cases::{geometry, CASES};
+    use super::super::cases::{assert_same, geometry, CASES};
     use super::*;
 
     #[test]
@@ -289,10 +289,7 @@ mod tests {
             products(&g, &lay, &mut got, &xt, &dyt, n);
             let mut want = start;
             portable::products(&Walk::of(&g, &lay, n), &mut want, &xt, &dyt);
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!((a - b).abs() <= 1e-5 * scale, "{what} [{i}]: {a} vs {b}");
-            }
+            assert_same(&what, &got, &want);
         }
     }
 
