@@ -101,7 +101,8 @@ enum Command {
         #[arg(long)]
         ops: bool,
         /// Also time every convolution shape of the backbone on each algorithm that computes
-        /// it (Winograd, direct, lowering): the measurement behind the per-shape choice.
+        /// it (Winograd, direct, channels-last, lowering): the measurement behind the per-shape
+        /// choice.
         #[arg(long)]
         routes: bool,
     },

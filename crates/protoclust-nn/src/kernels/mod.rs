@@ -63,8 +63,8 @@ impl KernelChoice {
 /// How the kernels choose a convolution's algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// Per layer shape, the measured fastest: Winograd, direct or patch lowering (the default;
-    /// see [`conv2d::Route`]).
+    /// Per layer shape and pass, the measured fastest: Winograd, direct, channels-last or
+    /// patch lowering (the default; see [`conv2d::Route`]).
     Auto,
     /// Patch lowering + matrix product for every shape.
     Lowering,
