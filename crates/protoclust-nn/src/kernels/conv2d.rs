@@ -57,8 +57,10 @@ impl Route {
         let winograd = winograd::applies(g) && winograd::pays(g);
         // With 16 lanes (measured on a 2-core Intel Xeon, model 207), for the layers the
         // channels-last kernels do not take: the direct forward (and input gradient, a forward)
-        // outruns Winograd wherever it pays (64 → 64 on 32 × 32 maps: 1.2×), and the
-        // lowering's weight gradient outruns Winograd's.
+        // outruns Winograd wherever it pays (64 → 64 on 32 × 32 maps: 1.2×). The lowering's
+        // weight gradient was measured ahead of Winograd's as a packed product (1.1–1.4×);
+        // the dot products it now runs for the channel counts left to it (no whole vectors
+        // of output channels) were not re-measured against Winograd.
         let wide = VectorWidth::current() == VectorWidth::Avx512;
         let winograd = winograd && !(wide && pass == Pass::WeightGrad);
         let direct_first = wide && pass != Pass::WeightGrad;

@@ -71,7 +71,7 @@ fn products(
         // SAFETY: AVX-512F is present (`current` is never wider than the CPU); the lengths were
         // checked above, every tap of every output pixel lies inside its padded image
         // ((OH − 1)·s + KH ≤ rows, (OW − 1)·s + KW ≤ pitch by the geometry), and `packed`
-        // starts on a 64-byte boundary with blocks of whole vectors.
+        // holds blocks of whole vectors.
         #[cfg(target_arch = "x86_64")]
         VectorWidth::Avx512 => unsafe { avx512::products(g, lay, packed, xt, yt, images) },
         _ => portable::products(g, lay, packed, xt, yt, images),

@@ -195,8 +195,8 @@ fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
     packed
 }
 
-/// A float buffer whose first element lies on a 64-byte boundary, so that no vector load of a
-/// packed block splits a cache line.
+/// A float buffer whose first element lies on a 64-byte boundary (wherever `align_offset` can
+/// place it), so that no vector load of a packed block splits a cache line.
 struct Aligned {
     buf: Vec<f32>,
     start: usize,

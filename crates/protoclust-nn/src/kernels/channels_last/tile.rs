@@ -42,7 +42,8 @@ pub(super) mod avx512 {
     pub type Acc<const A: usize, const N: usize> = [[__m512; A]; N];
 
     /// `s[j][v] += Σ_k x[j][k] · w[k][v]` for `k < len`: pixel j's inputs at `x[j]`, and `len`
-    /// rows of `A` vectors at `w` (64-byte aligned).
+    /// rows of `A` vectors at `w` (unaligned loads: a 64-byte-aligned `w` only makes them
+    /// cheaper).
     #[inline(always)]
     pub unsafe fn accumulate<const A: usize, const N: usize>(
         s: &mut Acc<A, N>,
@@ -52,7 +53,7 @@ pub(super) mod avx512 {
     ) {
         for k in 0..len {
             let row = w.add(k * A * LANES);
-            let wv: [__m512; A] = std::array::from_fn(|v| _mm512_load_ps(row.add(v * LANES)));
+            let wv: [__m512; A] = std::array::from_fn(|v| _mm512_loadu_ps(row.add(v * LANES)));
             for (sj, xj) in s.iter_mut().zip(x) {
                 let b = _mm512_set1_ps(*xj.add(k));
                 for v in 0..A {
