@@ -9,6 +9,7 @@ pub mod deepclusterv2;
 pub mod jigclu;
 pub mod method;
 pub mod odc;
+pub mod official;
 pub mod pseudo;
 pub mod slotcon;
 pub mod swav;

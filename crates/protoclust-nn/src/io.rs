@@ -147,7 +147,39 @@ pub fn to_safetensors(
         .map(|(k, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (k.clone(), v)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| e.to_string())
+    let bytes = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
+    canonical_header(bytes)
+}
+
+/// The same file with its JSON header's keys in sorted order: safetensors writes the metadata
+/// map in a per-process hash order, so identical tensors and metadata would otherwise give
+/// different bytes. The header keeps its length (same entries, spaces pad as before).
+fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short header")?) as usize;
+    let text = std::str::from_utf8(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text.trim_end()).map_err(|e| e.to_string())?;
+    let mut sorted = BTreeMap::new();
+    for (k, v) in header {
+        let v = match v {
+            serde_json::Value::Object(m) => {
+                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                serde_json::to_value(m).map_err(|e| e.to_string())?
+            }
+            v => v,
+        };
+        sorted.insert(k, v);
+    }
+    let mut json = serde_json::to_string(&sorted).map_err(|e| e.to_string())?;
+    if json.len() > n {
+        return Err(format!(
+            "canonical header of {} bytes exceeds {n}",
+            json.len()
+        ));
+    }
+    json.extend(std::iter::repeat_n(' ', n - json.len()));
+    bytes[8..8 + n].copy_from_slice(json.as_bytes());
+    Ok(bytes)
 }
 
 /// Writes f32 tensors and metadata to `path` atomically.
@@ -273,6 +305,32 @@ mod tests {
             err.contains("t.safetensors") && err.contains("not a safetensors"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn identical_contents_give_identical_bytes_whatever_the_map_order() {
+        let mut t = BTreeMap::new();
+        t.insert(
+            "w".to_string(),
+            OutTensor::F32(HostTensor {
+                shape: vec![2],
+                data: vec![1.0, 2.0],
+            }),
+        );
+        let files: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                // A fresh HashMap per call: its iteration order is seeded per map.
+                let meta: HashMap<String, String> = (0..12)
+                    .map(|i| (format!("key{i}"), format!("value{i}")))
+                    .collect();
+                to_safetensors(&t, meta).unwrap()
+            })
+            .collect();
+        assert!(files.iter().all(|f| f == &files[0]));
+        let st = SafeTensors::deserialize(&files[0]).unwrap();
+        assert_eq!(st.tensor("w").unwrap().shape(), &[2]);
+        let (_, meta) = SafeTensors::read_metadata(&files[0]).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["key7"], "value7");
     }
 
     /// A disk that fills after `room` bytes.

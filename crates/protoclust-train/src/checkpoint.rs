@@ -24,6 +24,26 @@ pub struct CheckpointMeta {
     pub iteration: u64,
     /// Resolved run configuration (TOML), so evaluation can rebuild the model.
     pub config: String,
+    /// The released checkpoint this one was imported from (`protoclust import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<Provenance>,
+}
+
+/// Where an imported checkpoint came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The source file's name.
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its container (`zip`, `legacy`, `tar`, `pickle`, `safetensors`).
+    pub container: String,
+    /// The release layout it was read as.
+    pub layout: String,
+    /// The prefix its model's names were under.
+    pub prefix: String,
 }
 
 /// Everything needed to continue a run exactly.

@@ -15,13 +15,14 @@ use protoclust_methods::{
     BatchPass, BatchVisitor, EpochContext, FeaturePass, Method, MethodError, StepContext,
 };
 use protoclust_nn::collective::{Collective, World};
-use protoclust_nn::named::{load_named, named_tensors};
+use protoclust_nn::named::{load_named, named_tensors, HostTensor};
 use protoclust_nn::optim::loss_scale::{LossScaler, Verdict};
 use protoclust_nn::optim::{OptimConfig, Optimizer, Schedule, ScheduleConfig};
 use protoclust_nn::precision::Precision;
 use protoclust_nn::running::SyncRunningStats;
 use protoclust_nn::stats::TensorStats;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +46,9 @@ pub struct TrainOptions {
     pub stop_after_iterations: Option<u64>,
     /// Continue from this checkpoint.
     pub resume: Option<PathBuf>,
+    /// Model tensors and method state to start from when not resuming (a released checkpoint),
+    /// with the file they came from for errors.
+    pub init: Option<InitFrom>,
     /// Resolved configuration, stored in checkpoints.
     pub config_toml: String,
     /// Online kNN monitor.
@@ -258,6 +262,17 @@ fn global_mean(value: f64, world: &World) -> f64 {
     v[0] / n as f64
 }
 
+/// The starting point of a run continued from another model (a released checkpoint).
+#[derive(Debug, Clone)]
+pub struct InitFrom {
+    /// Where the tensors came from.
+    pub path: PathBuf,
+    /// Model tensors under the method's model paths.
+    pub model: BTreeMap<String, HostTensor>,
+    /// Method state (e.g. SlotCon's centre).
+    pub state: BTreeMap<String, HostTensor>,
+}
+
 /// Trains `method` on batches from `loader`; resumes when `opts.resume` is set.
 pub fn train<M: Method>(
     method: &mut M,
@@ -289,6 +304,25 @@ pub fn train<M: Method>(
         batch: 0,
         iteration: 0,
     };
+    if let (None, Some(init)) = (&opts.resume, &opts.init) {
+        let init_err = |reason: String| TrainError::Resume {
+            path: init.path.clone(),
+            reason: format!("train.init: {reason}"),
+        };
+        // Tensors the release does not have (a trunk alone: the heads) keep their seeded
+        // initialisation; a tensor the model does not have is an error, never ignored.
+        let mut all = named_tensors(&model);
+        for (k, v) in &init.model {
+            if !all.contains_key(k) {
+                return Err(init_err(format!(
+                    "`{k}` is not a tensor of this run's model"
+                )));
+            }
+            all.insert(k.clone(), v.clone());
+        }
+        model = load_named(model, &all).map_err(|e| init_err(e.to_string()))?;
+        method.load_state(&init.state, &ad)?;
+    }
     if let Some(path) = &opts.resume {
         let (ck, warning) = Checkpoint::load_for_resume(path)?;
         if let Some(w) = warning {
@@ -352,6 +386,7 @@ pub fn train<M: Method>(
                 batch,
                 iteration,
                 config: opts.config_toml.clone(),
+                imported_from: None,
             },
             model: named_tensors(model),
             optim: {

@@ -10,7 +10,7 @@ pub mod monitor;
 pub mod step;
 pub mod tensorboard;
 
-pub use checkpoint::{Checkpoint, CheckpointMeta};
-pub use engine::{train, RunSummary, TrainError, TrainOptions};
+pub use checkpoint::{Checkpoint, CheckpointMeta, Provenance};
+pub use engine::{train, InitFrom, RunSummary, TrainError, TrainOptions};
 pub use hook::{StepEvent, StepHook};
 pub use protoclust_nn::optim;

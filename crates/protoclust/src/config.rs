@@ -47,6 +47,10 @@ pub struct TrainSection {
     /// Float type of the step's convolutions and matrix products: "f32", "bf16" or "f16"
     /// (losses, Sinkhorn, BatchNorm statistics, teachers and master weights stay f32).
     pub precision: Precision,
+    /// Start from a released checkpoint (`protoclust import`'s sources or its output): trunk,
+    /// heads, prototypes and method state (SlotCon's teacher and centre) loaded, optimiser and
+    /// schedule fresh. `--resume` takes precedence.
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainSection {
@@ -63,6 +67,7 @@ impl Default for TrainSection {
             sync_batchnorm: true,
             collective_timeout_s: 600,
             precision: Precision::F32,
+            init: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod data_spec;
 pub mod device;
 pub mod export;
+pub mod import;
 pub mod model_file;
 pub mod preflight;
 pub mod runner;

@@ -28,6 +28,10 @@ enum Command {
         /// Continue from a checkpoint (default: the run directory's last checkpoint).
         #[arg(long, num_args = 0..=1, value_name = "CHECKPOINT")]
         resume: Option<Option<PathBuf>>,
+        /// Start from a released checkpoint or another run's (weights, heads, prototypes;
+        /// optimiser and schedule fresh): sets train.init.
+        #[arg(long, value_name = "CHECKPOINT")]
+        init: Option<PathBuf>,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
@@ -60,6 +64,18 @@ enum Command {
         /// Output format: safetensors or onnx.
         #[arg(long, default_value = "safetensors")]
         format: String,
+    },
+    /// Read a released checkpoint (SwAV, DeepCluster-v2, JigClu, SlotCon, mmselfsup ODC/SwAV,
+    /// or any ResNet trunk; PyTorch or safetensors) into a protoclust checkpoint.
+    Import {
+        /// The released file (.pth, .pth.tar, .ckpt, .torch, .safetensors).
+        source: PathBuf,
+        /// Output checkpoint (.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// Read it as this layout instead of the one its names say.
+        #[arg(long, value_enum)]
+        release: Option<protoclust::import::Release>,
     },
     /// SwAV on the built-in shapes data set: random init vs trained, in a few minutes on a CPU.
     Demo {
@@ -199,8 +215,9 @@ fn main() {
             config,
             set,
             resume,
+            init,
             quiet,
-        } => commands::train::run(&config, &set, resume, quiet),
+        } => commands::train::run(&config, &set, resume, init, quiet),
         Command::Eval { what } => match what {
             EvalCommand::Knn {
                 target,
@@ -242,6 +259,11 @@ fn main() {
             out,
             format,
         } => commands::export::run(&checkpoint, &out, &format),
+        Command::Import {
+            source,
+            out,
+            release,
+        } => commands::import::run(&source, &out, release),
         Command::Report { args } => commands::report::run(&args).map(|index| {
             println!("report: {}", index.display());
         }),

@@ -1,5 +1,6 @@
 //! A model file opened for evaluation: a training checkpoint of any method (backbone, the
-//! method's head, its pseudo-labels) or an exported backbone.
+//! method's head, its pseudo-labels), an exported backbone, or a released checkpoint of the
+//! official code (read through `import`).
 
 use crate::config::RunConfig;
 use crate::runner::{with_method, WithMethod};
@@ -124,81 +125,119 @@ impl ModelFile {
         with_head: bool,
         device: &Device,
     ) -> Result<Self> {
-        let (tensors, meta) = io::load(path)?;
-        let at = || format!("{}", path.display());
+        let (tensors, meta) = match io::load(path) {
+            Ok((t, m)) if crate::import::is_native(&m) => (t, m),
+            Ok(_) => return Self::from_release(path, prefix, with_head, device),
+            Err(e) if crate::import::reader::looks_like_torch(path) => {
+                let _ = e;
+                return Self::from_release(path, prefix, with_head, device);
+            }
+            Err(e) => return Err(e.into()),
+        };
         if meta.contains_key("protoclust") {
             let ck = Checkpoint::from_parts(path, tensors, &meta)?;
-            let cfg = crate::config::parse(
-                &ck.meta.config,
-                &format!("{} (embedded config)", path.display()),
-                &[],
+            return Self::from_checkpoint(&ck, path, prefix, with_head, device);
+        }
+        let json = &meta["protoclust_backbone"];
+        let bcfg: ResNetConfig = serde_json::from_str(json)
+            .with_context(|| format!("{}: backbone metadata", path.display()))?;
+        let own = protoclust_eval::export::from_torchvision(&tensors);
+        Self::from_backbone(bcfg, own, path, device)
+    }
+
+    /// A released checkpoint of the official code or a framework, read as `protoclust import`
+    /// reads it.
+    fn from_release(
+        path: &Path,
+        prefix: Option<&str>,
+        with_head: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let imported = crate::import::import(path, None)?;
+        match imported.checkpoint()? {
+            Some(ck) => Self::from_checkpoint(&ck, path, prefix, with_head, device),
+            None => Self::from_backbone(imported.backbone, imported.model, path, device),
+        }
+    }
+
+    fn from_checkpoint(
+        ck: &Checkpoint,
+        path: &Path,
+        prefix: Option<&str>,
+        with_head: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let at = || format!("{}", path.display());
+        let cfg = crate::config::parse(
+            &ck.meta.config,
+            &format!("{} (embedded config)", path.display()),
+            &[],
+        )?;
+        let bcfg = cfg.backbone().clone();
+        let own = backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix()));
+        let net = protoclust_nn::backbone::resnet(&bcfg, cfg.seed, device)?;
+        let net = load_named(net, &own).with_context(at)?.valid();
+        // The head belongs to the method's evaluated backbone; another backbone's features
+        // (e.g. SlotCon's student) would not match it.
+        let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
+        let (head, dense, dense_center, pseudo_labels, prototypes) = if with_head && own_backbone {
+            let parts = with_method(
+                &cfg,
+                MethodParts {
+                    cfg: &cfg,
+                    ck: Some(ck),
+                    path,
+                    device,
+                },
             )?;
-            let bcfg = cfg.backbone().clone();
-            let own = backbone_tensors(&ck.model, prefix.unwrap_or(cfg.backbone_prefix()));
-            let net = protoclust_nn::backbone::resnet(&bcfg, cfg.seed, device)?;
-            let net = load_named(net, &own).with_context(at)?.valid();
-            // The head belongs to the method's evaluated backbone; another backbone's features
-            // (e.g. SlotCon's student) would not match it.
-            let own_backbone = prefix.is_none_or(|p| p == cfg.backbone_prefix());
-            let (head, dense, dense_center, pseudo_labels, prototypes) =
-                if with_head && own_backbone {
-                    let parts = with_method(
-                        &cfg,
-                        MethodParts {
-                            cfg: &cfg,
-                            ck: Some(&ck),
-                            path,
-                            device,
-                        },
-                    )?;
-                    (
-                        parts.head,
-                        parts.dense,
-                        parts.dense_center,
-                        parts.pseudo_labels,
-                        parts.prototypes,
-                    )
-                } else {
-                    (None, None, None, None, None)
-                };
-            return Ok(Self {
-                path: path.to_path_buf(),
-                backbone: net,
-                backbone_config: bcfg,
-                backbone_tensors: own,
-                iteration: Some(ck.meta.iteration),
-                config: Some(cfg),
-                head,
-                dense,
-                dense_center,
-                pseudo_labels,
-                prototypes,
-            });
-        }
-        if let Some(json) = meta.get("protoclust_backbone") {
-            let bcfg: ResNetConfig = serde_json::from_str(json)
-                .with_context(|| format!("{}: backbone metadata", path.display()))?;
-            let net = protoclust_nn::backbone::resnet(&bcfg, 0, device)?;
-            let own = protoclust_eval::export::from_torchvision(&tensors);
-            let net = load_named(net, &own).with_context(at)?.valid();
-            return Ok(Self {
-                path: path.to_path_buf(),
-                backbone: net,
-                backbone_config: bcfg,
-                backbone_tensors: own,
-                config: None,
-                head: None,
-                dense: None,
-                dense_center: None,
-                pseudo_labels: None,
-                prototypes: None,
-                iteration: None,
-            });
-        }
-        anyhow::bail!(
-            "{}: neither a protoclust checkpoint nor a protoclust backbone export",
-            path.display()
-        )
+            (
+                parts.head,
+                parts.dense,
+                parts.dense_center,
+                parts.pseudo_labels,
+                parts.prototypes,
+            )
+        } else {
+            (None, None, None, None, None)
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            backbone: net,
+            backbone_config: bcfg,
+            backbone_tensors: own,
+            iteration: Some(ck.meta.iteration),
+            config: Some(cfg),
+            head,
+            dense,
+            dense_center,
+            pseudo_labels,
+            prototypes,
+        })
+    }
+
+    fn from_backbone(
+        bcfg: ResNetConfig,
+        own: NamedTensors,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self> {
+        let net = protoclust_nn::backbone::resnet(&bcfg, 0, device)?;
+        let net = load_named(net, &own)
+            .with_context(|| format!("{}", path.display()))?
+            .valid();
+        Ok(Self {
+            path: path.to_path_buf(),
+            backbone: net,
+            backbone_config: bcfg,
+            backbone_tensors: own,
+            config: None,
+            head: None,
+            dense: None,
+            dense_center: None,
+            pseudo_labels: None,
+            prototypes: None,
+            iteration: None,
+        })
     }
 
     /// The method's model of the config at `path` as initialised from its seed (the random-init

@@ -209,6 +209,10 @@ pub fn run_method<M: Method>(
         log_every: cfg.train.log_every,
         stop_after_iterations: cfg.train.stop_after_iterations,
         resume: resume.map(Path::to_path_buf),
+        init: match (&cfg.train.init, resume) {
+            (Some(p), None) => Some(crate::import::init_from(p, cfg)?),
+            _ => None,
+        },
         config_toml,
         monitor: monitor(cfg)?,
         collapse_patience: cfg.train.collapse_patience,

@@ -12,6 +12,7 @@ pub mod kmeans;
 pub mod loss;
 pub mod method;
 pub mod model;
+pub mod official;
 
 pub use bank::MemoryBank;
 pub use config::DeepClusterV2Config;

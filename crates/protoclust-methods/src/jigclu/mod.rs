@@ -7,6 +7,7 @@ pub mod loss;
 pub mod method;
 pub mod model;
 pub mod montage;
+pub mod official;
 
 pub use config::JigCluConfig;
 pub use decouple::{decouple, decoupled_rows, upsample_side};

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod memory;
 pub mod method;
+pub mod official;
 
 pub use config::OdcConfig;
 pub use memory::{OdcMemory, SmallClusterReport, Split};

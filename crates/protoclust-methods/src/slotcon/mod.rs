@@ -12,6 +12,7 @@ pub mod grouping;
 pub mod invaug;
 pub mod method;
 pub mod model;
+pub mod official;
 pub mod predictor;
 
 pub use config::{DenseProjectorConfig, SlotConConfig};

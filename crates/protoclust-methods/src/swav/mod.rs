@@ -4,6 +4,7 @@ pub mod config;
 pub mod loss;
 pub mod method;
 pub mod model;
+pub mod official;
 pub mod queue;
 
 pub use config::SwavConfig;

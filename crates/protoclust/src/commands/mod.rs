@@ -8,6 +8,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod extract;
+pub mod import;
 pub mod report;
 pub mod segment;
 pub mod train;

@@ -13,14 +13,19 @@ fn resume_path(cfg: &config::RunConfig, resume: Option<Option<PathBuf>>) -> Opti
     })
 }
 
-/// Trains from a config file with `--set` overrides, optionally resuming.
+/// Trains from a config file with `--set` overrides, optionally resuming or starting from
+/// `init`.
 pub fn run(
     path: &Path,
     overrides: &[String],
     resume: Option<Option<PathBuf>>,
+    init: Option<PathBuf>,
     quiet: bool,
 ) -> Result<()> {
-    let cfg = config::load(path, overrides)?;
+    let mut cfg = config::load(path, overrides)?;
+    if init.is_some() {
+        cfg.train.init = init;
+    }
     let world = crate::world::join(Duration::from_secs(cfg.train.collective_timeout_s))?;
     let lead = world.rank() == 0;
     // Ranks on one host share its cores unless told otherwise.

@@ -1,0 +1,396 @@
+//! Released checkpoints of the official code and the frameworks (SwAV, DeepCluster-v2, JigClu,
+//! SlotCon, mmselfsup's ODC and SwAV, any ResNet trunk) as protoclust models: read safely,
+//! every trunk tensor matched by exact name and shape, the release's head and eval transform.
+
+pub mod reader;
+pub mod release;
+
+use crate::config::RunConfig;
+use anyhow::{anyhow, bail, Result};
+use protoclust_data::transform::Normalize;
+use protoclust_methods::official::{Convert, Entry, OfficialError, Released};
+use protoclust_methods::{deepclusterv2, jigclu, odc, slotcon, swav};
+use protoclust_nn::backbone::ResNetConfig;
+use protoclust_nn::io::{self, OutTensor};
+use protoclust_nn::named::HostTensor;
+use protoclust_train::checkpoint::FORMAT;
+use protoclust_train::{Checkpoint, CheckpointMeta, Provenance};
+use reader::Source;
+pub use release::Release;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+/// A release read into our model's names.
+pub struct Imported {
+    /// The layout it was read as.
+    pub release: Release,
+    /// The run config of its method with the release's architecture and eval transform
+    /// (`None`: a trunk alone).
+    pub config: Option<RunConfig>,
+    /// The trunk's architecture.
+    pub backbone: ResNetConfig,
+    /// Model tensors under our paths (a trunk alone: the ResNet's own paths).
+    pub model: BTreeMap<String, HostTensor>,
+    /// Method state (SlotCon's centre).
+    pub state: BTreeMap<String, HostTensor>,
+    /// Where it came from.
+    pub provenance: Provenance,
+}
+
+/// The tables of one release: the method's config, model entries, state entries.
+struct Tables {
+    config: Option<RunConfig>,
+    backbone: ResNetConfig,
+    model: Vec<Entry>,
+    state: Vec<Entry>,
+}
+
+/// The eval transform of the facebookresearch/swav releases (`eval_linear.py`: Resize 256,
+/// CenterCrop 224, std 0.228 for red).
+fn swav_normalize() -> Normalize {
+    Normalize {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.228, 0.224, 0.225],
+    }
+}
+
+/// The release's method with its eval transform; the training sections are the ImageNet
+/// recipe at batch 256 (SwAV with its 3840-long queue, as the official batch-256 script) and a
+/// placeholder image folder to replace for `train --init`.
+fn run_config(method: &str, normalize: Normalize) -> RunConfig {
+    let mut cfg = RunConfig {
+        method: method.into(),
+        ..Default::default()
+    };
+    cfg.data.kind = crate::data_spec::DataKind::Folder;
+    cfg.data.paths = vec!["/path/to/your/images".into()];
+    cfg.loader.batch_size = 256;
+    cfg.swav.queue_length = 3840;
+    cfg.eval_view.resize = 256;
+    cfg.eval_view.size = 224;
+    cfg.eval_view.normalize = normalize;
+    cfg
+}
+
+fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
+    let simple = |config: RunConfig, backbone: ResNetConfig, model: Vec<Entry>| Tables {
+        config: Some(config),
+        backbone,
+        model,
+        state: vec![],
+    };
+    Ok(match release {
+        Release::Swav | Release::MmselfsupSwav => {
+            let names = if release == Release::Swav {
+                swav::official::OFFICIAL
+            } else {
+                swav::official::SwavNames {
+                    trunk: "backbone.",
+                    head: "neck.projection_neck",
+                    prototypes: if src.has("head.loss.prototypes.weight") {
+                        "head.loss.prototypes.weight"
+                    } else {
+                        "head.prototypes.weight"
+                    },
+                }
+            };
+            let (c, t) = swav::official::release(src, &names)?;
+            let norm = if release == Release::Swav {
+                swav_normalize()
+            } else {
+                Normalize::default()
+            };
+            let mut cfg = run_config("swav", norm);
+            let b = c.backbone.clone();
+            cfg.swav = c;
+            simple(cfg, b, t)
+        }
+        Release::Deepclusterv2 => {
+            let (c, t) = deepclusterv2::official::release(src)?;
+            let mut cfg = run_config("deepclusterv2", swav_normalize());
+            let b = c.backbone.clone();
+            cfg.deepclusterv2 = c;
+            simple(cfg, b, t)
+        }
+        Release::Jigclu => {
+            let (c, t) = jigclu::official::release(src)?;
+            let mut cfg = run_config("jigclu", Normalize::default());
+            let b = c.backbone.clone();
+            cfg.jigclu = c;
+            simple(cfg, b, t)
+        }
+        Release::Odc => {
+            let (c, t) = odc::official::release(src)?;
+            let mut cfg = run_config("odc", Normalize::default());
+            let b = c.backbone.clone();
+            cfg.odc = c;
+            simple(cfg, b, t)
+        }
+        Release::Slotcon => {
+            let (c, t) = slotcon::official::release(src)?;
+            let mut cfg = run_config("slotcon", Normalize::default());
+            let b = c.backbone.clone();
+            cfg.slotcon = c;
+            Tables {
+                config: Some(cfg),
+                backbone: b,
+                model: t.model,
+                state: t.state,
+            }
+        }
+        Release::Backbone => {
+            let (b, t) = protoclust_methods::official::trunk(src, "")?;
+            Tables {
+                config: None,
+                backbone: b,
+                model: t,
+                state: vec![],
+            }
+        }
+    })
+}
+
+/// torch out × in as burn's in × out.
+fn transpose(t: HostTensor) -> HostTensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let mut data = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            data[j * r + i] = t.data[i * c + j];
+        }
+    }
+    HostTensor {
+        shape: vec![c, r],
+        data,
+    }
+}
+
+/// SHA-256 of a file, hex, read in blocks.
+fn sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads `path` as `forced`, or as the release its names say.
+pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
+    let mut src = Source::open(path)?;
+    let (release, prefix) =
+        release::detect(&src.shapes, forced).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let under: BTreeMap<String, Vec<usize>> = src
+        .shapes
+        .iter()
+        .filter_map(|(k, s)| k.strip_prefix(&prefix).map(|r| (r.to_string(), s.clone())))
+        .collect();
+    let at = |e: &dyn std::fmt::Display| {
+        anyhow!(
+            "{}: layout {} (prefix `{prefix}`): {e}",
+            path.display(),
+            release.name()
+        )
+    };
+    let t = tables(release, &Released { shapes: &under }).map_err(|e| at(&e))?;
+    // Every tensor of each trunk is consumed: a stray one means another architecture.
+    let used: BTreeSet<&str> = t
+        .model
+        .iter()
+        .chain(&t.state)
+        .map(|e| e.official.as_str())
+        .collect();
+    let trunks: &[&str] = match release {
+        Release::Slotcon => &["encoder_k.", "encoder_q."],
+        r => &[r.trunk()],
+    };
+    for trunk in trunks {
+        for name in under.keys() {
+            let Some(rest) = name.strip_prefix(trunk) else {
+                continue;
+            };
+            let part_of_trunk = rest.starts_with("conv1.")
+                || rest.starts_with("bn1.")
+                || (rest.starts_with("layer") && rest.as_bytes().get(6) == Some(&b'.'));
+            if part_of_trunk && !used.contains(name.as_str()) {
+                return Err(at(&format!(
+                    "`{prefix}{name}` is not part of a ResNet-{} trunk",
+                    t.backbone.depth
+                )));
+            }
+        }
+    }
+    let mut take = |entries: &[Entry]| -> Result<BTreeMap<String, HostTensor>> {
+        let mut out = BTreeMap::new();
+        for e in entries {
+            let found = &under[&e.official];
+            if *found != e.shape {
+                return Err(at(&format!(
+                    "`{prefix}{}` has shape {found:?}, expected {:?}",
+                    e.official, e.shape
+                )));
+            }
+            let v = src.take(&format!("{prefix}{}", e.official))?;
+            let v = match e.convert {
+                Convert::Same => v,
+                Convert::Transpose => transpose(v),
+            };
+            out.insert(e.ours.clone(), v);
+        }
+        Ok(out)
+    };
+    // A missing entry is an error naming it.
+    for e in t.model.iter().chain(&t.state) {
+        if !under.contains_key(&e.official) {
+            return Err(at(&format!("missing tensor `{prefix}{}`", e.official)));
+        }
+    }
+    let model = take(&t.model)?;
+    let state = take(&t.state)?;
+    let meta = std::fs::metadata(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let provenance = Provenance {
+        file: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        bytes: meta.len(),
+        sha256: sha256(path)?,
+        container: src.container.clone(),
+        layout: release.name().into(),
+        prefix: prefix.clone(),
+    };
+    Ok(Imported {
+        release,
+        config: t.config,
+        backbone: t.backbone,
+        model,
+        state,
+        provenance,
+    })
+}
+
+impl Imported {
+    /// The protoclust checkpoint of a release with a head (iteration 0, no optimiser state).
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+        let Some(cfg) = &self.config else {
+            return Ok(None);
+        };
+        Ok(Some(Checkpoint {
+            meta: CheckpointMeta {
+                format: FORMAT.into(),
+                method: cfg.method.clone(),
+                epoch: 0,
+                batch: 0,
+                iteration: 0,
+                config: toml::to_string(cfg)?,
+                imported_from: Some(self.provenance.clone()),
+            },
+            model: self.model.clone(),
+            optim: BTreeMap::new(),
+            method: self.state.clone(),
+        }))
+    }
+
+    /// Writes the import to `out` (atomically): a protoclust checkpoint, or for a trunk alone a
+    /// torchvision-named backbone export.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        if let Some(ck) = self.checkpoint()? {
+            ck.save(out)?;
+            return Ok(());
+        }
+        let mut tensors = BTreeMap::new();
+        for (name, t) in &self.model {
+            let tv = protoclust_eval::export::to_torchvision_name(name);
+            if let Some(stem) = tv.strip_suffix(".running_mean") {
+                tensors.insert(
+                    format!("{stem}.num_batches_tracked"),
+                    OutTensor::I64(vec![], vec![0]),
+                );
+            }
+            tensors.insert(tv, OutTensor::F32(t.clone()));
+        }
+        let mut meta = HashMap::new();
+        meta.insert(
+            "protoclust_backbone".to_string(),
+            serde_json::to_string(&self.backbone)?,
+        );
+        meta.insert(
+            "protoclust_imported_from".to_string(),
+            serde_json::to_string(&self.provenance)?,
+        );
+        io::save_mixed(out, &tensors, meta)?;
+        Ok(())
+    }
+}
+
+/// The starting point `train.init` names: a protoclust checkpoint of the run's method, or a
+/// release read as `import` reads it (a trunk alone fills every backbone of the method).
+pub fn init_from(path: &Path, cfg: &RunConfig) -> Result<protoclust_train::InitFrom> {
+    let at = |what: String| anyhow!("train.init: {}: {what}", path.display());
+    let (model, state, method) = match io::load(path) {
+        Ok((t, m)) if m.contains_key("protoclust") => {
+            let ck = Checkpoint::from_parts(path, t, &m)?;
+            (ck.model, ck.method, Some(ck.meta.method))
+        }
+        Ok((_, m)) if m.contains_key("protoclust_backbone") => {
+            let (t, _) = io::load(path)?;
+            (
+                protoclust_eval::export::from_torchvision(&t),
+                BTreeMap::new(),
+                None,
+            )
+        }
+        _ => {
+            let i = import(path, None)?;
+            let method = i.config.as_ref().map(|c| c.method.clone());
+            (i.model, i.state, method)
+        }
+    };
+    let model = match &method {
+        Some(m) if *m != cfg.method => {
+            return Err(at(format!("a {m} model, this run is {}", cfg.method)))
+        }
+        Some(_) => model,
+        None => {
+            let prefixes: &[&str] = match cfg.method.as_str() {
+                "slotcon" => &["student.backbone.", "teacher.backbone."],
+                _ => &["backbone."],
+            };
+            prefixes
+                .iter()
+                .flat_map(|p| {
+                    model
+                        .iter()
+                        .map(move |(k, v)| (format!("{p}{k}"), v.clone()))
+                })
+                .collect()
+        }
+    };
+    Ok(protoclust_train::InitFrom {
+        path: path.to_path_buf(),
+        model,
+        state,
+    })
+}
+
+/// Whether `path` is a file protoclust wrote (a checkpoint or a backbone export).
+pub fn is_native(meta: &HashMap<String, String>) -> bool {
+    meta.contains_key("protoclust") || meta.contains_key("protoclust_backbone")
+}
+
+/// Refuses an output path that is the input.
+pub fn check_out(src: &Path, out: &Path) -> Result<()> {
+    if src.canonicalize().ok() == out.canonicalize().ok() && out.exists() {
+        bail!("{}: the output would overwrite the input", out.display());
+    }
+    Ok(())
+}
