@@ -27,6 +27,34 @@ pub struct Entry {
     pub convert: Convert,
 }
 
+/// One of our tensors a release has no counterpart for, at a fixed value (the γ = 1, β = 0 of
+/// a BatchNorm the release built with `affine=False`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constant {
+    /// Our parameter path.
+    pub ours: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Every element's value.
+    pub value: f32,
+}
+
+/// The identity affine parameters of a BatchNorm of `c` channels at `ours`.
+pub fn identity_affine(ours: &str, c: usize) -> Vec<Constant> {
+    vec![
+        Constant {
+            ours: format!("{ours}.gamma"),
+            shape: vec![c],
+            value: 1.0,
+        },
+        Constant {
+            ours: format!("{ours}.beta"),
+            shape: vec![c],
+            value: 0.0,
+        },
+    ]
+}
+
 /// Why a release's tensors do not make one of our models.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OfficialError {

@@ -1,7 +1,8 @@
 //! Tensor files: safetensors read/write of named host tensors, written atomically.
 
 use crate::named::HostTensor;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,16 @@ pub fn atomic_write_via<S: Sink>(
     bytes: &[u8],
     create: impl FnOnce(&Path) -> std::io::Result<S>,
 ) -> Result<(), IoError> {
+    atomic_write_with(path, create, |f| f.write_all(bytes))
+}
+
+/// [`atomic_write`] of what `write` streams into the sink (large files need not be in memory
+/// whole).
+pub fn atomic_write_with<S: Sink>(
+    path: &Path,
+    create: impl FnOnce(&Path) -> std::io::Result<S>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), IoError> {
     let os = |error| IoError::Os {
         path: path.to_path_buf(),
         error,
@@ -70,10 +81,11 @@ pub fn atomic_write_via<S: Sink>(
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let written = create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
+    let written = create(&tmp).and_then(|f| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut f)?;
         f.flush()?;
-        f.sync()
+        f.into_inner().map_err(|e| e.into_error())?.sync()
     });
     if let Err(error) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
@@ -111,44 +123,137 @@ pub enum OutTensor {
     I64(Vec<usize>, Vec<i64>),
 }
 
+/// A tensor to write, borrowed.
+#[derive(Clone, Copy)]
+pub enum OutRef<'a> {
+    /// 32-bit floats.
+    F32(&'a HostTensor),
+    /// 64-bit integers with a shape.
+    I64(&'a [usize], &'a [i64]),
+}
+
+impl OutTensor {
+    /// Borrowed.
+    pub fn as_ref(&self) -> OutRef<'_> {
+        match self {
+            OutTensor::F32(h) => OutRef::F32(h),
+            OutTensor::I64(s, v) => OutRef::I64(s, v),
+        }
+    }
+}
+
+/// Little-endian bytes of a slice of plain numbers (borrowed on little-endian machines).
+fn le_bytes<T: bytemuck::Pod>(v: &[T], to_le: impl Fn(&T) -> Vec<u8>) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        Cow::Borrowed(bytemuck::cast_slice(v))
+    } else {
+        Cow::Owned(v.iter().flat_map(to_le).collect())
+    }
+}
+
+/// A tensor's dtype, shape and little-endian bytes.
+type Parts<'a> = (Dtype, &'a [usize], Cow<'a, [u8]>);
+
+impl<'a> OutRef<'a> {
+    fn parts(self) -> Parts<'a> {
+        match self {
+            OutRef::F32(h) => (
+                Dtype::F32,
+                &h.shape,
+                le_bytes(&h.data, |x| x.to_le_bytes().to_vec()),
+            ),
+            OutRef::I64(shape, v) => (Dtype::I64, shape, le_bytes(v, |x| x.to_le_bytes().to_vec())),
+        }
+    }
+}
+
+/// A tensor's dtype, shape and byte length without its bytes: the header alone.
+struct Shell {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    len: usize,
+}
+
+impl safetensors::View for &Shell {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&[])
+    }
+    fn data_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Streams named tensors and string metadata as a safetensors file into `w`: the header (keys
+/// sorted, see [`canonical_header`]), then each tensor's bytes straight from its values.
+pub fn write_safetensors(
+    w: &mut dyn Write,
+    tensors: &BTreeMap<String, OutRef<'_>>,
+    metadata: HashMap<String, String>,
+) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let bytes: BTreeMap<&str, Parts<'_>> = tensors
+        .iter()
+        .map(|(k, t)| (k.as_str(), t.parts()))
+        .collect();
+    let mut metadata = metadata;
+    metadata.insert(
+        CHECKSUM_KEY.to_string(),
+        checksum(bytes.iter().map(|(k, (d, s, b))| (*k, *d, *s, b.as_ref()))),
+    );
+    let shells: Vec<(String, Shell)> = bytes
+        .iter()
+        .map(|(k, (d, s, b))| {
+            let shell = Shell {
+                dtype: *d,
+                shape: s.to_vec(),
+                len: b.len(),
+            };
+            if shell.shape.iter().product::<usize>() * d.bitsize() / 8 != b.len() {
+                return Err(invalid(format!(
+                    "tensor `{k}`: shape {s:?} does not match its values"
+                )));
+            }
+            Ok((k.to_string(), shell))
+        })
+        .collect::<Result<_, _>>()?;
+    let head = safetensors::tensor::serialize(shells.iter().map(|(k, s)| (k, s)), Some(metadata))
+        .map_err(|e| invalid(e.to_string()))?;
+    let head = canonical_header(head).map_err(invalid)?;
+    w.write_all(&head)?;
+    // The bytes in the order of their offsets in the header.
+    let n =
+        u64::from_le_bytes(head[..8].try_into().map_err(|_| invalid("header".into()))?) as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&head[8..8 + n]).map_err(|e| invalid(e.to_string()))?;
+    let mut order: Vec<(u64, &str)> = header
+        .iter()
+        .filter_map(|(k, v)| Some((v.get("data_offsets")?.get(0)?.as_u64()?, k.as_str())))
+        .collect();
+    order.sort();
+    for (_, name) in order {
+        w.write_all(&bytes[name].2)?;
+    }
+    Ok(())
+}
+
 /// Serialises named tensors and string metadata to safetensors bytes.
 pub fn to_safetensors(
     tensors: &BTreeMap<String, OutTensor>,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>, String> {
-    let bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
+    let refs = tensors
         .iter()
-        .map(|(k, t)| match t {
-            OutTensor::F32(h) => (
-                k.clone(),
-                Dtype::F32,
-                h.shape.clone(),
-                h.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-            OutTensor::I64(shape, v) => (
-                k.clone(),
-                Dtype::I64,
-                shape.clone(),
-                v.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        })
+        .map(|(k, t)| (k.clone(), t.as_ref()))
         .collect();
-    let mut metadata = metadata;
-    metadata.insert(
-        CHECKSUM_KEY.to_string(),
-        checksum(
-            bytes
-                .iter()
-                .map(|(k, d, s, b)| (k.as_str(), *d, s.as_slice(), b.as_slice())),
-        ),
-    );
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(k, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (k.clone(), v)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let bytes = safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
-    canonical_header(bytes)
+    let mut out = Vec::new();
+    write_safetensors(&mut out, &refs, metadata).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// The same file with its JSON header's keys in sorted order: safetensors writes the metadata
@@ -188,11 +293,11 @@ pub fn save(
     tensors: &BTreeMap<String, HostTensor>,
     metadata: HashMap<String, String>,
 ) -> Result<(), IoError> {
-    let out = tensors
+    let refs = tensors
         .iter()
-        .map(|(k, v)| (k.clone(), OutTensor::F32(v.clone())))
+        .map(|(k, v)| (k.clone(), OutRef::F32(v)))
         .collect();
-    save_mixed(path, &out, metadata)
+    save_refs(path, &refs, metadata)
 }
 
 /// Writes f32/i64 tensors and metadata to `path` atomically.
@@ -201,11 +306,25 @@ pub fn save_mixed(
     tensors: &BTreeMap<String, OutTensor>,
     metadata: HashMap<String, String>,
 ) -> Result<(), IoError> {
-    let bytes = to_safetensors(tensors, metadata).map_err(|reason| IoError::Format {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    atomic_write(path, &bytes)
+    let refs = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.as_ref()))
+        .collect();
+    save_refs(path, &refs, metadata)
+}
+
+/// Writes borrowed tensors and metadata to `path` atomically, streaming (no copy of the
+/// tensors is made).
+pub fn save_refs(
+    path: &Path,
+    tensors: &BTreeMap<String, OutRef<'_>>,
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    atomic_write_with(
+        path,
+        |p| std::fs::File::create(p),
+        |w| write_safetensors(w, tensors, metadata),
+    )
 }
 
 /// Reads every f32 tensor of a safetensors file, with its metadata.

@@ -4,6 +4,7 @@ shared with torch, exports loaded by torchvision."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,29 @@ def test_bad_inputs_raise_clear_errors(swav_ck, tmp_path):
         m.embed("imagenet:/x")
     with pytest.raises(pc.CheckpointError, match="nothing.safetensors"):
         pc.Model.load(tmp_path / "nothing.safetensors")
+
+
+RELEASES = Path(__file__).resolve().parents[2] / "protoclust" / "tests" / "released"
+
+
+@pytest.mark.parametrize("name", ["swav_w8.pth.tar", "slotcon_w8.pth", "odc_w8.pth"])
+def test_released_checkpoint_embed_equals_cli_extract(name, tmp_path):
+    """A released file (written by the authors' code) opens directly, with the same numbers as
+    `protoclust extract` on it, bit for bit."""
+    src = RELEASES / name
+    out = tmp_path / "feats.safetensors"
+    proc = run_cli("extract", str(src), "--data", "synthetic:12:40", "--out", str(out),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cli = read_safetensors(out)
+    m = pc.Model.load(src)
+    assert m.method == {"swav_w8.pth.tar": "swav", "slotcon_w8.pth": "slotcon",
+                        "odc_w8.pth": "odc"}[name]
+    got = m.embed("synthetic:12:40")
+    assert got.shape == (12, 256)
+    np.testing.assert_array_equal(got, cli["features"])
+
+
+def test_a_bad_release_is_a_checkpoint_error():
+    with pytest.raises(pc.CheckpointError, match="missing tensor `module.layer2.1.bn2.running_var`"):
+        pc.Model.load(RELEASES / "bad_missing.pth.tar")

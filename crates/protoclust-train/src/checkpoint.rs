@@ -71,7 +71,7 @@ impl Checkpoint {
             .zip([&self.model, &self.optim, &self.method])
         {
             for (k, v) in map {
-                all.insert(format!("{section}/{k}"), v.clone());
+                all.insert(format!("{section}/{k}"), io::OutRef::F32(v));
             }
         }
         let mut meta = HashMap::new();
@@ -79,7 +79,7 @@ impl Checkpoint {
             "protoclust".to_string(),
             serde_json::to_string(&self.meta).unwrap_or_default(),
         );
-        io::save(path, &all, meta)
+        io::save_refs(path, &all, meta)
     }
 
     /// Reads a checkpoint, checking its format tag.

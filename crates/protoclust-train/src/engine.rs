@@ -273,6 +273,33 @@ pub struct InitFrom {
     pub state: BTreeMap<String, HostTensor>,
 }
 
+impl InitFrom {
+    /// `model` (as `method` initialised it) with the tensors of this starting point and the
+    /// method's state loaded. Tensors the source does not have (a trunk alone: the heads) keep
+    /// their seeded initialisation; a tensor the model does not have is an error, never ignored.
+    pub fn apply<M: Method>(
+        &self,
+        model: M::Model,
+        method: &mut M,
+        device: &Device,
+    ) -> Result<M::Model, TrainError> {
+        let err = |reason: String| TrainError::Resume {
+            path: self.path.clone(),
+            reason: format!("train.init: {reason}"),
+        };
+        let mut all = named_tensors(&model);
+        for (k, v) in &self.model {
+            if !all.contains_key(k) {
+                return Err(err(format!("`{k}` is not a tensor of this run's model")));
+            }
+            all.insert(k.clone(), v.clone());
+        }
+        let model = load_named(model, &all).map_err(|e| err(e.to_string()))?;
+        method.load_state(&self.state, device)?;
+        Ok(model)
+    }
+}
+
 /// Trains `method` on batches from `loader`; resumes when `opts.resume` is set.
 pub fn train<M: Method>(
     method: &mut M,
@@ -305,23 +332,7 @@ pub fn train<M: Method>(
         iteration: 0,
     };
     if let (None, Some(init)) = (&opts.resume, &opts.init) {
-        let init_err = |reason: String| TrainError::Resume {
-            path: init.path.clone(),
-            reason: format!("train.init: {reason}"),
-        };
-        // Tensors the release does not have (a trunk alone: the heads) keep their seeded
-        // initialisation; a tensor the model does not have is an error, never ignored.
-        let mut all = named_tensors(&model);
-        for (k, v) in &init.model {
-            if !all.contains_key(k) {
-                return Err(init_err(format!(
-                    "`{k}` is not a tensor of this run's model"
-                )));
-            }
-            all.insert(k.clone(), v.clone());
-        }
-        model = load_named(model, &all).map_err(|e| init_err(e.to_string()))?;
-        method.load_state(&init.state, &ad)?;
+        model = init.apply(model, method, &ad)?;
     }
     if let Some(path) = &opts.resume {
         let (ck, warning) = Checkpoint::load_for_resume(path)?;

@@ -153,10 +153,9 @@ impl ModelFile {
         with_head: bool,
         device: &Device,
     ) -> Result<Self> {
-        let imported = crate::import::import(path, None)?;
-        match imported.checkpoint()? {
-            Some(ck) => Self::from_checkpoint(&ck, path, prefix, with_head, device),
-            None => Self::from_backbone(imported.backbone, imported.model, path, device),
+        match crate::import::import(path, None)?.into_checkpoint()? {
+            Ok(ck) => Self::from_checkpoint(&ck, path, prefix, with_head, device),
+            Err(trunk) => Self::from_backbone(trunk.backbone, trunk.model, path, device),
         }
     }
 

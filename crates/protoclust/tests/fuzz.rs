@@ -108,6 +108,18 @@ fn safetensors_bytes() -> Vec<u8> {
     protoclust_nn::io::to_safetensors(&t, meta).unwrap()
 }
 
+/// A released checkpoint written by the authors' code (legacy container, `module.` dict), and
+/// one in the ZIP container with nested dicts (JigClu's `state_dict` and `optimizer`).
+fn release_bytes(zip: bool) -> Vec<u8> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/released");
+    std::fs::read(dir.join(if zip {
+        "jigclu_w8.pth"
+    } else {
+        "bad_shape.pth.tar"
+    }))
+    .unwrap()
+}
+
 /// Applies byte edits (position, value) and a truncation to `base`.
 fn mutate(mut base: Vec<u8>, edits: &[(usize, u8)], cut: usize) -> Vec<u8> {
     for &(at, v) in edits {
@@ -204,5 +216,18 @@ proptest! {
         let _ = protoclust_nn::io::load(&f);
         let _ = protoclust_train::Checkpoint::load(&f);
         let _ = protoclust::model_file::load_backbone(&f, &burn::tensor::Device::flex());
+    }
+
+    /// The PyTorch reader and the release detection on mutated released files: edits land in
+    /// the first 16 KiB (the pickles, the ZIP headers) or anywhere, then a truncation.
+    #[test]
+    fn released_checkpoints_never_panic(zip in any::<bool>(), head in proptest::collection::vec((0usize..16384, any::<u8>()), 0..6), anywhere in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3), cut in any::<usize>(), keep_whole in any::<bool>()) {
+        let d = scratch("release");
+        let f = d.join(if zip { "r.pth" } else { "r.pth.tar" });
+        let mut edits = head;
+        edits.extend(anywhere);
+        let cut = if keep_whole { 0 } else { cut };
+        std::fs::write(&f, mutate(release_bytes(zip), &edits, cut)).unwrap();
+        let _ = protoclust::import::import(&f, None);
     }
 }

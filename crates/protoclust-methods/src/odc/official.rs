@@ -2,10 +2,14 @@
 //! `state_dict` with `backbone.`, `neck.fc0`/`bn0` (affine=False)/`fc1`, `head.fc_cls`).
 
 use super::OdcConfig;
-use crate::official::{batch_norm_stats, linear, trunk, under, Entry, OfficialError, Released};
+use crate::official::{
+    batch_norm_stats, identity_affine, linear, trunk, under, Constant, Entry, OfficialError,
+    Released,
+};
 
-/// The release's architecture as our config and the table of every tensor our model takes.
-pub fn release(src: &Released) -> Result<(OdcConfig, Vec<Entry>), OfficialError> {
+/// The release's architecture as our config, the table of every tensor our model takes, and
+/// the neck BatchNorm's identity affine parameters (`affine=False` in the release).
+pub fn release(src: &Released) -> Result<(OdcConfig, Vec<Entry>, Vec<Constant>), OfficialError> {
     let (backbone, table) = trunk(src, "backbone.")?;
     let mut table = under(table, "backbone.");
     let c = backbone.out_dim();
@@ -23,5 +27,5 @@ pub fn release(src: &Released) -> Result<(OdcConfig, Vec<Entry>), OfficialError>
     };
     config.neck.hidden = hidden;
     config.neck.out_dim = out;
-    Ok((config, table))
+    Ok((config, table, identity_affine("neck.bn0", hidden)))
 }

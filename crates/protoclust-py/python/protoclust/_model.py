@@ -67,7 +67,9 @@ class Model:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "Model":
-        """Opens a training checkpoint of any method (with its head) or an exported backbone."""
+        """Opens a training checkpoint of any method (with its head), an exported backbone, or a
+        released checkpoint of the official code (SwAV, DeepCluster-v2, JigClu, SlotCon,
+        mmselfsup ODC/SwAV, any ResNet trunk), as ``protoclust import`` reads it."""
         return cls(_native.Model.load(os.fspath(path)))
 
     @property

@@ -9,22 +9,24 @@ use std::path::Path;
 pub fn run(src: &Path, out: &Path, release: Option<Release>) -> Result<()> {
     import::check_out(src, out)?;
     let imported = import::import(src, release)?;
-    imported.save(out)?;
-    let b = &imported.backbone;
+    let b = imported.backbone.clone();
     let what = match &imported.config {
         Some(c) => format!("{} model", c.method),
         None => "backbone".to_string(),
     };
+    let tensors = imported.model.len() + imported.state.len();
+    let provenance = imported.provenance.clone();
+    imported.save(out)?;
     println!(
         "imported {} ({} container, layout {}, prefix `{}`): ResNet-{} width {}, {} tensors as a {what}; sha256 {}",
-        imported.provenance.file,
-        imported.provenance.container,
-        imported.provenance.layout,
-        imported.provenance.prefix,
+        provenance.file,
+        provenance.container,
+        provenance.layout,
+        provenance.prefix,
         b.depth,
         b.width,
-        imported.model.len() + imported.state.len(),
-        imported.provenance.sha256
+        tensors,
+        provenance.sha256
     );
     println!("wrote {}", out.display());
     Ok(())

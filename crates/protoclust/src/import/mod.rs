@@ -8,10 +8,10 @@ pub mod release;
 use crate::config::RunConfig;
 use anyhow::{anyhow, bail, Result};
 use protoclust_data::transform::Normalize;
-use protoclust_methods::official::{Convert, Entry, OfficialError, Released};
+use protoclust_methods::official::{Constant, Convert, Entry, OfficialError, Released};
 use protoclust_methods::{deepclusterv2, jigclu, odc, slotcon, swav};
 use protoclust_nn::backbone::ResNetConfig;
-use protoclust_nn::io::{self, OutTensor};
+use protoclust_nn::io;
 use protoclust_nn::named::HostTensor;
 use protoclust_train::checkpoint::FORMAT;
 use protoclust_train::{Checkpoint, CheckpointMeta, Provenance};
@@ -43,6 +43,8 @@ struct Tables {
     backbone: ResNetConfig,
     model: Vec<Entry>,
     state: Vec<Entry>,
+    /// Our tensors at fixed values (no counterpart in the release).
+    constants: Vec<Constant>,
 }
 
 /// The eval transform of the facebookresearch/swav releases (`eval_linear.py`: Resize 256,
@@ -65,7 +67,6 @@ fn run_config(method: &str, normalize: Normalize) -> RunConfig {
     cfg.data.kind = crate::data_spec::DataKind::Folder;
     cfg.data.paths = vec!["/path/to/your/images".into()];
     cfg.loader.batch_size = 256;
-    cfg.swav.queue_length = 3840;
     cfg.eval_view.resize = 256;
     cfg.eval_view.size = 224;
     cfg.eval_view.normalize = normalize;
@@ -78,6 +79,7 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
         backbone,
         model,
         state: vec![],
+        constants: vec![],
     };
     Ok(match release {
         Release::Swav | Release::MmselfsupSwav => {
@@ -103,6 +105,7 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
             let mut cfg = run_config("swav", norm);
             let b = c.backbone.clone();
             cfg.swav = c;
+            cfg.swav.queue_length = 3840;
             simple(cfg, b, t)
         }
         Release::Deepclusterv2 => {
@@ -120,11 +123,14 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
             simple(cfg, b, t)
         }
         Release::Odc => {
-            let (c, t) = odc::official::release(src)?;
+            let (c, t, constants) = odc::official::release(src)?;
             let mut cfg = run_config("odc", Normalize::default());
             let b = c.backbone.clone();
             cfg.odc = c;
-            simple(cfg, b, t)
+            Tables {
+                constants,
+                ..simple(cfg, b, t)
+            }
         }
         Release::Slotcon => {
             let (c, t) = slotcon::official::release(src)?;
@@ -136,6 +142,7 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
                 backbone: b,
                 model: t.model,
                 state: t.state,
+                constants: vec![],
             }
         }
         Release::Backbone => {
@@ -145,6 +152,7 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
                 backbone: b,
                 model: t,
                 state: vec![],
+                constants: vec![],
             }
         }
     })
@@ -254,8 +262,18 @@ pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
             return Err(at(&format!("missing tensor `{prefix}{}`", e.official)));
         }
     }
-    let model = take(&t.model)?;
+    let mut model = take(&t.model)?;
     let state = take(&t.state)?;
+    for c in &t.constants {
+        let n = c.shape.iter().product();
+        model.insert(
+            c.ours.clone(),
+            HostTensor {
+                shape: c.shape.clone(),
+                data: vec![c.value; n],
+            },
+        );
+    }
     let meta = std::fs::metadata(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let provenance = Provenance {
         file: path
@@ -279,12 +297,13 @@ pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
 }
 
 impl Imported {
-    /// The protoclust checkpoint of a release with a head (iteration 0, no optimiser state).
-    pub fn checkpoint(&self) -> Result<Option<Checkpoint>> {
+    /// The protoclust checkpoint of a release with a head (iteration 0, no optimiser state);
+    /// a trunk alone is given back as it is.
+    pub fn into_checkpoint(self) -> Result<std::result::Result<Checkpoint, Imported>> {
         let Some(cfg) = &self.config else {
-            return Ok(None);
+            return Ok(Err(self));
         };
-        Ok(Some(Checkpoint {
+        Ok(Ok(Checkpoint {
             meta: CheckpointMeta {
                 format: FORMAT.into(),
                 method: cfg.method.clone(),
@@ -292,42 +311,48 @@ impl Imported {
                 batch: 0,
                 iteration: 0,
                 config: toml::to_string(cfg)?,
-                imported_from: Some(self.provenance.clone()),
+                imported_from: Some(self.provenance),
             },
-            model: self.model.clone(),
+            model: self.model,
             optim: BTreeMap::new(),
-            method: self.state.clone(),
+            method: self.state,
         }))
     }
 
-    /// Writes the import to `out` (atomically): a protoclust checkpoint, or for a trunk alone a
-    /// torchvision-named backbone export.
-    pub fn save(&self, out: &Path) -> Result<()> {
-        if let Some(ck) = self.checkpoint()? {
-            ck.save(out)?;
-            return Ok(());
-        }
-        let mut tensors = BTreeMap::new();
-        for (name, t) in &self.model {
+    /// Writes the import to `out` (atomically, streamed): a protoclust checkpoint, or for a
+    /// trunk alone a torchvision-named backbone export.
+    pub fn save(self, out: &Path) -> Result<()> {
+        let trunk = match self.into_checkpoint()? {
+            Ok(ck) => return Ok(ck.save(out)?),
+            Err(trunk) => trunk,
+        };
+        let mut names = BTreeMap::new();
+        let steps: Vec<(String, [usize; 0], [i64; 1])> = trunk
+            .model
+            .keys()
+            .filter_map(|k| {
+                let tv = protoclust_eval::export::to_torchvision_name(k);
+                tv.strip_suffix(".running_mean")
+                    .map(|stem| (format!("{stem}.num_batches_tracked"), [], [0]))
+            })
+            .collect();
+        for (name, t) in &trunk.model {
             let tv = protoclust_eval::export::to_torchvision_name(name);
-            if let Some(stem) = tv.strip_suffix(".running_mean") {
-                tensors.insert(
-                    format!("{stem}.num_batches_tracked"),
-                    OutTensor::I64(vec![], vec![0]),
-                );
-            }
-            tensors.insert(tv, OutTensor::F32(t.clone()));
+            names.insert(tv, io::OutRef::F32(t));
+        }
+        for (name, shape, v) in &steps {
+            names.insert(name.clone(), io::OutRef::I64(shape, v));
         }
         let mut meta = HashMap::new();
         meta.insert(
             "protoclust_backbone".to_string(),
-            serde_json::to_string(&self.backbone)?,
+            serde_json::to_string(&trunk.backbone)?,
         );
         meta.insert(
             "protoclust_imported_from".to_string(),
-            serde_json::to_string(&self.provenance)?,
+            serde_json::to_string(&trunk.provenance)?,
         );
-        io::save_mixed(out, &tensors, meta)?;
+        io::save_refs(out, &names, meta)?;
         Ok(())
     }
 }
@@ -336,25 +361,42 @@ impl Imported {
 /// release read as `import` reads it (a trunk alone fills every backbone of the method).
 pub fn init_from(path: &Path, cfg: &RunConfig) -> Result<protoclust_train::InitFrom> {
     let at = |what: String| anyhow!("train.init: {}: {what}", path.display());
-    let (model, state, method) = match io::load(path) {
+    let (model, state, method, backbone) = match io::load(path) {
         Ok((t, m)) if m.contains_key("protoclust") => {
             let ck = Checkpoint::from_parts(path, t, &m)?;
-            (ck.model, ck.method, Some(ck.meta.method))
+            (ck.model, ck.method, Some(ck.meta.method), None)
         }
-        Ok((_, m)) if m.contains_key("protoclust_backbone") => {
-            let (t, _) = io::load(path)?;
-            (
-                protoclust_eval::export::from_torchvision(&t),
-                BTreeMap::new(),
-                None,
-            )
+        Ok((t, m)) if m.contains_key("protoclust_backbone") => {
+            let b: ResNetConfig = serde_json::from_str(&m["protoclust_backbone"])
+                .map_err(|e| at(format!("backbone metadata: {e}")))?;
+            let model = protoclust_eval::export::from_torchvision(&t);
+            (model, BTreeMap::new(), None, Some(b))
         }
         _ => {
             let i = import(path, None)?;
             let method = i.config.as_ref().map(|c| c.method.clone());
-            (i.model, i.state, method)
+            (i.model, i.state, method, Some(i.backbone))
         }
     };
+    if let Some(b) = backbone {
+        let ours = cfg.backbone();
+        if (b.depth, b.width, b.small_stem) != (ours.depth, ours.width, ours.small_stem) {
+            let describe = |c: &ResNetConfig| {
+                format!(
+                    "ResNet-{} of width {}{}",
+                    c.depth,
+                    c.width,
+                    if c.small_stem { " (small stem)" } else { "" }
+                )
+            };
+            return Err(at(format!(
+                "the release is a {}, this run's {}.backbone a {}",
+                describe(&b),
+                cfg.method,
+                describe(ours)
+            )));
+        }
+    }
     let model = match &method {
         Some(m) if *m != cfg.method => {
             return Err(at(format!("a {m} model, this run is {}", cfg.method)))
