@@ -73,8 +73,8 @@ enum Command {
         /// Output checkpoint (.safetensors).
         #[arg(long)]
         out: PathBuf,
-        /// Read it as this layout instead of the one its names say.
-        #[arg(long, value_enum)]
+        /// Read it as this layout instead of the one its names say (also --method).
+        #[arg(long, value_enum, alias = "method")]
         release: Option<protoclust::import::Release>,
     },
     /// SwAV on the built-in shapes data set: random init vs trained, in a few minutes on a CPU.

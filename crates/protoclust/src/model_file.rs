@@ -145,6 +145,23 @@ impl ModelFile {
         Self::from_backbone(bcfg, own, path, device)
     }
 
+    /// [`ModelFile::open`] with the method's head `head` as the evaluated one (DeepCluster-v2's
+    /// prototype heads; 0 is every method's own).
+    pub fn open_head(path: &Path, head: usize, device: &Device) -> Result<Self> {
+        if head == 0 {
+            return Self::open(path, None, true, device);
+        }
+        let ck = match io::load(path) {
+            Ok((t, m)) if m.contains_key("protoclust") => Checkpoint::from_parts(path, t, &m)?,
+            _ => match crate::import::import(path, None)?.into_checkpoint()? {
+                Ok(ck) => ck,
+                Err(_) => anyhow::bail!("--head {head}: {} has no head", path.display()),
+            },
+        };
+        let ck = head_first(ck, head).with_context(|| format!("{}", path.display()))?;
+        Self::from_checkpoint(&ck, path, None, true, device)
+    }
+
     /// A released checkpoint of the official code or a framework, read as `protoclust import`
     /// reads it.
     fn from_release(
@@ -274,6 +291,31 @@ impl ModelFile {
         let net = protoclust_nn::backbone::resnet(&self.backbone_config, 0, &ad)?;
         load_named(net, &self.backbone_tensors).with_context(|| format!("{}", self.path.display()))
     }
+}
+
+/// `ck` with DeepCluster-v2's prototype head `head` moved first (the one evaluation and
+/// `assign` read), its prototype counts reordered to match.
+fn head_first(mut ck: Checkpoint, head: usize) -> Result<Checkpoint> {
+    let mut cfg = crate::config::parse(&ck.meta.config, "embedded config", &[])?;
+    let heads = cfg.deepclusterv2.prototypes.len();
+    if cfg.method != "deepclusterv2" {
+        anyhow::bail!("--head {head}: a {} model has one head (0)", cfg.method);
+    }
+    if head >= heads {
+        anyhow::bail!(
+            "--head {head}: the model has {heads} prototype heads (0..={})",
+            heads - 1
+        );
+    }
+    let key = |h: usize| format!("prototypes.heads.{h}.weight");
+    let (a, b) = (ck.model.remove(&key(0)), ck.model.remove(&key(head)));
+    if let (Some(a), Some(b)) = (a, b) {
+        ck.model.insert(key(0), b);
+        ck.model.insert(key(head), a);
+    }
+    cfg.deepclusterv2.prototypes.swap(0, head);
+    ck.meta.config = toml::to_string(&cfg)?;
+    Ok(ck)
 }
 
 /// A backbone loaded from a training checkpoint or an exported safetensors file, with the

@@ -227,25 +227,21 @@ fn matches_in(dir: &Path, case: &str, release: Release, container: &str, width: 
         );
     }
 
-    // DeepCluster-v2's other heads: the embedding against each head's released prototypes.
+    // DeepCluster-v2's other heads, as `assign --head N` reads them.
     let mut head = 1;
-    while let Some(v) = fx["outputs"].get(format!("scores{head}")) {
-        let embedding = got.embedding.as_ref().unwrap();
-        let p = &imported.model[&format!("prototypes.heads.{head}.weight")];
-        let (kh, d) = (p.shape[0], p.shape[1]);
-        let scores: Vec<f32> = embedding
-            .chunks(d)
-            .flat_map(|z| {
-                (0..kh).map(move |j| (0..d).map(|c| z[c] * p.data[j * d + c]).sum::<f32>())
-            })
-            .collect();
-        assert_eq!(tensor(v).shape, vec![embedding.len() / d, kh]);
-        check(&format!("scores{head}"), case, &scores, &fx);
-        assert_eq!(
-            argmax(&scores, kh),
-            argmax_of(&fx, &format!("argmax{head}"))
-        );
+    while fx["outputs"].get(format!("scores{head}")).is_some() {
+        let m = ModelFile::open_head(&src, head, &dev).unwrap();
+        let scores = outputs(&m, &fx, &dev).scores.unwrap();
+        let name = format!("scores{head}");
+        check(&name, case, &scores, &fx);
+        let k = tensor(&fx["outputs"][&name]).shape[1];
+        assert_eq!(argmax(&scores, k), argmax_of(&fx, &format!("argmax{head}")));
         head += 1;
+    }
+    if release == Release::Deepclusterv2 {
+        assert_eq!(head, 3, "{case}: three heads checked");
+        let err = format!("{:#}", ModelFile::open_head(&src, 3, &dev).err().unwrap());
+        assert!(err.contains("3 prototype heads"), "{err}");
     }
 
     // After `import`: the same numbers, bit for bit.
@@ -442,6 +438,9 @@ fn another_layout_is_refused_when_forced() {
     let m = ModelFile::open(&out, None, true, &Device::flex()).unwrap();
     assert!(m.head.is_none());
     assert_eq!(m.backbone_config, backbone);
+    // protoclust's own files are not imported again.
+    let err = import::import(&out, None).err().unwrap().to_string();
+    assert!(err.contains("already a protoclust"), "{err}");
 }
 
 /// A fixture's list of crops as f32 tensors.

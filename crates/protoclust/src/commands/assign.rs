@@ -37,6 +37,10 @@ pub struct AssignArgs {
     /// Seed of k-means.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Which of the method's prototype heads assigns (DeepCluster-v2 has several; 0 is the
+    /// first, every method's own).
+    #[arg(long, default_value_t = 0, conflicts_with = "k")]
+    pub head: usize,
     /// Write one folder per cluster of symbolic links to its images (PNGs for data sets without files).
     #[arg(long, value_name = "DIR")]
     pub copy_to: Option<PathBuf>,
@@ -190,7 +194,11 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
     let format = Format::of(&args.out)?;
     let dev = device::select()?;
     // k-means reads backbone features only: without the head, the chunks skip computing it.
-    let model = ModelFile::open(&args.model, None, args.k.is_none(), &dev)?;
+    let model = if args.head > 0 {
+        ModelFile::open_head(&args.model, args.head, &dev)?
+    } else {
+        ModelFile::open(&args.model, None, args.k.is_none(), &dev)?
+    };
     let spec = DataSpec::parse(&args.data)?;
     let source = spec.open().context("--data")?;
     let view = model

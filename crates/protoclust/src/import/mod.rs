@@ -195,6 +195,12 @@ fn sha256(path: &Path) -> Result<String> {
 /// Reads `path` as `forced`, or as the release its names say.
 pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
     let mut src = Source::open(path)?;
+    if src.native {
+        bail!(
+            "{}: already a protoclust checkpoint or backbone export (every command opens it as it is)",
+            path.display()
+        );
+    }
     let (release, prefix) =
         release::detect(&src.shapes, forced).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let under: BTreeMap<String, Vec<usize>> = src

@@ -25,6 +25,8 @@ pub struct Source {
     values: Values,
     /// The container, for the provenance record (`zip`, `legacy`, `tar`, `pickle`, `safetensors`).
     pub container: String,
+    /// A file protoclust wrote (a checkpoint or a backbone export), not a release.
+    pub native: bool,
 }
 
 /// Whether the file starts as a PyTorch container does (ZIP, pickle protocol 2+, TAR).
@@ -60,8 +62,9 @@ impl Source {
         let header = u64::from_le_bytes(head);
         let len = std::fs::metadata(path).with_context(at)?.len();
         if header > 1 && header + 8 <= len && !head.starts_with(b"PK") {
-            if let Ok((tensors, _)) = protoclust_nn::io::load(path) {
+            if let Ok((tensors, meta)) = protoclust_nn::io::load(path) {
                 return Ok(Self {
+                    native: crate::import::is_native(&meta),
                     path: path.to_path_buf(),
                     shapes: tensors
                         .iter()
@@ -92,6 +95,7 @@ impl Source {
                 .collect(),
             values: Values::Torch(tensors),
             container,
+            native: false,
         })
     }
 
