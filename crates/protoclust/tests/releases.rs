@@ -612,3 +612,61 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
         "{err}"
     );
 }
+
+#[test]
+fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
+    use protoclust_data::transform::geometry::Geometry;
+    use protoclust_methods::slotcon::{SlotCon, TeacherCentering};
+    use protoclust_methods::{Method, StepContext};
+    let (fx, src) = fixture("slotcon_w8");
+    let dev = Device::flex().autodiff();
+    let mut cfg = import::import(&src, None).unwrap().config.unwrap();
+    // The released run's arguments (SlotCon's defaults, as the fixture's `args`).
+    let s = &mut cfg.slotcon;
+    s.teacher_momentum = 0.99;
+    s.student_temp = 0.1;
+    s.teacher_temp = 0.07;
+    s.center_momentum = 0.9;
+    s.teacher_centering = TeacherCentering::Mean;
+    s.group_loss_weight = 0.5;
+    s.tau = 0.2;
+    let init = import::init_from(&src, &cfg).unwrap();
+    let mut slotcon = SlotCon::new(cfg.slotcon.clone(), 800);
+    let model = slotcon.init_model(cfg.seed, &dev).unwrap();
+    // The same call the engine makes for `train --init` (teacher, student, predictor, centre).
+    let model = init.apply(model, &mut slotcon, &dev).unwrap();
+    let ctx = StepContext {
+        iteration: 0,
+        epoch: 0,
+        iters_per_epoch: 250,
+        device: dev.clone(),
+        seed: 0,
+    };
+    let model = slotcon.before_forward(model, &ctx);
+    // View 0 the whole image, view 1 the whole image mirrored.
+    let images = tensor(&fx["inputs"]["images"]);
+    let (n, side) = (images.shape[0], images.shape[2]);
+    let x: Tensor<4> = Tensor::from_data(
+        TensorData::new(
+            images.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+            images.shape.clone(),
+        ),
+        &dev,
+    );
+    let views = vec![x.clone(), x.flip([3])];
+    let whole = Geometry::identity(side, side);
+    let mirrored = Geometry {
+        flipped: true,
+        ..whole
+    };
+    let batch = protoclust_data::loader::Batch {
+        views: vec![],
+        geometry: vec![vec![whole; n], vec![mirrored; n]],
+        indices: (0..n).collect(),
+        labels: vec![None; n],
+        skipped: vec![],
+    };
+    let step = slotcon.forward(&model, &views, &batch, &ctx).unwrap();
+    let loss = step.loss.into_scalar::<f32>();
+    check("first_step_loss", "slotcon_w8", &[loss], &fx);
+}
