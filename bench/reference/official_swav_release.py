@@ -57,7 +57,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "fixtures"))
     from deepclusterv2 import stub_environment  # noqa: E402
-    from releases import swav_model  # noqa: E402
+    from releases import DDP, swav_model  # noqa: E402
 
     stub_environment()
     sys.path.insert(0, str(args.swav))
@@ -76,14 +76,6 @@ def main() -> None:
         crops_for_assign=[0, 1], nmb_crops=[2, 2], temperature=0.1, epsilon=0.05,
         sinkhorn_iterations=3, world_size=1, rank=0,
         freeze_prototypes_niters=len(loader), use_fp16=False)
-
-    class DDP(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.module = m
-
-        def forward(self, inputs):
-            return self.module(inputs)
 
     net = DDP(model)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-6)

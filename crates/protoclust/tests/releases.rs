@@ -462,10 +462,42 @@ fn crops(fx: &Value, dev: &Device) -> Vec<Tensor<4>> {
         .collect()
 }
 
+/// The loss of the first training step of `method` started from the release `src` (through
+/// `InitFrom::apply`, the call `train --init` makes) on `views` with their `geometry`.
+fn first_step_loss<M: protoclust_methods::Method>(
+    mut method: M,
+    cfg: &protoclust::config::RunConfig,
+    src: &Path,
+    views: &[Tensor<4>],
+    geometry: Vec<Vec<protoclust_data::transform::geometry::Geometry>>,
+    dev: &Device,
+) -> f32 {
+    let init = import::init_from(src, cfg).unwrap();
+    let model = method.init_model(cfg.seed, dev).unwrap();
+    let model = init.apply(model, &mut method, dev).unwrap();
+    let ctx = protoclust_methods::StepContext {
+        iteration: 0,
+        epoch: 0,
+        iters_per_epoch: 250,
+        device: dev.clone(),
+        seed: 0,
+    };
+    let model = method.before_forward(model, &ctx);
+    let n = views[0].dims()[0];
+    let batch = protoclust_data::loader::Batch {
+        views: vec![],
+        geometry,
+        indices: (0..n).collect(),
+        labels: vec![None; n],
+        skipped: vec![],
+    };
+    let step = method.forward(&model, views, &batch, &ctx).unwrap();
+    step.loss.into_scalar::<f32>()
+}
+
 #[test]
 fn training_from_the_swav_release_starts_at_the_authors_first_step_loss() {
     use protoclust_methods::swav::Swav;
-    use protoclust_methods::{Method, StepContext};
     let (fx, src) = fixture("swav_w8");
     let dev = Device::flex().autodiff();
     let mut cfg = import::import(&src, None).unwrap().config.unwrap();
@@ -480,30 +512,9 @@ fn training_from_the_swav_release_starts_at_the_authors_first_step_loss() {
             scale,
         })
         .to_vec();
-    let init = import::init_from(&src, &cfg).unwrap();
-    let mut swav = Swav::new(cfg.swav.clone(), 4);
-    let model = swav.init_model(cfg.seed, &dev).unwrap();
-    // The same call the engine makes for `train --init`.
-    let model = init.apply(model, &mut swav, &dev).unwrap();
-    let ctx = StepContext {
-        iteration: 0,
-        epoch: 0,
-        iters_per_epoch: 1,
-        device: dev.clone(),
-        seed: 0,
-    };
-    let model = swav.before_forward(model, &ctx);
-    let batch = protoclust_data::loader::Batch {
-        views: vec![],
-        geometry: vec![],
-        indices: vec![0, 1, 2, 3],
-        labels: vec![None; 4],
-        skipped: vec![],
-    };
-    let step = swav
-        .forward(&model, &crops(&fx, &dev), &batch, &ctx)
-        .unwrap();
-    let loss = step.loss.into_scalar::<f32>();
+    let views = crops(&fx, &dev);
+    let swav = Swav::new(cfg.swav.clone(), 4);
+    let loss = first_step_loss(swav, &cfg, &src, &views, vec![], &dev);
     check("first_step_loss", "swav_w8", &[loss], &fx);
 }
 
@@ -524,42 +535,47 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
         img.save(images.join(format!("{i}.png"))).unwrap();
     }
     let src = fixtures().join("swav_w8.pth.tar");
+    // `train --init` on the folder with `swav_cifar10.toml` and these overrides.
+    let train = |run: &Path, extra: &[&str]| {
+        let (data, run) = (
+            format!("data.paths=[\"{}\"]", images.display()),
+            format!("train.run_dir=\"{}\"", run.display()),
+        );
+        let mut sets = vec![
+            data.as_str(),
+            "data.kind=\"folder\"",
+            run.as_str(),
+            "swav.prototypes=30",
+            "swav.freeze_prototypes_iterations=0",
+            "loader.batch_size=4",
+            "train.epochs=1",
+            "monitor.every_epochs=0",
+        ];
+        sets.extend(extra);
+        let config = cifar_config();
+        let mut args = vec![
+            "train",
+            config.to_str().unwrap(),
+            "--init",
+            src.to_str().unwrap(),
+        ];
+        for s in &sets {
+            args.extend(["--set", s]);
+        }
+        protoclust(&args)
+    };
     let run = dir.join("run");
-    let o = protoclust(&[
-        "train",
-        cifar_config().to_str().unwrap(),
-        "--init",
-        src.to_str().unwrap(),
-        "--set",
-        &format!("data.paths=[\"{}\"]", images.display()),
-        "--set",
-        "data.kind=\"folder\"",
-        "--set",
-        &format!("train.run_dir=\"{}\"", run.display()),
-        "--set",
-        "swav.backbone.depth=50",
-        "--set",
-        "swav.backbone.width=8",
-        "--set",
-        "swav.backbone.small_stem=false",
-        "--set",
-        "swav.projector.hidden=[64]",
-        "--set",
-        "swav.projector.out_dim=16",
-        "--set",
-        "swav.prototypes=30",
-        "--set",
-        "swav.queue_length=0",
-        "--set",
-        "swav.freeze_prototypes_iterations=0",
-        "--set",
-        "loader.batch_size=4",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "monitor.every_epochs=0",
-        "--quiet",
-    ]);
+    let o = train(
+        &run,
+        &[
+            "swav.backbone.depth=50",
+            "swav.backbone.width=8",
+            "swav.backbone.small_stem=false",
+            "swav.projector.hidden=[64]",
+            "swav.projector.out_dim=16",
+            "swav.queue_length=0",
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let ck = protoclust_train::Checkpoint::load(&run.join("checkpoints/last.safetensors")).unwrap();
@@ -578,28 +594,7 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
     let norm: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!(dist < 0.1 * norm, "moved {dist} of {norm}");
     // A config of another architecture is one clear error.
-    let o = protoclust(&[
-        "train",
-        cifar_config().to_str().unwrap(),
-        "--init",
-        src.to_str().unwrap(),
-        "--set",
-        &format!("data.paths=[\"{}\"]", images.display()),
-        "--set",
-        "data.kind=\"folder\"",
-        "--set",
-        "loader.batch_size=4",
-        "--set",
-        &format!("train.run_dir=\"{}\"", dir.join("run2").display()),
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "swav.freeze_prototypes_iterations=0",
-        "--set",
-        "swav.prototypes=30",
-        "--set",
-        "monitor.every_epochs=0",
-    ]);
+    let o = train(&dir.join("run2"), &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success(),
@@ -617,7 +612,6 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
 fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
     use protoclust_data::transform::geometry::Geometry;
     use protoclust_methods::slotcon::{SlotCon, TeacherCentering};
-    use protoclust_methods::{Method, StepContext};
     let (fx, src) = fixture("slotcon_w8");
     let dev = Device::flex().autodiff();
     let mut cfg = import::import(&src, None).unwrap().config.unwrap();
@@ -630,19 +624,6 @@ fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
     s.teacher_centering = TeacherCentering::Mean;
     s.group_loss_weight = 0.5;
     s.tau = 0.2;
-    let init = import::init_from(&src, &cfg).unwrap();
-    let mut slotcon = SlotCon::new(cfg.slotcon.clone(), 800);
-    let model = slotcon.init_model(cfg.seed, &dev).unwrap();
-    // The same call the engine makes for `train --init` (teacher, student, predictor, centre).
-    let model = init.apply(model, &mut slotcon, &dev).unwrap();
-    let ctx = StepContext {
-        iteration: 0,
-        epoch: 0,
-        iters_per_epoch: 250,
-        device: dev.clone(),
-        seed: 0,
-    };
-    let model = slotcon.before_forward(model, &ctx);
     // View 0 the whole image, view 1 the whole image mirrored.
     let images = tensor(&fx["inputs"]["images"]);
     let (n, side) = (images.shape[0], images.shape[2]);
@@ -659,14 +640,8 @@ fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
         flipped: true,
         ..whole
     };
-    let batch = protoclust_data::loader::Batch {
-        views: vec![],
-        geometry: vec![vec![whole; n], vec![mirrored; n]],
-        indices: (0..n).collect(),
-        labels: vec![None; n],
-        skipped: vec![],
-    };
-    let step = slotcon.forward(&model, &views, &batch, &ctx).unwrap();
-    let loss = step.loss.into_scalar::<f32>();
+    let slotcon = SlotCon::new(cfg.slotcon.clone(), 800);
+    let geometry = vec![vec![whole; n], vec![mirrored; n]];
+    let loss = first_step_loss(slotcon, &cfg, &src, &views, geometry, &dev);
     check("first_step_loss", "slotcon_w8", &[loss], &fx);
 }
