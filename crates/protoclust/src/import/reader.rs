@@ -29,15 +29,19 @@ pub struct Source {
     pub native: bool,
 }
 
-/// Whether the file starts as a PyTorch container does (ZIP, pickle protocol 2+, TAR).
+/// Whether the file starts as a PyTorch container does (ZIP, a pickle of protocol 2 to 5, TAR)
+/// and not as safetensors (an 8-byte length, then the JSON header's `{`).
 pub fn looks_like_torch(path: &Path) -> bool {
     use std::io::Read;
     let mut b = [0u8; 262];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut b))
         .unwrap_or(0);
+    if n > 8 && b[8] == b'{' {
+        return false;
+    }
     (n >= 4 && &b[..4] == b"PK\x03\x04")
-        || (n >= 2 && b[0] == 0x80)
+        || (n >= 2 && b[0] == 0x80 && (2..=5).contains(&b[1]))
         || (n >= 262 && &b[257..262] == b"ustar")
 }
 
