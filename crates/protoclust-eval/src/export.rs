@@ -4,7 +4,7 @@
 //! (the classifier `fc.*` is not part of a self-supervised backbone).
 
 use protoclust_nn::backbone::ResNet;
-use protoclust_nn::io::{save_mixed, IoError, OutTensor};
+use protoclust_nn::io::{save_refs, IoError, OutRef, OutTensor};
 use protoclust_nn::named::{named_tensors, HostTensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -35,18 +35,39 @@ fn is_norm_path(tv: &str) -> bool {
     last.starts_with("bn") || module.ends_with("downsample.1")
 }
 
-/// The backbone's state dict with torchvision names (plus `num_batches_tracked` = 0 per BN).
-pub fn torchvision_state_dict(backbone: &ResNet) -> BTreeMap<String, OutTensor> {
+/// `num_batches_tracked` of every BatchNorm: 0, a scalar.
+const NO_BATCHES: [i64; 1] = [0];
+
+/// Backbone tensors under our paths as a torchvision state dict, borrowed (plus
+/// `num_batches_tracked` = 0 per BN).
+pub fn torchvision_refs(ours: &BTreeMap<String, HostTensor>) -> BTreeMap<String, OutRef<'_>> {
     let mut out = BTreeMap::new();
-    for (name, t) in named_tensors(backbone) {
-        let tv = to_torchvision_name(&name);
-        if tv.ends_with(".running_mean") {
-            let nbt = tv.replace(".running_mean", ".num_batches_tracked");
-            out.insert(nbt, OutTensor::I64(vec![], vec![0]));
+    for (name, t) in ours {
+        let tv = to_torchvision_name(name);
+        if let Some(stem) = tv.strip_suffix(".running_mean") {
+            out.insert(
+                format!("{stem}.num_batches_tracked"),
+                OutRef::I64(&[], &NO_BATCHES),
+            );
         }
-        out.insert(tv, OutTensor::F32(t));
+        out.insert(tv, OutRef::F32(t));
     }
     out
+}
+
+/// The backbone's state dict with torchvision names (plus `num_batches_tracked` = 0 per BN).
+pub fn torchvision_state_dict(backbone: &ResNet) -> BTreeMap<String, OutTensor> {
+    let named = named_tensors(backbone);
+    torchvision_refs(&named)
+        .into_iter()
+        .map(|(k, t)| {
+            let owned = match t {
+                OutRef::F32(h) => OutTensor::F32(h.clone()),
+                OutRef::I64(s, v) => OutTensor::I64(s.to_vec(), v.to_vec()),
+            };
+            (k, owned)
+        })
+        .collect()
 }
 
 /// Writes the backbone to `path` as torchvision-named safetensors.
@@ -55,7 +76,7 @@ pub fn export_safetensors(
     path: &Path,
     metadata: HashMap<String, String>,
 ) -> Result<(), IoError> {
-    save_mixed(path, &torchvision_state_dict(backbone), metadata)
+    save_refs(path, &torchvision_refs(&named_tensors(backbone)), metadata)
 }
 
 /// Converts a torchvision-named state dict into our parameter paths (drops `fc.*` and

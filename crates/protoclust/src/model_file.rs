@@ -125,15 +125,14 @@ impl ModelFile {
         with_head: bool,
         device: &Device,
     ) -> Result<Self> {
-        let (tensors, meta) = match io::load(path) {
-            Ok((t, m)) if crate::import::is_native(&m) => (t, m),
-            Ok(_) => return Self::from_release(path, prefix, with_head, device),
-            Err(e) if crate::import::reader::looks_like_torch(path) => {
-                let _ = e;
-                return Self::from_release(path, prefix, with_head, device);
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // A PyTorch file is read once, by the import (not first tried as safetensors).
+        if crate::import::reader::looks_like_torch(path) {
+            return Self::from_release(path, prefix, with_head, device);
+        }
+        let (tensors, meta) = io::load(path)?;
+        if !crate::import::is_native(&meta) {
+            return Self::from_release(path, prefix, with_head, device);
+        }
         if meta.contains_key("protoclust") {
             let ck = Checkpoint::from_parts(path, tensors, &meta)?;
             return Self::from_checkpoint(&ck, path, prefix, with_head, device);

@@ -332,23 +332,7 @@ impl Imported {
             Ok(ck) => return Ok(ck.save(out)?),
             Err(trunk) => trunk,
         };
-        let mut names = BTreeMap::new();
-        let steps: Vec<(String, [usize; 0], [i64; 1])> = trunk
-            .model
-            .keys()
-            .filter_map(|k| {
-                let tv = protoclust_eval::export::to_torchvision_name(k);
-                tv.strip_suffix(".running_mean")
-                    .map(|stem| (format!("{stem}.num_batches_tracked"), [], [0]))
-            })
-            .collect();
-        for (name, t) in &trunk.model {
-            let tv = protoclust_eval::export::to_torchvision_name(name);
-            names.insert(tv, io::OutRef::F32(t));
-        }
-        for (name, shape, v) in &steps {
-            names.insert(name.clone(), io::OutRef::I64(shape, v));
-        }
+        let names = protoclust_eval::export::torchvision_refs(&trunk.model);
         let mut meta = HashMap::new();
         meta.insert(
             "protoclust_backbone".to_string(),
