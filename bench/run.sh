@@ -6,6 +6,10 @@
 # protoclust with burn-flex's own ops, the per-op rows of both and the peak RSS. The alternating
 # block also runs protoclust with glibc's default heap policy (PROTOCLUST_MALLOC=default), the
 # measurement behind src/allocator.rs. ROUNDS=N sets the number of alternating rounds.
+# Then the full-width rows (issue #38): ResNet-50 pooled-feature inference at 224 px (the
+# folded network, burn's modules, PyTorch NCHW and channels-last), `extract` of $JPEGS JPEGs
+# end to end against a torchvision DataLoader (2 workers) plus PyTorch, and the SwAV ResNet-50
+# multi-crop step (2x224+6x96, batch 16); each with the peak RSS. FULL=0 skips them.
 set -euo pipefail
 steps=5
 rounds=${ROUNDS:-3}
@@ -56,6 +60,55 @@ for cfg in configs/jigclu_cifar10.toml configs/slotcon_camvid.toml; do
   "$bin" bench "$cfg" --steps "$steps" --pipeline-batches 2 | grep "training step"
   PROTOCLUST_KERNELS=burn "$bin" bench "$cfg" --steps "$steps" --pipeline-batches 2 | grep "training step"
 done
+if [ "${FULL:-1}" = 1 ]; then
+  echo
+  echo "## ResNet-50, 224 px: pooled-feature inference, batch 32 (img/s, peak RSS; alternating, $rounds rounds)"
+  cpu_line
+  echo "| what | images/s | peak RSS |"
+  echo "|---|---|---|"
+  for _ in $(seq "$rounds"); do
+    "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path folded
+    "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path modules
+    [ $torch = 1 ] && python3 bench/reference/infer_bench.py --depth 50 --width 64 --size 224 \
+      --batch 32 --threads "$(nproc)"
+  done
+  data=../shared/data
+  if [ $torch = 1 ] && [ -d "$data" ]; then
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    count=${JPEGS:-2000}
+    python3 bench/make_jpegs.py "$work/jpegs" --count "$count" --data "$data" >/dev/null
+    # A released-style file: torchvision's resnet50() state dict (random weights).
+    python3 -c "import torch, torchvision; torch.manual_seed(0); torch.save(torchvision.models.resnet50().state_dict(), '$work/rn50.pth')"
+    echo
+    echo "## extract end to end: $count JPEGs of 500x375 px, ResNet-50 (Resize 256, CenterCrop 224)"
+    cpu_line
+    echo "| what | images/s | peak RSS |"
+    echo "|---|---|---|"
+    for _ in $(seq "$rounds"); do
+      start=$(date +%s.%N)
+      /usr/bin/time -f "%M" -o "$work/rss" "$bin" extract "$work/rn50.pth" --data "folder:$work/jpegs" \
+        --out "$work/features.safetensors" >/dev/null 2>&1
+      end=$(date +%s.%N)
+      echo "| protoclust extract (model load, decode, network, write) | $(echo "$count / ($end - $start)" | bc -l | xargs printf %.1f) | $(( $(cat "$work/rss") / 1024 )) MB |"
+      for layout in nchw channels-last; do
+        python3 bench/reference/infer_bench.py --folder "$work/jpegs" --batch 32 --threads "$(nproc)" \
+          --workers 2 --layout "$layout" | grep "|"
+      done
+    done
+  else
+    echo "(the end-to-end extract rows need PyTorch and $data)"
+  fi
+  echo
+  echo "## SwAV step, ResNet-50, 2x224+6x96 crops, batch 16"
+  cpu_line
+  args=(configs/swav_imagenet.toml --set data.kind=synthetic --set 'data.paths=[]' --set data.size=256 --set data.len=256 --set loader.batch_size=16 --steps 3 --pipeline-batches 1)
+  for _ in $(seq "$rounds"); do
+    "$bin" bench "${args[@]}" | grep -E "training step|peak RSS"
+    [ $torch = 1 ] && python3 bench/reference/swav_bench.py --depth 50 --width 64 --batch 16 \
+      --crops 2x224,6x96 --prototypes 3000 --threads "$(nproc)" --steps 3 --no-pipeline | grep "training step"
+  done
+fi
 echo
 echo "## k-means (issue #3's row)"
 cpu_line

@@ -1,6 +1,5 @@
 //! Frozen-backbone features of a whole data set.
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_data::loader::{Loader, LoaderConfig};
 use protoclust_data::source::Source;
@@ -55,7 +54,8 @@ impl Features {
 }
 
 /// Runs the backbone in inference mode (BatchNorm running statistics) over every sample of
-/// `source`, seen through `view`, in batches of `batch_size`.
+/// `source`, seen through `view`, in batches of at most `batch_size` (fewer where large images
+/// would take too much memory: [`protoclust_nn::infer::EvalTrunk::batch_for`]).
 pub fn extract(
     backbone: &ResNet,
     source: Arc<dyn Source>,
@@ -63,8 +63,9 @@ pub fn extract(
     batch_size: usize,
     device: &Device,
 ) -> Result<Features, DataError> {
-    let net = backbone.valid();
-    extract_with(source, view, batch_size, device, &|x| net.forward(x).pooled)
+    let net = protoclust_nn::infer::EvalTrunk::new(backbone);
+    let batch_size = net.batch_for(view.size, batch_size);
+    extract_with(source, view, batch_size, device, &|x| net.pooled(x))
 }
 
 /// Runs `f` (an inference-mode network on the non-autodiff device) over every sample of
@@ -75,6 +76,18 @@ pub fn extract_with(
     batch_size: usize,
     device: &Device,
     f: &dyn Fn(Tensor<4>) -> Tensor<2>,
+) -> Result<Features, DataError> {
+    extract_observed(source, view, batch_size, device, f, &mut |_| {})
+}
+
+/// [`extract_with`], calling `done` with the number of samples read after every batch.
+pub fn extract_observed(
+    source: Arc<dyn Source>,
+    view: &CenterView,
+    batch_size: usize,
+    device: &Device,
+    f: &dyn Fn(Tensor<4>) -> Tensor<2>,
+    done: &mut dyn FnMut(usize),
 ) -> Result<Features, DataError> {
     let device = device.clone().without_autodiff();
     let loader = Loader::new(
@@ -99,6 +112,7 @@ pub fn extract_with(
         let batch = batch?;
         out.skipped += batch.skipped.len();
         if batch.is_empty() {
+            done(out.indices.len() + out.skipped);
             continue;
         }
         let v = &batch.views[0];
@@ -116,6 +130,7 @@ pub fn extract_with(
         );
         out.labels.extend(batch.labels);
         out.indices.extend(batch.indices);
+        done(out.indices.len() + out.skipped);
     }
     Ok(out)
 }

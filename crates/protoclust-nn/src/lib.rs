@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod collective;
 pub mod ema;
 pub mod heads;
+pub mod infer;
 pub mod init;
 pub mod io;
 pub mod kernels;

@@ -121,6 +121,28 @@ enum Command {
         /// choice.
         #[arg(long)]
         routes: bool,
+        /// Instead: time pooled-feature inference (eval mode) of a ResNet with random weights
+        /// (--depth, --width, --size, --batch, --batches, --path).
+        #[arg(long)]
+        infer: bool,
+        /// ResNet depth for --infer.
+        #[arg(long, default_value_t = 50)]
+        depth: usize,
+        /// Base width for --infer.
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// Image side in pixels for --infer.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// Images per pass for --infer.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Timed passes for --infer (after one warm-up pass).
+        #[arg(long, default_value_t = 3)]
+        batches: usize,
+        /// The network --infer runs.
+        #[arg(long, value_enum, default_value = "folded")]
+        path: commands::bench_infer::InferPath,
     },
 }
 
@@ -276,8 +298,25 @@ fn main() {
             kmeans,
             ops,
             routes,
+            infer,
+            depth,
+            width,
+            size,
+            batch,
+            batches,
+            path,
         } => match kmeans {
             Some(shape) => commands::bench::kmeans(&shape),
+            None if infer => commands::bench_infer::run(
+                commands::bench_infer::InferShape {
+                    depth,
+                    width,
+                    size,
+                    batch,
+                    batches,
+                },
+                path,
+            ),
             None => commands::bench::run(
                 &config,
                 &set,

@@ -9,6 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use protoclust_methods::{HeadOutputs, Method};
 use protoclust_nn::backbone::{ResNet, ResNetConfig, ResNetOutput};
+use protoclust_nn::infer::EvalTrunk;
 use protoclust_nn::io::{self, NamedTensors};
 use protoclust_nn::named::{load_named, HostTensor};
 use protoclust_train::Checkpoint;
@@ -26,6 +27,9 @@ pub struct ModelFile {
     pub path: PathBuf,
     /// The evaluated backbone in inference mode.
     pub backbone: ResNet,
+    /// The same backbone for inference passes (BatchNorm folded into the convolutions on the
+    /// CPU).
+    pub trunk: EvalTrunk,
     /// Its architecture.
     pub backbone_config: ResNetConfig,
     /// Its tensors under the backbone's own names.
@@ -217,6 +221,7 @@ impl ModelFile {
         };
         Ok(Self {
             path: path.to_path_buf(),
+            trunk: EvalTrunk::new(&net),
             backbone: net,
             backbone_config: bcfg,
             backbone_tensors: own,
@@ -242,6 +247,7 @@ impl ModelFile {
             .valid();
         Ok(Self {
             path: path.to_path_buf(),
+            trunk: EvalTrunk::new(&net),
             backbone: net,
             backbone_config: bcfg,
             backbone_tensors: own,
@@ -271,6 +277,7 @@ impl ModelFile {
         let backbone_tensors = protoclust_nn::named::named_tensors(&parts.backbone);
         Ok(Self {
             path: path.to_path_buf(),
+            trunk: EvalTrunk::new(&parts.backbone),
             backbone: parts.backbone,
             backbone_config: cfg.backbone().clone(),
             backbone_tensors,

@@ -108,8 +108,9 @@ pub fn split_features(
 ) -> Result<SplitFeatures> {
     let plain = device.clone().without_autodiff();
     let dims = std::cell::Cell::new([0usize; 3]);
-    let all = extract_with(source, view, 256, &plain, &|x: Tensor<4>| {
-        let trunk = model.backbone.forward(x);
+    let batch = model.trunk.batch_for(view.size, 256);
+    let all = extract_with(source, view, batch, &plain, &|x: Tensor<4>| {
+        let trunk = model.trunk.forward(x);
         let mut parts = vec![trunk.pooled.clone()];
         if let Some(head) = &model.head {
             let out = head(&trunk);
@@ -308,9 +309,9 @@ pub fn supervised(
     let linear = match &opts.linear {
         Some(cfg) => {
             say("linear probe");
-            let net = &model.backbone;
+            let net = &model.trunk;
             Some(linear_probe(
-                &|x| net.forward(x).pooled,
+                &|x| net.pooled(x),
                 splits.train.clone(),
                 splits.test.clone(),
                 &splits.view,

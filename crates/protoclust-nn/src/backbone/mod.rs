@@ -2,4 +2,4 @@
 
 pub mod resnet;
 
-pub use resnet::{resnet, BackboneError, ResNet, ResNetConfig, ResNetOutput};
+pub use resnet::{resnet, BackboneError, Block, Downsample, ResNet, ResNetConfig, ResNetOutput};

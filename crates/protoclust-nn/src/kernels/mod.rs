@@ -21,7 +21,7 @@ pub mod lowering;
 mod partition;
 #[cfg(test)]
 mod reference;
-mod scratch;
+pub(crate) mod scratch;
 pub mod timing;
 pub mod transpose;
 pub mod winograd;

@@ -3,6 +3,7 @@
 pub mod assign;
 pub mod bench;
 #[cfg(feature = "flex")]
+pub mod bench_infer;
 pub mod bench_ops;
 pub mod demo;
 pub mod eval;

@@ -1,0 +1,97 @@
+//! The evaluated trunk: the folded network where it runs, the eval-mode modules elsewhere.
+
+use super::resnet::InferenceResNet;
+use crate::backbone::{ResNet, ResNetOutput};
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+
+/// Activation memory of one inference pass that [`EvalTrunk::batch_for`] aims under: a
+/// ResNet-50 at 224 px takes 44 images (9 MB each), a width-16 ResNet-18 at 32 px
+/// keeps the callers' 256.
+pub const BATCH_BYTES: usize = 384 << 20;
+
+/// A [`ResNet`] in eval mode whose forward pass takes the folded, channels-last network on the
+/// flex device (f32 inputs) and the burn modules on every other device or dtype.
+#[derive(Debug, Clone)]
+pub struct EvalTrunk {
+    modules: ResNet,
+    folded: Option<InferenceResNet>,
+}
+
+impl EvalTrunk {
+    /// The eval-mode copy of `net` and, where it runs, its folded twin.
+    pub fn new(net: &ResNet) -> Self {
+        let modules = net.valid();
+        let folded = super::applies(&modules.conv1.weight.device())
+            .then(|| InferenceResNet::new(&modules).ok())
+            .flatten();
+        Self { modules, folded }
+    }
+
+    /// The eval-mode modules.
+    pub fn modules(&self) -> &ResNet {
+        &self.modules
+    }
+
+    /// Whether the folded network runs (for benchmarks and messages).
+    pub fn is_folded(&self) -> bool {
+        self.folded.is_some()
+    }
+
+    /// At most `wanted` images of `size` × `size` px per pass, fewer where the folded network's
+    /// activations would pass [`BATCH_BYTES`] (the modules keep `wanted`).
+    pub fn batch_for(&self, size: usize, wanted: usize) -> usize {
+        let per_image = self
+            .folded
+            .as_ref()
+            .map_or(0, |f| f.bytes_per_image(size, size));
+        match per_image {
+            0 => wanted.max(1),
+            b => wanted.min(BATCH_BYTES / b).max(1),
+        }
+    }
+
+    /// Pooled features and last map of N × 3 × H × W images, as [`ResNet::forward`] in eval
+    /// mode.
+    pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
+        match &self.folded {
+            Some(f) if x.dtype() == burn::tensor::DType::F32 => {
+                let device = x.device();
+                let [n, _, h, w] = x.dims();
+                let values = x
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("an f32 tensor's values are f32");
+                let map = f.map(&values, n, h, w);
+                let pooled = super::pool::global_average(&map);
+                let c = map.c;
+                ResNetOutput {
+                    pooled: Tensor::from_data(TensorData::new(pooled, [n, c]), &device),
+                    map: Tensor::from_data(
+                        TensorData::new(map.to_nchw(), [n, c, map.h, map.w]),
+                        &device,
+                    ),
+                }
+            }
+            _ => self.modules.forward(x),
+        }
+    }
+
+    /// Pooled features (N × C) only.
+    pub fn pooled(&self, x: Tensor<4>) -> Tensor<2> {
+        match &self.folded {
+            Some(f) if x.dtype() == burn::tensor::DType::F32 => {
+                let device = x.device();
+                let [n, _, h, w] = x.dims();
+                let values = x
+                    .into_data()
+                    .try_into_vec::<f32>()
+                    .expect("an f32 tensor's values are f32");
+                let pooled = f.pooled(&values, n, h, w);
+                let c = pooled.len() / n.max(1);
+                Tensor::from_data(TensorData::new(pooled, [n, c]), &device)
+            }
+            _ => self.modules.forward(x).pooled,
+        }
+    }
+}
