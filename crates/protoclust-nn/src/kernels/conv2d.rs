@@ -98,12 +98,31 @@ const CHANNELS_LAST_CHANNELS: usize = 32;
 /// three passes of the stride-2 16 → 32 layers.
 const CHANNELS_LAST_MIN_CHANNELS: usize = 16;
 
+/// Output pixels per image from which, with AVX-512, the forward and input gradient of a
+/// 1 × 1 convolution stay on NCHW as one matrix product per image (the lowering, or the direct
+/// kernel, which for 1 × 1 is the same product) instead of the channels-last copies. On a
+/// 2-core AMD EPYC (Zen 4, `protoclust bench --routes`, docs/performance.md): 1.1–1.4× on every
+/// 1 × 1 layer of a ResNet-50 at 224 px with maps from 56 × 56 to 14 × 14 (batch 32), 1.5–2.2×
+/// on the stride-2 shortcuts of the width-64 ResNet-18 at 32 px into 16 × 16 and 8 × 8; the
+/// channels-last kernels keep the 7 × 7 and 4 × 4 maps (1.25× at 512 → 2048 on 7 × 7) and
+/// every weight gradient.
+const POINTWISE_PRODUCT_PIXELS: usize = 64;
+
+/// Whether `pass` of `g` is a 1 × 1 forward or input gradient left to the NCHW product.
+fn pointwise_product(g: &ConvGeometry, pass: Pass) -> bool {
+    g.k_h == 1
+        && g.k_w == 1
+        && pass != Pass::WeightGrad
+        && g.out_h * g.out_w >= POINTWISE_PRODUCT_PIXELS
+}
+
 /// Whether `pass` of `g` runs as outer products on channels-last copies ([`channels_last`]),
 /// given whether the direct kernel would pay for it.
 fn takes_channels_last(g: &ConvGeometry, pass: Pass, direct: bool) -> bool {
     let channels = g.in_c.min(g.out_c);
     VectorWidth::current() == VectorWidth::Avx512
         && Route::ChannelsLast.applies(g, pass)
+        && !pointwise_product(g, pass)
         && (channels >= CHANNELS_LAST_CHANNELS
             || (channels >= CHANNELS_LAST_MIN_CHANNELS && !direct))
 }
