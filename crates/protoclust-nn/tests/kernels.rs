@@ -177,6 +177,43 @@ fn conv2d_matches_burn_on_odd_shapes() {
     conv_case(33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false);
 }
 
+/// Every distinct convolution of torchvision's ResNet-50 at 224 px (C, input map, O, kernel,
+/// stride), values and the three gradients, on 2 images: the shapes the full-width training
+/// step runs (each takes its route: channels-last, the NCHW product for 1 × 1 layers, the
+/// lowering for the stem).
+#[test]
+fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
+    let shapes = [
+        (3, 224, 64, 7, 2),
+        (64, 56, 64, 1, 1),
+        (64, 56, 64, 3, 1),
+        (64, 56, 256, 1, 1),
+        (256, 56, 64, 1, 1),
+        (256, 56, 128, 1, 1),
+        (128, 56, 128, 3, 2),
+        (128, 28, 512, 1, 1),
+        (256, 56, 512, 1, 2),
+        (512, 28, 128, 1, 1),
+        (128, 28, 128, 3, 1),
+        (512, 28, 256, 1, 1),
+        (256, 28, 256, 3, 2),
+        (256, 14, 1024, 1, 1),
+        (512, 28, 1024, 1, 2),
+        (1024, 14, 256, 1, 1),
+        (256, 14, 256, 3, 1),
+        (1024, 14, 512, 1, 1),
+        (512, 14, 512, 3, 2),
+        (512, 7, 2048, 1, 1),
+        (1024, 14, 2048, 1, 2),
+        (2048, 7, 512, 1, 1),
+        (512, 7, 512, 3, 1),
+    ];
+    for (c, hw, o, k, s) in shapes {
+        let p = k / 2;
+        conv_case(2, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
+    }
+}
+
 fn bn_case(shape: &[usize], offset: f32) {
     let device = Device::flex().autodiff();
     let c = shape[1];
