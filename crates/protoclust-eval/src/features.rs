@@ -68,6 +68,21 @@ pub fn extract(
     extract_with(source, view, batch_size, device, &|x| net.pooled(x))
 }
 
+/// One batch of [`extract_each`]: its rows and what identifies them.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureBatch<'a> {
+    /// Feature dimension.
+    pub dim: usize,
+    /// The batch's rows × dim values.
+    pub rows: &'a [f32],
+    /// Label per row, when known.
+    pub labels: &'a [Option<u32>],
+    /// Data-set index per row.
+    pub indices: &'a [usize],
+    /// Samples read so far, skipped ones included.
+    pub read: usize,
+}
+
 /// Runs `f` (an inference-mode network on the non-autodiff device) over every sample of
 /// `source`, seen through `view`, in data-set order and batches of `batch_size`.
 pub fn extract_with(
@@ -77,18 +92,32 @@ pub fn extract_with(
     device: &Device,
     f: &dyn Fn(Tensor<4>) -> Tensor<2>,
 ) -> Result<Features, DataError> {
-    extract_observed(source, view, batch_size, device, f, &mut |_| {})
+    let mut out = Features {
+        dim: 0,
+        data: Vec::new(),
+        labels: Vec::new(),
+        indices: Vec::new(),
+        skipped: 0,
+    };
+    out.skipped = extract_each(source, view, batch_size, device, f, &mut |b| {
+        out.dim = b.dim;
+        out.data.extend_from_slice(b.rows);
+        out.labels.extend_from_slice(b.labels);
+        out.indices.extend_from_slice(b.indices);
+    })?;
+    Ok(out)
 }
 
-/// [`extract_with`], calling `done` with the number of samples read after every batch.
-pub fn extract_observed(
+/// [`extract_with`], handing each batch's rows to `each` instead of keeping them (memory
+/// does not grow with the data set); returns the number of samples that could not be decoded.
+pub fn extract_each(
     source: Arc<dyn Source>,
     view: &CenterView,
     batch_size: usize,
     device: &Device,
     f: &dyn Fn(Tensor<4>) -> Tensor<2>,
-    done: &mut dyn FnMut(usize),
-) -> Result<Features, DataError> {
+    each: &mut dyn FnMut(FeatureBatch<'_>),
+) -> Result<usize, DataError> {
     let device = device.clone().without_autodiff();
     let loader = Loader::new(
         source.clone(),
@@ -101,18 +130,12 @@ pub fn extract_observed(
         },
         0,
     )?;
-    let mut out = Features {
-        dim: 0,
-        data: Vec::new(),
-        labels: Vec::new(),
-        indices: Vec::new(),
-        skipped: 0,
-    };
+    let (mut read, mut skipped) = (0, 0);
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
-        out.skipped += batch.skipped.len();
+        skipped += batch.skipped.len();
+        read += batch.skipped.len() + batch.len();
         if batch.is_empty() {
-            done(out.indices.len() + out.skipped);
             continue;
         }
         let v = &batch.views[0];
@@ -120,17 +143,20 @@ pub fn extract_observed(
             TensorData::new(v.data.clone(), [batch.len(), 3, v.size, v.size]),
             &device,
         );
-        let f = f(x);
-        out.dim = f.dims()[1];
-        out.data.extend(
-            f.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default(),
-        );
-        out.labels.extend(batch.labels);
-        out.indices.extend(batch.indices);
-        done(out.indices.len() + out.skipped);
+        let y = f(x);
+        let dim = y.dims()[1];
+        let rows = y
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        each(FeatureBatch {
+            dim,
+            rows: &rows,
+            labels: &batch.labels,
+            indices: &batch.indices,
+            read,
+        });
     }
-    Ok(out)
+    Ok(skipped)
 }

@@ -115,6 +115,68 @@ fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a 
     format!("{:08x}", h.finalize())
 }
 
+/// [`checksum`] over tensors whose bytes may be in files.
+fn checksum_of<'a>(
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a Bytes<'a>)>,
+) -> std::io::Result<String> {
+    let mut h = crc32fast::Hasher::new();
+    for (name, dtype, shape, data) in tensors {
+        h.update(name.as_bytes());
+        h.update(format!("{dtype:?}{shape:?}").as_bytes());
+        data.each_chunk(&mut |c| {
+            h.update(c);
+            Ok(())
+        })?;
+    }
+    Ok(format!("{:08x}", h.finalize()))
+}
+
+/// A tensor's little-endian bytes: in memory, or the first `len` bytes of a file (rows spilled
+/// to disk as they were computed).
+enum Bytes<'a> {
+    Memory(Cow<'a, [u8]>),
+    File(&'a std::fs::File, usize),
+}
+
+impl Bytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Bytes::Memory(b) => b.len(),
+            Bytes::File(_, len) => *len,
+        }
+    }
+
+    /// Hands the bytes to `f` in order, a file's in 1 MiB chunks.
+    fn each_chunk(&self, f: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Bytes::Memory(b) => f(b),
+            Bytes::File(file, len) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file: &std::fs::File = file;
+                file.seek(SeekFrom::Start(0))?;
+                let mut buf = vec![0u8; (1 << 20).min(*len)];
+                let mut left = *len;
+                while left > 0 {
+                    let n = left.min(buf.len());
+                    file.read_exact(&mut buf[..n])?;
+                    f(&buf[..n])?;
+                    left -= n;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An f32 tensor whose little-endian values were written to a file as they were computed:
+/// its `shape`, and the file (read from the start, `shape`'s product of values).
+pub struct Spilled<'a> {
+    /// The values, little-endian f32 from offset 0.
+    pub file: &'a std::fs::File,
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+}
+
 /// A tensor to write: f32 host values, or i64 values (e.g. `num_batches_tracked`).
 pub enum OutTensor {
     /// 32-bit floats.
@@ -196,15 +258,38 @@ pub fn write_safetensors(
     tensors: &BTreeMap<String, OutRef<'_>>,
     metadata: HashMap<String, String>,
 ) -> std::io::Result<()> {
+    write_with_spilled(w, tensors, &BTreeMap::new(), metadata)
+}
+
+/// [`write_safetensors`] with more f32 tensors read from files ([`Spilled`]); the bytes are
+/// those of the same tensors written from memory.
+pub fn write_with_spilled(
+    w: &mut dyn Write,
+    tensors: &BTreeMap<String, OutRef<'_>>,
+    spilled: &BTreeMap<String, Spilled<'_>>,
+    metadata: HashMap<String, String>,
+) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let bytes: BTreeMap<&str, Parts<'_>> = tensors
+    let mut bytes: BTreeMap<&str, (Dtype, &[usize], Bytes<'_>)> = tensors
         .iter()
-        .map(|(k, t)| (k.as_str(), t.parts()))
+        .map(|(k, t)| {
+            let (d, s, b) = t.parts();
+            (k.as_str(), (d, s, Bytes::Memory(b)))
+        })
         .collect();
+    for (k, t) in spilled {
+        let len = t.shape.iter().product::<usize>() * 4;
+        if bytes
+            .insert(k.as_str(), (Dtype::F32, &t.shape, Bytes::File(t.file, len)))
+            .is_some()
+        {
+            return Err(invalid(format!("tensor `{k}` given twice")));
+        }
+    }
     let mut metadata = metadata;
     metadata.insert(
         CHECKSUM_KEY.to_string(),
-        checksum(bytes.iter().map(|(k, (d, s, b))| (*k, *d, *s, b.as_ref()))),
+        checksum_of(bytes.iter().map(|(k, (d, s, b))| (*k, *d, *s, b)))?,
     );
     let shells: Vec<(String, Shell)> = bytes
         .iter()
@@ -237,7 +322,7 @@ pub fn write_safetensors(
         .collect();
     order.sort();
     for (_, name) in order {
-        w.write_all(&bytes[name].2)?;
+        bytes[name].2.each_chunk(&mut |c| w.write_all(c))?;
     }
     Ok(())
 }
@@ -327,6 +412,21 @@ pub fn save_refs(
     )
 }
 
+/// [`save_refs`] with more f32 tensors read from files ([`Spilled`]; e.g. features written batch
+/// by batch, so a long run keeps none of them in memory).
+pub fn save_with_spilled(
+    path: &Path,
+    tensors: &BTreeMap<String, OutRef<'_>>,
+    spilled: &BTreeMap<String, Spilled<'_>>,
+    metadata: HashMap<String, String>,
+) -> Result<(), IoError> {
+    atomic_write_with(
+        path,
+        |p| std::fs::File::create(p),
+        |w| write_with_spilled(w, tensors, spilled, metadata),
+    )
+}
+
 /// Reads every f32 tensor of a safetensors file, with its metadata.
 pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoError> {
     let bytes = std::fs::read(path).map_err(|error| IoError::Os {
@@ -389,6 +489,63 @@ pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spilled_tensor_gives_the_bytes_of_the_same_tensor_in_memory() {
+        let dir = std::env::temp_dir().join(format!("pc-io-spill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // More than one 1 MiB read chunk, and a partial last one.
+        let (rows, dim) = (1300, 257);
+        let values: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let spill_path = dir.join("rows.spill");
+        let mut spill = std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&spill_path)
+            .unwrap();
+        for chunk in values.chunks(dim * 97) {
+            spill.write_all(bytemuck::cast_slice(chunk)).unwrap();
+        }
+        let host = HostTensor {
+            shape: vec![rows, dim],
+            data: values,
+        };
+        let idx: Vec<i64> = (0..rows as i64).rev().collect();
+        let idx_shape = [rows];
+        let mut mem = BTreeMap::new();
+        mem.insert("features".to_string(), OutRef::F32(&host));
+        mem.insert("indices".to_string(), OutRef::I64(&idx_shape, &idx));
+        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+        let a = dir.join("a.safetensors");
+        save_refs(&a, &mem, meta.clone()).unwrap();
+        mem.remove("features");
+        let spilled = BTreeMap::from([(
+            "features".to_string(),
+            Spilled {
+                file: &spill,
+                shape: vec![rows, dim],
+            },
+        )]);
+        let b = dir.join("b.safetensors");
+        save_with_spilled(&b, &mem, &spilled, meta).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let (back, _) = load(&b).unwrap();
+        assert_eq!(back["features"].data, host.data);
+        // A spill shorter than its shape is an error, and nothing is written.
+        let short = BTreeMap::from([(
+            "features".to_string(),
+            Spilled {
+                file: &spill,
+                shape: vec![rows + 1, dim],
+            },
+        )]);
+        let c = dir.join("c.safetensors");
+        assert!(save_with_spilled(&c, &mem, &short, HashMap::new()).is_err());
+        assert!(!c.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trip_keeps_values_and_metadata() {

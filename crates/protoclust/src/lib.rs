@@ -12,6 +12,7 @@ pub mod import;
 pub mod model_file;
 pub mod preflight;
 pub mod runner;
+pub mod spill;
 pub mod suite;
 pub mod world;
 

@@ -1,12 +1,12 @@
 //! `protoclust extract <model> --data SPEC --out FILE`: pooled features to safetensors.
 
 use crate::data_spec::DataSpec;
+use crate::spill::Spill;
 use crate::{device, model_file};
 use anyhow::{Context, Result};
-use protoclust_eval::extract_observed;
+use protoclust_eval::extract_each;
 use protoclust_nn::infer::EvalTrunk;
-use protoclust_nn::io::{save_mixed, OutTensor};
-use protoclust_nn::named::HostTensor;
+use protoclust_nn::io::{save_with_spilled, OutRef, Spilled};
 use protoclust_train::metrics::Progress;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -25,43 +25,43 @@ pub fn run(model: &Path, data: &str, out: &Path) -> Result<()> {
     let batch = trunk.batch_for(view.size, 256);
     let total = source.len();
     let progress = Progress::new(total as u64, 0, false);
-    let f = extract_observed(
-        source,
-        &view,
-        batch,
-        &dev,
-        &|x| trunk.pooled(x),
-        &mut |done| progress.update(done as u64, &format!("{done}/{total} images"), false),
-    )?;
+    // The rows go to disk batch by batch: memory does not grow with the data set.
+    let mut spill = Spill::beside(out)?;
+    let (mut labels, mut indices) = (Vec::new(), Vec::new());
+    let mut dim = trunk.modules().out_dim();
+    let mut failed = None;
+    extract_each(source, &view, batch, &dev, &|x| trunk.pooled(x), &mut |b| {
+        if failed.is_none() {
+            failed = spill.push(b.rows).err();
+        }
+        dim = b.dim;
+        labels.extend_from_slice(b.labels);
+        indices.extend(b.indices.iter().map(|&i| i as i64));
+        progress.update(b.read as u64, &format!("{}/{total} images", b.read), false);
+    })?;
     progress.finish();
-    let (n, dim) = (f.len(), f.dim);
-    let mut t = BTreeMap::new();
-    t.insert(
-        "features".to_string(),
-        OutTensor::F32(HostTensor {
-            shape: vec![n, dim],
-            data: f.data,
-        }),
-    );
-    t.insert(
-        "indices".to_string(),
-        OutTensor::I64(vec![n], f.indices.iter().map(|&i| i as i64).collect()),
-    );
-    if f.labels.iter().all(|l| l.is_some()) {
-        t.insert(
-            "labels".to_string(),
-            OutTensor::I64(
-                vec![n],
-                f.labels.iter().map(|l| l.unwrap_or(0) as i64).collect(),
-            ),
-        );
+    if let Some(e) = failed {
+        return Err(e);
     }
-    save_mixed(out, &t, HashMap::new())?;
-    println!(
-        "wrote {} features of dimension {} to {}",
-        n,
-        dim,
-        out.display()
+    let n = indices.len();
+    anyhow::ensure!(
+        spill.values() == n * dim,
+        "extract: {} values for {n} rows of {dim}",
+        spill.values()
     );
+    let index_shape = [n];
+    let mut t = BTreeMap::new();
+    t.insert("indices".to_string(), OutRef::I64(&index_shape, &indices));
+    let labels: Option<Vec<i64>> = labels.iter().map(|l| l.map(i64::from)).collect();
+    if let Some(l) = &labels {
+        t.insert("labels".to_string(), OutRef::I64(&index_shape, l));
+    }
+    let features = Spilled {
+        file: spill.finish()?,
+        shape: vec![n, dim],
+    };
+    let spilled = BTreeMap::from([("features".to_string(), features)]);
+    save_with_spilled(out, &t, &spilled, HashMap::new())?;
+    println!("wrote {n} features of dimension {dim} to {}", out.display());
     Ok(())
 }
