@@ -109,6 +109,9 @@ def test_ctrl_c_saves_last_raises_keyboard_interrupt_and_resumes(tmp_path):
     cfg = tiny_swav(None, tmp_path / "r", train={"epochs": 200})
     code = textwrap.dedent(f"""
         import os, signal, threading, protoclust as pc
+        # Python's own Ctrl-C handler, as in a terminal: a child of a background job inherits
+        # SIGINT ignored, and Python then installs none.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         first, sent = threading.Event(), threading.Event()
         def cb(e):
             # The first step's callback returns only once the signal is pending, so the run
