@@ -2,6 +2,9 @@
 //! `BatchNorm::forward`), to the fixtures README's float32 rule
 //! (max|got − ref| ≤ 2e-5 · max|ref| + 1e-7 per tensor).
 
+#[path = "common/resnet50.rs"]
+mod resnet50;
+
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -223,33 +226,7 @@ fn layer_case(n: usize, c: usize, hw: usize, o: usize, k: usize, stride: usize, 
 
 #[test]
 fn every_resnet50_layer_shape_at_224_px() {
-    // (C, map, O, k, stride) of every distinct convolution of torchvision's ResNet-50 at 224 px.
-    let shapes = [
-        (3, 224, 64, 7, 2),
-        (64, 56, 64, 1, 1),
-        (64, 56, 64, 3, 1),
-        (64, 56, 256, 1, 1),
-        (256, 56, 64, 1, 1),
-        (256, 56, 128, 1, 1),
-        (128, 56, 128, 3, 2),
-        (128, 28, 512, 1, 1),
-        (256, 56, 512, 1, 2),
-        (512, 28, 128, 1, 1),
-        (128, 28, 128, 3, 1),
-        (512, 28, 256, 1, 1),
-        (256, 28, 256, 3, 2),
-        (256, 14, 1024, 1, 1),
-        (512, 28, 1024, 1, 2),
-        (1024, 14, 256, 1, 1),
-        (256, 14, 256, 3, 1),
-        (1024, 14, 512, 1, 1),
-        (512, 14, 512, 3, 2),
-        (512, 7, 2048, 1, 1),
-        (1024, 14, 2048, 1, 2),
-        (2048, 7, 512, 1, 1),
-        (512, 7, 512, 3, 1),
-    ];
-    for (c, hw, o, k, s) in shapes {
+    for (c, hw, o, k, s) in resnet50::CONVS {
         layer_case(1, c, hw, o, k, s, k == 1 && s == 1 && o > c);
     }
 }

@@ -1,6 +1,9 @@
 //! The project's CPU kernels against burn's own ops: values and gradients on odd shapes, to the
 //! fixtures README's float32 rule (max|got − ref| ≤ 2e-5 · max|ref| + 1e-7 per tensor).
 
+#[path = "common/resnet50.rs"]
+mod resnet50;
+
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
@@ -183,32 +186,7 @@ fn conv2d_matches_burn_on_odd_shapes() {
 /// lowering for the stem).
 #[test]
 fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
-    let shapes = [
-        (3, 224, 64, 7, 2),
-        (64, 56, 64, 1, 1),
-        (64, 56, 64, 3, 1),
-        (64, 56, 256, 1, 1),
-        (256, 56, 64, 1, 1),
-        (256, 56, 128, 1, 1),
-        (128, 56, 128, 3, 2),
-        (128, 28, 512, 1, 1),
-        (256, 56, 512, 1, 2),
-        (512, 28, 128, 1, 1),
-        (128, 28, 128, 3, 1),
-        (512, 28, 256, 1, 1),
-        (256, 28, 256, 3, 2),
-        (256, 14, 1024, 1, 1),
-        (512, 28, 1024, 1, 2),
-        (1024, 14, 256, 1, 1),
-        (256, 14, 256, 3, 1),
-        (1024, 14, 512, 1, 1),
-        (512, 14, 512, 3, 2),
-        (512, 7, 2048, 1, 1),
-        (1024, 14, 2048, 1, 2),
-        (2048, 7, 512, 1, 1),
-        (512, 7, 512, 3, 1),
-    ];
-    for (c, hw, o, k, s) in shapes {
+    for (c, hw, o, k, s) in resnet50::CONVS {
         let p = k / 2;
         conv_case(2, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
     }

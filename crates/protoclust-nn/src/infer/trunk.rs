@@ -56,12 +56,7 @@ impl EvalTrunk {
     pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
         match &self.folded {
             Some(f) if x.dtype() == burn::tensor::DType::F32 => {
-                let device = x.device();
-                let [n, _, h, w] = x.dims();
-                let values = x
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .expect("an f32 tensor's values are f32");
+                let (device, values, [n, h, w]) = host_images(x);
                 let map = f.map(&values, n, h, w);
                 let pooled = super::pool::global_average(&map);
                 let c = map.c;
@@ -81,12 +76,7 @@ impl EvalTrunk {
     pub fn pooled(&self, x: Tensor<4>) -> Tensor<2> {
         match &self.folded {
             Some(f) if x.dtype() == burn::tensor::DType::F32 => {
-                let device = x.device();
-                let [n, _, h, w] = x.dims();
-                let values = x
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .expect("an f32 tensor's values are f32");
+                let (device, values, [n, h, w]) = host_images(x);
                 let pooled = f.pooled(&values, n, h, w);
                 let c = pooled.len() / n.max(1);
                 Tensor::from_data(TensorData::new(pooled, [n, c]), &device)
@@ -94,4 +84,15 @@ impl EvalTrunk {
             _ => self.modules.forward(x).pooled,
         }
     }
+}
+
+/// An f32 image batch's device, values and (N, H, W).
+fn host_images(x: Tensor<4>) -> (burn::tensor::Device, Vec<f32>, [usize; 3]) {
+    let device = x.device();
+    let [n, _, h, w] = x.dims();
+    let values = x
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("an f32 tensor's values are f32");
+    (device, values, [n, h, w])
 }

@@ -227,6 +227,8 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
         best: Vec::new(),
     };
     let mut rows = 0;
+    let total = source.len();
+    let progress = protoclust_train::metrics::Progress::new(total as u64, 0, false);
     assign_each(&model, &source, &view, &opts, &dev, |r| {
         write_row(&r, format, &mut w).map_err(werr)?;
         if let Some(dir) = &args.copy_to {
@@ -234,8 +236,10 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
         }
         members.add(&r);
         rows += 1;
+        progress.update(rows as u64, &format!("{rows}/{total} images"), false);
         Ok(())
     })?;
+    progress.finish();
     w.flush().map_err(werr)?;
     w.into_inner()
         .map_err(|e| werr(e.into_error()))?
