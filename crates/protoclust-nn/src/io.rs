@@ -104,20 +104,10 @@ pub fn atomic_write_with<S: Sink>(
 /// Metadata key of the checksum every file written here carries.
 pub const CHECKSUM_KEY: &str = "protoclust_crc32";
 
-/// CRC-32 over the tensors in name order: each name, dtype, shape and raw bytes.
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> String {
-    let mut h = crc32fast::Hasher::new();
-    for (name, dtype, shape, data) in tensors {
-        h.update(name.as_bytes());
-        h.update(format!("{dtype:?}{shape:?}").as_bytes());
-        h.update(data);
-    }
-    format!("{:08x}", h.finalize())
-}
-
-/// [`checksum`] over tensors whose bytes may be in files.
-fn checksum_of<'a>(
-    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a Bytes<'a>)>,
+/// CRC-32 over the tensors in name order: each name, dtype, shape and raw bytes (read from
+/// their files where they are [`Spilled`]).
+fn checksum<'a>(
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], Bytes<'a>)>,
 ) -> std::io::Result<String> {
     let mut h = crc32fast::Hasher::new();
     for (name, dtype, shape, data) in tensors {
@@ -139,6 +129,14 @@ enum Bytes<'a> {
 }
 
 impl Bytes<'_> {
+    /// The same bytes, borrowed.
+    fn borrowed(&self) -> Bytes<'_> {
+        match self {
+            Bytes::Memory(b) => Bytes::Memory(Cow::Borrowed(b)),
+            Bytes::File(file, len) => Bytes::File(file, *len),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Bytes::Memory(b) => b.len(),
@@ -289,7 +287,11 @@ pub fn write_with_spilled(
     let mut metadata = metadata;
     metadata.insert(
         CHECKSUM_KEY.to_string(),
-        checksum_of(bytes.iter().map(|(k, (d, s, b))| (*k, *d, *s, b)))?,
+        checksum(
+            bytes
+                .iter()
+                .map(|(k, (d, s, b))| (*k, *d, *s, b.borrowed())),
+        )?,
     );
     let shells: Vec<(String, Shell)> = bytes
         .iter()
@@ -445,11 +447,11 @@ pub fn load(path: &Path) -> Result<(NamedTensors, HashMap<String, String>), IoEr
     if let Some(stored) = metadata.get(CHECKSUM_KEY) {
         let mut views = st.tensors();
         views.sort_by(|a, b| a.0.cmp(&b.0));
-        let computed = checksum(
-            views
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.dtype(), v.shape(), v.data())),
-        );
+        let computed = checksum(views.iter().map(|(k, v)| {
+            let data = Bytes::Memory(Cow::Borrowed(v.data()));
+            (k.as_str(), v.dtype(), v.shape(), data)
+        }))
+        .map_err(|e| fmt(e.to_string()))?;
         if &computed != stored {
             return Err(fmt(format!(
                 "corrupt: checksum {computed} does not match the stored {stored}"
