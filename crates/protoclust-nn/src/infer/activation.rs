@@ -57,11 +57,6 @@ impl Activation {
         }
         out
     }
-
-    /// Number of pixels over all images (the rows of the channels-last matrix).
-    pub fn pixels(&self) -> usize {
-        self.n * self.h * self.w
-    }
 }
 
 #[cfg(test)]

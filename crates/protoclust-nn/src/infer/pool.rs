@@ -3,11 +3,15 @@
 use super::activation::Activation;
 use rayon::prelude::*;
 
+/// Output side of [`max_pool_3x3_s2`] for an input side.
+pub fn max_pool_out(side: usize) -> usize {
+    (side + 2 - 3) / 2 + 1
+}
+
 /// 3 × 3 max-pool, stride 2, padding 1 (the ImageNet stem's); padded cells never win.
 pub fn max_pool_3x3_s2(x: &Activation) -> Activation {
     let (h, w, c) = (x.h, x.w, x.c);
-    let oh = (h + 2 - 3) / 2 + 1;
-    let ow = (w + 2 - 3) / 2 + 1;
+    let (oh, ow) = (max_pool_out(h), max_pool_out(w));
     let mut data = vec![0.0f32; x.n * oh * ow * c];
     data.par_chunks_mut(ow * c)
         .enumerate()

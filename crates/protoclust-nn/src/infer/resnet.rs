@@ -2,7 +2,7 @@
 
 use super::activation::Activation;
 use super::folded::{FoldError, FoldedConv};
-use super::pool::{global_average, max_pool_3x3_s2};
+use super::pool::{global_average, max_pool_3x3_s2, max_pool_out};
 use crate::backbone::{Block, ResNet};
 
 /// One residual block with folded convolutions.
@@ -85,7 +85,7 @@ impl InferenceResNet {
         let [mut h, mut w] = self.stem.out_size(h, w);
         let mut peak = image + h * w * self.stem.out_channels();
         if self.maxpool {
-            let (ph, pw) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
+            let (ph, pw) = (max_pool_out(h), max_pool_out(w));
             peak = peak.max((h * w + ph * pw) * self.stem.out_channels());
             (h, w) = (ph, pw);
         }

@@ -4,6 +4,7 @@ use super::resnet::InferenceResNet;
 use crate::backbone::{ResNet, ResNetOutput};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
+use std::sync::OnceLock;
 
 /// Activation memory of one inference pass that [`EvalTrunk::batch_for`] aims under: a
 /// ResNet-50 at 224 px takes 44 images (9 MB each), a width-16 ResNet-18 at 32 px
@@ -15,17 +16,28 @@ pub const BATCH_BYTES: usize = 384 << 20;
 #[derive(Debug, Clone)]
 pub struct EvalTrunk {
     modules: ResNet,
-    folded: Option<InferenceResNet>,
+    /// Folded on the first inference pass (opening a model to export it folds nothing).
+    folded: OnceLock<Option<InferenceResNet>>,
 }
 
 impl EvalTrunk {
-    /// The eval-mode copy of `net` and, where it runs, its folded twin.
+    /// The eval-mode copy of `net`; its folded twin, where it runs, is made when first used.
     pub fn new(net: &ResNet) -> Self {
-        let modules = net.valid();
-        let folded = super::applies(&modules.conv1.weight.device())
-            .then(|| InferenceResNet::new(&modules).ok())
-            .flatten();
-        Self { modules, folded }
+        Self {
+            modules: net.valid(),
+            folded: OnceLock::new(),
+        }
+    }
+
+    /// The folded network, where it runs.
+    fn folded(&self) -> Option<&InferenceResNet> {
+        self.folded
+            .get_or_init(|| {
+                super::applies(&self.modules.conv1.weight.device())
+                    .then(|| InferenceResNet::new(&self.modules).ok())
+                    .flatten()
+            })
+            .as_ref()
     }
 
     /// The eval-mode modules.
@@ -35,16 +47,13 @@ impl EvalTrunk {
 
     /// Whether the folded network runs (for benchmarks and messages).
     pub fn is_folded(&self) -> bool {
-        self.folded.is_some()
+        self.folded().is_some()
     }
 
     /// At most `wanted` images of `size` × `size` px per pass, fewer where the folded network's
     /// activations would pass [`BATCH_BYTES`] (the modules keep `wanted`).
     pub fn batch_for(&self, size: usize, wanted: usize) -> usize {
-        let per_image = self
-            .folded
-            .as_ref()
-            .map_or(0, |f| f.bytes_per_image(size, size));
+        let per_image = self.folded().map_or(0, |f| f.bytes_per_image(size, size));
         match per_image {
             0 => wanted.max(1),
             b => wanted.min(BATCH_BYTES / b).max(1),
@@ -54,7 +63,7 @@ impl EvalTrunk {
     /// Pooled features and last map of N × 3 × H × W images, as [`ResNet::forward`] in eval
     /// mode.
     pub fn forward(&self, x: Tensor<4>) -> ResNetOutput {
-        match &self.folded {
+        match self.folded() {
             Some(f) if x.dtype() == burn::tensor::DType::F32 => {
                 let (device, values, [n, h, w]) = host_images(x);
                 let map = f.map(&values, n, h, w);
@@ -74,7 +83,7 @@ impl EvalTrunk {
 
     /// Pooled features (N × C) only.
     pub fn pooled(&self, x: Tensor<4>) -> Tensor<2> {
-        match &self.folded {
+        match self.folded() {
             Some(f) if x.dtype() == burn::tensor::DType::F32 => {
                 let (device, values, [n, h, w]) = host_images(x);
                 let pooled = f.pooled(&values, n, h, w);
