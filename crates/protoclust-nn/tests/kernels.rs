@@ -3,6 +3,10 @@
 
 #[path = "common/resnet50.rs"]
 mod resnet50;
+#[path = "common/tolerance.rs"]
+mod tolerance;
+
+use tolerance::close;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
@@ -16,19 +20,6 @@ use protoclust_nn::layers::{BatchNormExt, Conv2dExt};
 
 fn values(t: &Tensor<4>) -> Vec<f32> {
     t.to_data().try_into_vec::<f32>().unwrap()
-}
-
-fn close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        err <= 2e-5 * scale + 1e-7,
-        "{what}: max error {err} over max |ref| {scale}"
-    );
 }
 
 /// Deterministic pseudo-random values in [-1, 1) plus `offset`.
