@@ -645,3 +645,137 @@ fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
     let loss = first_step_loss(slotcon, &cfg, &src, &views, geometry, &dev);
     check("first_step_loss", "slotcon_w8", &[loss], &fx);
 }
+
+/// DeepCluster-v2's first epoch on the fixture's bank images: batches of 8 in its order, each
+/// image's four crops (itself, mirrored, and both 2× average-pooled, the second flipped
+/// vertically), as `releases.py` hands them to `init_memory` and `train`.
+struct BankBatches {
+    images: Tensor<4>,
+    order: Vec<usize>,
+}
+
+impl BankBatches {
+    fn batch(&self, b: usize) -> (protoclust_data::loader::Batch, Vec<Tensor<4>>) {
+        let indices = self.order[8 * b..8 * (b + 1)].to_vec();
+        let rows = Tensor::<1, burn::tensor::Int>::from_data(
+            TensorData::new(indices.iter().map(|&i| i as i64).collect::<Vec<_>>(), [8]),
+            &self.images.device(),
+        );
+        let x = self.images.clone().select(0, rows);
+        let half = |x: Tensor<4>| {
+            let [n, c, h, w] = x.dims();
+            x.reshape([n, c, h / 2, 2, w / 2, 2])
+                .mean_dim(5)
+                .mean_dim(3)
+                .reshape([n, c, h / 2, w / 2])
+        };
+        let views = vec![
+            x.clone(),
+            x.clone().flip([3]),
+            half(x.clone()),
+            half(x.flip([2])),
+        ];
+        let batch = protoclust_data::loader::Batch {
+            views: vec![],
+            geometry: vec![],
+            labels: vec![None; indices.len()],
+            indices,
+            skipped: vec![],
+        };
+        (batch, views)
+    }
+}
+
+impl protoclust_methods::BatchPass for BankBatches {
+    fn run(
+        &self,
+        f: &mut protoclust_methods::BatchVisitor<'_>,
+    ) -> Result<(), protoclust_methods::MethodError> {
+        for b in 0..self.order.len() / 8 {
+            let (batch, views) = self.batch(b);
+            f(&batch, &views)?;
+        }
+        Ok(())
+    }
+}
+
+/// A data set of this many images whose whole-set pass DeepCluster-v2 never asks for.
+struct Images(usize);
+
+impl protoclust_methods::FeaturePass for Images {
+    fn len(&self) -> usize {
+        self.0
+    }
+    fn run(
+        &self,
+        _f: &dyn Fn(Tensor<4>) -> Tensor<2>,
+    ) -> Result<Tensor<2>, protoclust_methods::MethodError> {
+        Err(protoclust_methods::MethodError::Data(
+            "not DeepCluster-v2's pass".into(),
+        ))
+    }
+}
+
+#[test]
+fn training_from_the_deepclusterv2_release_starts_at_the_authors_first_step_loss() {
+    use protoclust_methods::deepclusterv2::DeepClusterV2;
+    use protoclust_methods::Method;
+    let (fx, src) = fixture("deepclusterv2_w8");
+    let dev = Device::flex().autodiff();
+    let mut cfg = import::import(&src, None).unwrap().config.unwrap();
+    // main_deepclusterv2's defaults as the fixture ran them.
+    let d = &mut cfg.deepclusterv2;
+    d.crops_for_assign = vec![0, 1];
+    d.temperature = 0.1;
+    d.kmeans_iterations = 10;
+    let images = tensor(&fx["inputs"]["bank_images"]);
+    let batches = BankBatches {
+        images: Tensor::from_data(
+            TensorData::new(
+                images.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                images.shape.clone(),
+            ),
+            &dev,
+        ),
+        order: tensor(&fx["inputs"]["order"])
+            .data
+            .iter()
+            .map(|&i| i as usize)
+            .collect(),
+    };
+    // The official run's `torch.randperm` rows, as data-set images per head.
+    let first: Vec<Vec<usize>> = fx["inputs"]["initial_centroids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| tensor(h).data.iter().map(|&i| i as usize).collect())
+        .collect();
+    let mut method = DeepClusterV2::new(cfg.deepclusterv2.clone(), 8).with_first_centroids(first);
+    let init = import::init_from(&src, &cfg).unwrap();
+    let model = method.init_model(cfg.seed, &dev).unwrap();
+    let model = init.apply(model, &mut method, &dev).unwrap();
+    let epoch = protoclust_methods::EpochContext {
+        epoch: 0,
+        seed: cfg.seed,
+        device: dev.clone(),
+        data: &Images(images.shape[0]),
+        batches: &batches,
+    };
+    let model = method.on_epoch_start(model, &epoch).unwrap();
+    let ctx = protoclust_methods::StepContext {
+        iteration: 0,
+        epoch: 0,
+        iters_per_epoch: 4,
+        device: dev.clone(),
+        seed: 0,
+    };
+    let model = method.before_forward(model, &ctx);
+    let (batch, views) = batches.batch(0);
+    let step = method.forward(&model, &views, &batch, &ctx).unwrap();
+    check(
+        "first_step_loss",
+        "deepclusterv2_w8",
+        &[step.loss.into_scalar::<f32>()],
+        &fx,
+    );
+}

@@ -37,6 +37,8 @@ pub struct DeepClusterV2 {
     next_row: usize,
     /// This step's data-set indices and bank rows (per slot), written after the update.
     pending: Option<(Vec<usize>, Vec<Vec<f32>>)>,
+    /// Per head, the data-set images whose bank rows start the first clustering's k-means.
+    first_centroids: Option<Vec<Vec<usize>>>,
     world: World,
 }
 
@@ -50,8 +52,17 @@ impl DeepClusterV2 {
             targets: None,
             next_row: 0,
             pending: None,
+            first_centroids: None,
             world: World::Single,
         }
+    }
+
+    /// The same method whose first clustering starts head h's k-means from the bank rows of
+    /// the data-set images `per_head[h]` (one per cluster) instead of its seeded draw: another
+    /// run's clustering reproduced (the official `torch.randperm` rows). Later epochs draw.
+    pub fn with_first_centroids(mut self, per_head: Vec<Vec<usize>>) -> Self {
+        self.first_centroids = Some(per_head);
+        self
     }
 
     /// The same method as one rank of `world`: each rank keeps a bank of its own images,
@@ -116,14 +127,27 @@ impl DeepClusterV2 {
         Ok(init.finish())
     }
 
-    /// `cluster_memory`: every head's k-means of its bank slot; returns the new prototypes
-    /// and every image's target per head.
+    /// `cluster_memory`: every head's k-means of its bank slot (from the images `given` per
+    /// head, else a seeded draw); returns the new prototypes and every image's target per head.
     fn cluster(
         &self,
         bank: &MemoryBank,
         dataset_len: usize,
         ctx: &EpochContext<'_>,
+        given: Option<&[Vec<usize>]>,
     ) -> Result<(Vec<Tensor<2>>, Vec<Vec<i64>>), MethodError> {
+        if let Some(g) = given {
+            if g.len() != self.config.prototypes.len() {
+                return Err(MethodError::Config {
+                    field: "deepclusterv2 initial centroids".into(),
+                    reason: format!(
+                        "{} lists of images given for {} heads",
+                        g.len(),
+                        self.config.prototypes.len()
+                    ),
+                });
+            }
+        }
         let plain = ctx.device.clone().without_autodiff();
         let slots = bank.embeddings.len();
         let uploaded: Vec<Tensor<2>> = (0..slots).map(|j| bank.slot_tensor(j, &plain)).collect();
@@ -131,12 +155,11 @@ impl DeepClusterV2 {
         let mut targets = Vec::new();
         for (h, &k) in self.config.prototypes.iter().enumerate() {
             let j = h % slots;
-            let init = self.initial_centroids(
-                bank,
-                j,
-                k,
-                mix_seed(&[ctx.seed, ctx.epoch, h as u64, 0xdc2]),
-            )?;
+            let draw = match given {
+                Some(g) => Draw::Given(&g[h]),
+                None => Draw::Seeded(mix_seed(&[ctx.seed, ctx.epoch, h as u64, 0xdc2])),
+            };
+            let init = self.initial_centroids(bank, j, k, draw)?;
             let init = Tensor::from_data(TensorData::new(init, [k, bank.dim]), &plain);
             let c = cluster_bank(
                 &uploaded[j],
@@ -157,15 +180,15 @@ impl DeepClusterV2 {
         Ok((prototypes, targets))
     }
 
-    /// K distinct bank images drawn with `seed` among every rank's bank (by data-set index, so
-    /// the draw is the same for any number of ranks), their slot-`j` rows as K × D: each rank
+    /// K distinct bank images (drawn among every rank's bank by data-set index, so the draw is
+    /// the same for any number of ranks, or given), their slot-`j` rows as K × D: each rank
     /// gives the rows it holds, summed over the ranks.
     fn initial_centroids(
         &self,
         bank: &MemoryBank,
         j: usize,
         k: usize,
-        seed: u64,
+        draw: Draw<'_>,
     ) -> Result<Vec<f32>, MethodError> {
         let mine: Vec<f32> = bank.index.iter().map(|&i| i as f32).collect();
         let mut all: Vec<i64> = self
@@ -186,11 +209,31 @@ impl DeepClusterV2 {
                 ),
             });
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let chosen: Vec<i64> = sample(&mut rng, all.len(), k)
-            .into_iter()
-            .map(|p| all[p])
-            .collect();
+        let chosen: Vec<i64> = match draw {
+            Draw::Seeded(seed) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                sample(&mut rng, all.len(), k)
+                    .into_iter()
+                    .map(|p| all[p])
+                    .collect()
+            }
+            Draw::Given(images) => {
+                let chosen: Vec<i64> = images.iter().map(|&i| i as i64).collect();
+                if let Some(i) = chosen.iter().find(|i| all.binary_search(i).is_err()) {
+                    return Err(MethodError::Config {
+                        field: "deepclusterv2 initial centroids".into(),
+                        reason: format!("image {i} is in no memory bank"),
+                    });
+                }
+                if chosen.len() != k {
+                    return Err(MethodError::Config {
+                        field: "deepclusterv2 initial centroids".into(),
+                        reason: format!("{} images given for {k} clusters", chosen.len()),
+                    });
+                }
+                chosen
+            }
+        };
         let dim = bank.dim;
         let row_of: std::collections::HashMap<i64, usize> = bank
             .index
@@ -216,6 +259,15 @@ impl DeepClusterV2 {
             .map(|x| (acc[x] / acc[k * dim + x / dim].max(1.0)) as f32)
             .collect())
     }
+}
+
+/// Where a head's initial centroids come from.
+#[derive(Clone, Copy)]
+enum Draw<'a> {
+    /// K distinct bank images drawn with this seed.
+    Seeded(u64),
+    /// These data-set images.
+    Given(&'a [usize]),
 }
 
 /// A host tensor of one row.
@@ -276,8 +328,9 @@ impl Method for DeepClusterV2 {
         if self.bank.is_none() {
             self.bank = Some(self.init_bank(&model, ctx)?);
         }
+        let given = self.first_centroids.take();
         let bank = self.bank.as_ref().expect("filled above");
-        let (prototypes, targets) = self.cluster(bank, ctx.data.len(), ctx)?;
+        let (prototypes, targets) = self.cluster(bank, ctx.data.len(), ctx, given.as_deref())?;
         let heads = std::mem::take(&mut model.prototypes.heads);
         model.prototypes.heads = heads
             .into_iter()
@@ -561,5 +614,53 @@ mod tests {
             before.0.len(),
             "parameters whose tracking the pass changed"
         );
+    }
+
+    #[test]
+    fn given_first_centroids_seed_the_first_clustering_and_bad_ones_are_refused() {
+        let mut cfg = DeepClusterV2Config {
+            backbone: ResNetConfig {
+                depth: 18,
+                width: 4,
+                small_stem: true,
+                zero_init_residual: false,
+            },
+            prototypes: vec![3],
+            kmeans_iterations: 0,
+            ..Default::default()
+        };
+        cfg.projector.hidden = vec![16];
+        cfg.projector.out_dim = 8;
+        let dev = Device::flex().autodiff();
+        let ctx = EpochContext {
+            epoch: 0,
+            seed: 0,
+            device: dev.clone(),
+            data: &NoWholePass,
+            batches: &TwoBatches(dev.clone()),
+        };
+        let run = |given: Vec<Vec<usize>>| {
+            let mut method = DeepClusterV2::new(cfg.clone(), 4).with_first_centroids(given);
+            let model = method.init_model(0, &dev).unwrap();
+            method
+                .on_epoch_start(model, &ctx)
+                .map(|m| (host::to_f32(m.prototypes.heads[0].weight.val()), method))
+        };
+        // No k-means iteration: the prototypes are the given images' slot-0 rows.
+        let (protos, method) = run(vec![vec![6, 5, 3]]).unwrap();
+        let bank = method.bank().unwrap();
+        let row = |i: i64| {
+            let r = bank.index.iter().position(|&x| x == i).unwrap();
+            bank.embeddings[0][r * 8..(r + 1) * 8].to_vec()
+        };
+        assert_eq!(protos, [row(6), row(5), row(3)].concat());
+        for (given, said) in [
+            (vec![vec![6, 5, 9]], "image 9 is in no memory bank"),
+            (vec![vec![6, 5]], "2 images given for 3 clusters"),
+            (vec![vec![6, 5, 3], vec![1, 2, 4]], "2 lists of images given for 1 heads"),
+        ] {
+            let err = run(given).err().unwrap().to_string();
+            assert!(err.contains(said), "{err}");
+        }
     }
 }
