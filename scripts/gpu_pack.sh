@@ -7,16 +7,19 @@
 #
 #   scripts/gpu_pack.sh          the cuda build (about 19 minutes of build on 2 cores)
 #   scripts/gpu_pack.sh --cpu    the default build, for `scripts/gpu_check.sh --cpu-dry-run`
+#   scripts/gpu_pack.sh --wgpu   `-p protoclust --features wgpu` (as CI's lavapipe pass builds),
+#                                for `scripts/gpu_check.sh --device wgpu`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 features=(--features cuda)
-if [ "${1:-}" = "--cpu" ]; then
+case "${1:-}" in
   # The whole workspace's feature set, as the README's test command builds: CI's dry run then
   # reuses that build instead of compiling everything a second time.
-  features=(--workspace)
-else
-  export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
-fi
+  --cpu) features=(--workspace) ;;
+  --wgpu) features=(-p protoclust --features wgpu) ;;
+  "") export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000} ;;
+  *) echo "error: unknown argument $1 (--cpu, --wgpu or nothing for cuda)" >&2; exit 2 ;;
+esac
 data=${PROTOCLUST_DATA:-../shared/data}
 fixtures=${PROTOCLUST_FIXTURES:-../shared/fixtures}
 for f in "$data/cifar10/data_batch_1.bin" "$data/cifar10/data_batch_2.bin" "$fixtures"; do

@@ -28,7 +28,7 @@ impl TopK {
     pub fn add(&mut self, scores: Tensor<2>, labels: &[i64]) {
         let [n, c] = scores.dims();
         let k = c.min(5);
-        let (_, idx) = scores.topk_with_indices(k, 1);
+        let (_, idx) = protoclust_nn::ops::top_k_rows(scores, k);
         let idx: Vec<i64> = idx
             .into_data()
             .convert::<i64>()

@@ -88,7 +88,7 @@ pub fn knn_classify(
             burn::tensor::TensorData::new(rows, [end - start, test.dim]),
             &device,
         );
-        let (vals, idx) = q.matmul(tr.clone()).topk_with_indices(kmax, 1);
+        let (vals, idx) = protoclust_nn::ops::top_k_rows(q.matmul(tr.clone()), kmax);
         let vals: Vec<f32> = vals
             .into_data()
             .convert::<f32>()

@@ -2,10 +2,14 @@
 
 use anyhow::{bail, Result};
 use burn::tensor::Device;
+#[cfg(feature = "wgpu")]
+use burn::tensor::DeviceKind;
 use protoclust_nn::precision::Precision;
 
-/// The device to run on: `cuda` when built with it, else `tch` (libtorch CPU), else `flex`.
-/// `PROTOCLUST_DEVICE=flex|cuda|tch|tch-cuda` chooses explicitly.
+/// The device to run on: `cuda` when built with it, else `wgpu`, else `tch` (libtorch CPU),
+/// else `flex`. `PROTOCLUST_DEVICE=flex|cuda|wgpu|vulkan|metal|tch|tch-cuda` chooses explicitly
+/// (`wgpu`: the graphics API and adapter wgpu prefers, `CUBECL_WGPU_DEFAULT_DEVICE` overrides;
+/// `vulkan` and `metal` pin that API).
 #[allow(deprecated, unreachable_code)]
 pub fn select() -> Result<Device> {
     let want = std::env::var("PROTOCLUST_DEVICE").unwrap_or_default();
@@ -14,6 +18,12 @@ pub fn select() -> Result<Device> {
         "flex" => return Ok(Device::flex()),
         #[cfg(feature = "cuda")]
         "cuda" => return cuda(),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => return gpu("wgpu", || Device::wgpu(DeviceKind::DefaultDevice)),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => return gpu("vulkan", || Device::vulkan(DeviceKind::DefaultDevice)),
+        #[cfg(feature = "metal")]
+        "metal" => return gpu("metal", || Device::metal(DeviceKind::DefaultDevice)),
         #[cfg(feature = "tch")]
         "tch" => return Ok(Device::libtorch()),
         #[cfg(feature = "tch")]
@@ -25,6 +35,8 @@ pub fn select() -> Result<Device> {
     }
     #[cfg(feature = "cuda")]
     return cuda();
+    #[cfg(feature = "wgpu")]
+    return gpu("wgpu", || Device::wgpu(DeviceKind::DefaultDevice));
     #[cfg(feature = "tch")]
     return Ok(Device::libtorch());
     Ok(Device::flex())
@@ -40,27 +52,56 @@ fn cuda() -> Result<Device> {
             "PROTOCLUST_DEVICE=cuda: this machine has no NVIDIA driver (libcuda.so.1 not found); run with PROTOCLUST_DEVICE=flex for the CPU"
         );
     }
+    probe("cuda", || Device::cuda(0), "no usable CUDA device")
+}
+
+/// A wgpu device (`name`: its `PROTOCLUST_DEVICE` value), checked by one tiny allocation: a
+/// machine without a Vulkan/Metal/DX12 loader or adapter gets one error line, not a panic.
+#[cfg(feature = "wgpu")]
+fn gpu(name: &str, make: impl FnOnce() -> Device + std::panic::UnwindSafe) -> Result<Device> {
+    probe(name, make, "no usable graphics adapter")
+}
+
+/// `make()`'s device once one tiny tensor has round-tripped through it; its panic, if any, as
+/// one error line (`what` and the panic's first line).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn probe(
+    name: &str,
+    make: impl FnOnce() -> Device + std::panic::UnwindSafe,
+    what: &str,
+) -> Result<Device> {
+    // The runtime may fail on a thread of its own (wgpu's adapter request), so the first
+    // panic message of any thread is kept: the probe's own may only say its channel closed.
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let seen = first.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.is_none() {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("unknown cause");
+            *seen = Some(message.lines().next().unwrap_or_default().to_string());
+        }
+    }));
     let probe = std::panic::catch_unwind(|| {
-        let device = Device::cuda(0);
+        let device = make();
         burn::tensor::Tensor::<1>::zeros([1], &device).into_data();
         device
     });
     std::panic::set_hook(hook);
-    let payload = match probe {
-        Ok(device) => return Ok(device),
-        Err(payload) => payload,
-    };
-    let why = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown cause");
-    let why = why.lines().next().unwrap_or_default();
-    bail!(
-        "PROTOCLUST_DEVICE=cuda: no usable CUDA device ({why}); run with PROTOCLUST_DEVICE=flex for the CPU"
-    )
+    if let Ok(device) = probe {
+        return Ok(device);
+    }
+    let why = first
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_else(|| "unknown cause".into());
+    bail!("PROTOCLUST_DEVICE={name}: {what} ({why}); run with PROTOCLUST_DEVICE=flex for the CPU")
 }
 
 /// Whether the CUDA driver library can be loaded (what cudarc will look for).
@@ -89,7 +130,30 @@ pub fn built_with() -> String {
     if cfg!(feature = "wgpu") {
         v.push("wgpu");
     }
+    if cfg!(feature = "vulkan") {
+        v.push("vulkan");
+    }
+    if cfg!(feature = "metal") {
+        v.push("metal");
+    }
     v.join(", ")
+}
+
+/// Refuses a half precision `device` cannot compute in (WGSL on wgpu has no bfloat16), in
+/// one line, before anything is written.
+pub fn precision_supported(device: &Device, precision: Precision) -> Result<()> {
+    match precision.half() {
+        Some(half) if !device.supports_dtype(half) => bail!(
+            "train.precision = \"{precision}\": {} cannot compute in {precision}; use \"f32\"{}",
+            describe(device),
+            if device.supports_dtype(burn::tensor::FloatDType::F16) {
+                " or \"f16\""
+            } else {
+                ""
+            }
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The warning for a half-precision run on `device`, where it is slower than float32.

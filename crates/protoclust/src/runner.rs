@@ -184,6 +184,7 @@ pub fn run_method<M: Method>(
 ) -> Result<RunSummary<ResNet>> {
     let loader = loader_for(cfg, method)?;
     crate::preflight::check(cfg, &loader)?;
+    crate::device::precision_supported(device, cfg.train.precision)?;
     if let Some(w) = crate::device::precision_warning(device, cfg.train.precision) {
         if world.rank() == 0 && !quiet {
             eprintln!("{w}");

@@ -9,7 +9,13 @@ use protoclust_train::Checkpoint;
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let dev = Device::flex();
+    // On the device `PROTOCLUST_DEVICE` names (CI runs it on wgpu too). Bit-identical on flex;
+    // on cubecl (wgpu) burn's results move by an ulp with the memory pool's history (two
+    // identical runs in one process differ once unrelated tensors were kept alive between
+    // them), so there the resumed state must match to rounding: a lost queue, momentum or
+    // position moves it by orders of magnitude more.
+    let dev = common::device();
+    let exact = protoclust_nn::kernels::is_flex(&dev);
     let a_dir = common::scratch("resume-a");
     let b_dir = common::scratch("resume-b");
     let full = common::tiny_config(&a_dir, 2);
@@ -36,7 +42,11 @@ fn resumed_run_equals_uninterrupted_run() {
     let c = runner::run(&resumed_cfg, Some(&b.last_checkpoint), true, &dev).unwrap();
     assert_eq!(c.iterations, 6);
 
-    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+    assert_same_state(
+        &a.last_checkpoint,
+        &c.last_checkpoint,
+        if exact { 0.0 } else { 1e-4 },
+    );
     // And the run did move the parameters (the comparison is not vacuous).
     let fresh = {
         let (swav, _) = runner::build(&full).unwrap();
@@ -71,11 +81,13 @@ fn resumed_float16_run_equals_uninterrupted_run() {
     );
     let c = runner::run(&cfg(&b_dir, None), Some(&b.last_checkpoint), true, &dev).unwrap();
     assert_eq!(c.iterations, 6);
-    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+    assert_same_state(&a.last_checkpoint, &c.last_checkpoint, 0.0);
 }
 
-/// Model, optimiser and method state of two checkpoints are bit-identical.
-fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
+/// Model, optimiser and method state of two checkpoints are equal, to `within` times each
+/// tensor's largest magnitude or 1, whichever is larger (0: bit-identical; a bias followed by
+/// BatchNorm has a gradient of pure rounding noise, so tiny tensors are held absolutely).
+fn assert_same_state(a: &std::path::Path, c: &std::path::Path, within: f32) {
     let (a, c) = (Checkpoint::load(a).unwrap(), Checkpoint::load(c).unwrap());
     assert_eq!(
         (a.meta.epoch, a.meta.batch, a.meta.iteration),
@@ -98,9 +110,11 @@ fn assert_same_state(a: &std::path::Path, c: &std::path::Path) {
                 .zip(&y[name].data)
                 .map(|(p, q)| (p - q).abs())
                 .fold(0f32, f32::max);
-            assert_eq!(
-                worst, 0.0,
-                "resumed {what} tensor {name} differs by {worst}"
+            let scale = t.data.iter().fold(1f32, |m, v| m.max(v.abs()));
+            assert!(
+                worst <= within * scale,
+                "resumed {what} tensor {name} differs by {worst} (allowed {})",
+                within * scale
             );
         }
     }
@@ -148,7 +162,7 @@ fn odc_deepcluster_jigclu_and_slotcon_resume_mid_epoch_with_their_memories() {
         )
         .unwrap();
         assert_eq!(c.iterations, 8);
-        assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+        assert_same_state(&a.last_checkpoint, &c.last_checkpoint, 0.0);
         if !["odc", "slotcon", "deepclusterv2"].contains(&method) {
             continue;
         }
@@ -238,7 +252,7 @@ fn a_corrupt_last_resumes_from_the_newest_valid_periodic_checkpoint() {
     let mut resumed = common::tiny_config(&b_dir, 3);
     resumed.train.checkpoint_every_iterations = 0;
     let c = runner::run(&resumed, Some(&b.last_checkpoint), true, &dev).unwrap();
-    assert_same_state(&a.last_checkpoint, &c.last_checkpoint);
+    assert_same_state(&a.last_checkpoint, &c.last_checkpoint, 0.0);
 
     // An explicitly named corrupt checkpoint is refused, never used.
     let named = ckdir.join("epoch-0002.safetensors");
@@ -259,7 +273,7 @@ fn a_corrupt_last_resumes_from_the_newest_valid_periodic_checkpoint() {
 fn two_identical_runs_write_byte_identical_checkpoints() {
     // The checkpoint's sha256 means something: same config, same data, same bytes (the
     // safetensors metadata map no longer comes out in a per-map hash order).
-    let dev = Device::flex();
+    let dev = common::device();
     let dir = common::scratch("identical-runs");
     let cfg = common::tiny_config(&dir, 1);
     let bytes = |_: u32| {

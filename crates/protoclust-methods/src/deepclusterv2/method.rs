@@ -657,7 +657,10 @@ mod tests {
         for (given, said) in [
             (vec![vec![6, 5, 9]], "image 9 is in no memory bank"),
             (vec![vec![6, 5]], "2 images given for 3 clusters"),
-            (vec![vec![6, 5, 3], vec![1, 2, 4]], "2 lists of images given for 1 heads"),
+            (
+                vec![vec![6, 5, 3], vec![1, 2, 4]],
+                "2 lists of images given for 1 heads",
+            ),
         ] {
             let err = run(given).err().unwrap().to_string();
             assert!(err.contains(said), "{err}");

@@ -6,11 +6,11 @@ use super::predictor::DinoHead;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 use protoclust_nn::backbone::{BackboneError, ResNet};
 use protoclust_nn::init::Init;
 use protoclust_nn::layers::{BatchNormExt, Conv2dExt};
+use protoclust_nn::ops::gelu;
 use protoclust_nn::running::SyncRunningStats;
 
 /// 1 × 1 convolutions with BatchNorm and GELU between them (the official `DINOHead2d`).

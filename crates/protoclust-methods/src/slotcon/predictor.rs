@@ -3,10 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 use protoclust_nn::init::Init;
 use protoclust_nn::layers::{BatchNormExt, LinearExt};
+use protoclust_nn::ops::gelu;
 use protoclust_nn::running::SyncRunningStats;
 use serde::{Deserialize, Serialize};
 

@@ -80,6 +80,12 @@ pub fn tiny_method_config(dir: &Path, method: &str) -> RunConfig {
 }
 
 /// A fresh scratch directory under the target directory.
+/// The device `PROTOCLUST_DEVICE` names, as the CLI picks it (flex by default): the tests
+/// that take it run on wgpu in CI's lavapipe pass.
+pub fn device() -> burn::tensor::Device {
+    protoclust::device::select().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 pub fn scratch(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&d);
