@@ -47,6 +47,19 @@ fn tensor(v: &Value) -> Json {
     }
 }
 
+impl Json {
+    /// The values as an f32 tensor on `dev`.
+    fn on<const D: usize>(&self, dev: &Device) -> Tensor<D> {
+        Tensor::from_data(
+            TensorData::new(
+                self.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+                self.shape.clone(),
+            ),
+            dev,
+        )
+    }
+}
+
 #[allow(deprecated)]
 fn host(t: Tensor<2>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
@@ -108,14 +121,7 @@ struct Outputs {
 
 #[allow(deprecated)]
 fn outputs(model: &ModelFile, fx: &Value, dev: &Device) -> Outputs {
-    let images = tensor(&fx["inputs"]["images"]);
-    let x: Tensor<4> = Tensor::from_data(
-        TensorData::new(
-            images.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-            images.shape.clone(),
-        ),
-        dev,
-    );
+    let x: Tensor<4> = tensor(&fx["inputs"]["images"]).on(dev);
     let out = model.backbone.forward(x);
     let head = model.head.as_ref().expect("the release's head is loaded");
     let h = head(&out);
@@ -449,16 +455,7 @@ fn crops(fx: &Value, dev: &Device) -> Vec<Tensor<4>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            let t = tensor(c);
-            Tensor::from_data(
-                TensorData::new(
-                    t.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-                    t.shape.clone(),
-                ),
-                dev,
-            )
-        })
+        .map(|c| tensor(c).on(dev))
         .collect()
 }
 
@@ -627,13 +624,7 @@ fn training_from_the_slotcon_release_starts_at_the_authors_first_step_loss() {
     // View 0 the whole image, view 1 the whole image mirrored.
     let images = tensor(&fx["inputs"]["images"]);
     let (n, side) = (images.shape[0], images.shape[2]);
-    let x: Tensor<4> = Tensor::from_data(
-        TensorData::new(
-            images.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-            images.shape.clone(),
-        ),
-        &dev,
-    );
+    let x: Tensor<4> = images.on(&dev);
     let views = vec![x.clone(), x.flip([3])];
     let whole = Geometry::identity(side, side);
     let mirrored = Geometry {
@@ -730,13 +721,7 @@ fn training_from_the_deepclusterv2_release_starts_at_the_authors_first_step_loss
     d.kmeans_iterations = 10;
     let images = tensor(&fx["inputs"]["bank_images"]);
     let batches = BankBatches {
-        images: Tensor::from_data(
-            TensorData::new(
-                images.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
-                images.shape.clone(),
-            ),
-            &dev,
-        ),
+        images: images.on(&dev),
         order: tensor(&fx["inputs"]["order"])
             .data
             .iter()

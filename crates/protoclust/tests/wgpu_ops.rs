@@ -78,3 +78,41 @@ fn top_k_rows_is_exact_for_the_knn_monitors_k_on_the_device() {
         }
     }
 }
+
+/// `PROTOCLUST_DEVICE=wgpu` where no Vulkan driver can be found (the loader's and EGL's
+/// driver lists pointed at nothing): one `error:` line and a non-zero exit, nothing written.
+/// Without the `wgpu` feature: one line saying the build lacks it.
+#[test]
+fn wgpu_without_an_adapter_is_one_error_line() {
+    let dir = common::scratch("wgpu-no-adapter");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(["demo", "--epochs", "1", "--out"])
+        .arg(&dir)
+        .env("PROTOCLUST_DEVICE", "wgpu")
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert!(!out.status.success());
+    let expected = if cfg!(feature = "wgpu") {
+        "error: PROTOCLUST_DEVICE=wgpu: no usable graphics adapter ("
+    } else {
+        "error: PROTOCLUST_DEVICE=wgpu: not available in this build"
+    };
+    assert!(
+        lines.len() == 1 && lines[0].starts_with(expected),
+        "stderr: {err}"
+    );
+    assert!(
+        std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()),
+        "the demo wrote into {}",
+        dir.display()
+    );
+}

@@ -563,8 +563,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_first_bank_holds_the_epochs_batches_and_moves_the_running_statistics() {
+    /// A width-4 ResNet-18 with a 16-8 projector and heads of `prototypes` clusters.
+    fn tiny(prototypes: Vec<usize>) -> DeepClusterV2Config {
         let mut cfg = DeepClusterV2Config {
             backbone: ResNetConfig {
                 depth: 18,
@@ -572,11 +572,17 @@ mod tests {
                 small_stem: true,
                 zero_init_residual: false,
             },
-            prototypes: vec![3, 4],
+            prototypes,
             ..Default::default()
         };
         cfg.projector.hidden = vec![16];
         cfg.projector.out_dim = 8;
+        cfg
+    }
+
+    #[test]
+    fn the_first_bank_holds_the_epochs_batches_and_moves_the_running_statistics() {
+        let cfg = tiny(vec![3, 4]);
         let dev = Device::flex().autodiff();
         let mut method = DeepClusterV2::new(cfg, 4);
         let model = method.init_model(0, &dev).unwrap();
@@ -618,19 +624,10 @@ mod tests {
 
     #[test]
     fn given_first_centroids_seed_the_first_clustering_and_bad_ones_are_refused() {
-        let mut cfg = DeepClusterV2Config {
-            backbone: ResNetConfig {
-                depth: 18,
-                width: 4,
-                small_stem: true,
-                zero_init_residual: false,
-            },
-            prototypes: vec![3],
+        let cfg = DeepClusterV2Config {
             kmeans_iterations: 0,
-            ..Default::default()
+            ..tiny(vec![3])
         };
-        cfg.projector.hidden = vec![16];
-        cfg.projector.out_dim = 8;
         let dev = Device::flex().autodiff();
         let ctx = EpochContext {
             epoch: 0,
