@@ -76,6 +76,7 @@ xz -dc gpu/protoclust.xz >"$bin/protoclust" && xz -dc gpu/parity.xz >"$bin/parit
 tar -C "$bin" -xJf gpu/fixtures.tar.xz
 train_data=gpu/data/data_batch_1.bin
 test_data=gpu/data/test_2000.bin
+knn_train=$train_data
 pc=$bin/protoclust
 
 if [ $dry = 1 ]; then
@@ -85,6 +86,7 @@ if [ $dry = 1 ]; then
   r50=(--set swav.backbone.width=8 --set loader.batch_size=4 --set swav.prototypes=32)
   r50_py=(--depth 50 --width 8 --batch 4 --crops 2x224,6x96 --prototypes 32)
   train=(--set swav.backbone.width=8 --set data.limit=256 --set train.epochs=1 --set swav.freeze_prototypes_iterations=1)
+  knn_train=gpu/data/train_2000.bin
   steps=2
 else
   r18=(--set swav.backbone.width=64 --set loader.batch_size=512)
@@ -149,13 +151,13 @@ done
 
 # 3. A short SwAV training at full width, kNN on held-out images.
 say ""
-say "## 3. SwAV on CIFAR-10 data_batch_1, kNN on 2,000 images of data_batch_2"
+say "## 3. SwAV on CIFAR-10 data_batch_1, kNN on 2,000 images of data_batch_2 (train side: $(basename "$knn_train"))"
 run=$logs/train_run
 t0=$SECONDS
 if step train 240 "$pc" train configs/swav_cifar10.toml "${cifar[@]}" "${train[@]}" \
   --set monitor.every_epochs=0 --set "train.run_dir=\"$run\"" --quiet; then
   wall=$((SECONDS - t0))
-  step knn 90 "$pc" eval knn "$run/checkpoints/last.safetensors" --train "cifar10:$train_data" --test "cifar10:$test_data"
+  step knn 90 "$pc" eval knn "$run/checkpoints/last.safetensors" --train "cifar10:$knn_train" --test "cifar10:$test_data"
   say "- config: configs/swav_cifar10.toml ${train[*]}; training wall time ${wall} s"
   grep -E '^kNN' "$logs/knn" | while read -r line; do say "- $line"; done
 fi

@@ -49,6 +49,9 @@ rm -rf gpu.tmp/stage
 cp "$data/cifar10/data_batch_1.bin" gpu.tmp/data/
 # kNN's test side: the first 2,000 records of data_batch_2 (3,073 bytes each).
 head -c $((2000 * 3073)) "$data/cifar10/data_batch_2.bin" > gpu.tmp/data/test_2000.bin
+# The tiny check's kNN train side: the first 2,000 records of data_batch_1 (lavapipe sorts each
+# test row's similarities, which takes over 90 s against all 10,000).
+head -c $((2000 * 3073)) "$data/cifar10/data_batch_1.bin" > gpu.tmp/data/train_2000.bin
 echo "${features[*]:-default}" > gpu.tmp/BUILD
 git rev-parse --short HEAD >> gpu.tmp/BUILD
 rm -rf gpu && mv gpu.tmp gpu
