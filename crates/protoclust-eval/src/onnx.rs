@@ -395,6 +395,7 @@ mod tests {
             depth: 18,
             width: 4,
             small_stem: true,
+            stem_padding: None,
             ..Default::default()
         };
         let net = resnet(&cfg, 0, &Device::flex()).unwrap();

@@ -394,6 +394,7 @@ mod tests {
             depth: 18,
             width: 4,
             small_stem: true,
+            stem_padding: None,
             zero_init_residual: false,
         };
         let net = protoclust_nn::backbone::resnet(&cfg, 0, &device).unwrap();

@@ -3,6 +3,7 @@
 //! `official.rs` builds its table from.
 
 use protoclust_nn::backbone::ResNetConfig;
+use protoclust_nn::heads::MlpConfig;
 use std::collections::BTreeMap;
 
 /// How a released tensor becomes one of ours.
@@ -12,6 +13,22 @@ pub enum Convert {
     Same,
     /// A torch `Linear.weight` (out × in) as burn's (in × out).
     Transpose,
+    /// A weight-normed torch `Linear` (`nn.utils.weight_norm`, dim 0) read from its `weight_v`
+    /// (the entry's name, out × in) and the `weight_g` beside it (out × 1): the K × D matrix
+    /// g · v / ‖v‖ of each row, kept as it is (prototypes).
+    WeightNorm,
+}
+
+impl Convert {
+    /// The second tensor the conversion reads besides `official`: a weight norm's `weight_g`.
+    pub fn companion(self, official: &str) -> Option<String> {
+        match self {
+            Convert::WeightNorm => official
+                .strip_suffix("weight_v")
+                .map(|stem| format!("{stem}weight_g")),
+            _ => None,
+        }
+    }
 }
 
 /// One released tensor (name under the layout's prefix) and the path it fills in our model.
@@ -142,6 +159,7 @@ pub fn trunk(src: &Released, prefix: &str) -> Result<(ResNetConfig, Vec<Entry>),
         depth,
         width,
         small_stem,
+        stem_padding: None,
         zero_init_residual: false,
     };
     if config.validate().is_err() {
@@ -284,6 +302,26 @@ pub fn matrix(official: &str, ours: &str, rows: usize, cols: usize) -> Vec<Entry
     )]
 }
 
+/// A vector of `n` kept as it is (a bias outside a `Linear` of ours).
+pub fn vector(official: &str, ours: &str, n: usize) -> Vec<Entry> {
+    vec![entry(
+        official.to_string(),
+        ours.to_string(),
+        vec![n],
+        Convert::Same,
+    )]
+}
+
+/// A weight-normed K × D matrix (`{official}.weight_v` with its `weight_g`) as `ours`.
+pub fn weight_normed(official: &str, ours: &str, rows: usize, cols: usize) -> Vec<Entry> {
+    vec![entry(
+        format!("{official}.weight_v"),
+        ours.to_string(),
+        vec![rows, cols],
+        Convert::WeightNorm,
+    )]
+}
+
 /// A BatchNorm's affine parameters (torch `weight`/`bias` as burn's `gamma`/`beta`) and
 /// running statistics.
 pub fn batch_norm(official: &str, ours: &str, c: usize) -> Vec<Entry> {
@@ -320,45 +358,78 @@ pub fn batch_norm_stats(official: &str, ours: &str, c: usize) -> Vec<Entry> {
         .collect()
 }
 
+/// An MLP head read from a release: its shape as our config, and its tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpTable {
+    /// Hidden widths, output width and BatchNorm, as our `Mlp` is built.
+    pub config: MlpConfig,
+    /// The tensors read from the release.
+    pub entries: Vec<Entry>,
+    /// Zero biases of the Linears a BatchNorm follows that the release built with
+    /// `bias=False` (lightly's heads): the same function, as BatchNorm removes any offset.
+    pub constants: Vec<Constant>,
+}
+
 /// The table of an MLP head written as `nn.Sequential(Linear, [BatchNorm1d], ReLU, ..., Linear)`
 /// under `official` (or one bare `Linear` named `official` itself when it has no hidden layer),
-/// into our `Mlp` at `ours`: its hidden widths, output width, whether it has BatchNorm, and the
-/// entries. `step` is how many modules a hidden layer spans in the Sequential, found from the
-/// names (3 with BatchNorm, 2 without).
+/// into our `Mlp` at `ours`. How many modules a hidden layer spans in the Sequential is found
+/// from the names (3 with BatchNorm, 2 without).
 pub fn sequential_mlp(
     src: &Released,
     official: &str,
     ours: &str,
     in_dim: usize,
-) -> Result<(Vec<usize>, usize, bool, Vec<Entry>), OfficialError> {
+) -> Result<MlpTable, OfficialError> {
     if src.has(&format!("{official}.weight")) {
         let out = src.dim(&format!("{official}.weight"), 0)?;
-        return Ok((
-            vec![],
-            out,
-            false,
-            linear(official, &format!("{ours}.linears.0"), in_dim, out),
-        ));
+        return Ok(MlpTable {
+            config: MlpConfig {
+                hidden: vec![],
+                out_dim: out,
+                batch_norm: false,
+            },
+            entries: linear(official, &format!("{ours}.linears.0"), in_dim, out),
+            constants: vec![],
+        });
     }
     let bn = src.has(&format!("{official}.1.running_mean"));
     let step = if bn { 3 } else { 2 };
     let mut hidden = Vec::new();
     let mut entries = Vec::new();
+    let mut constants = Vec::new();
     let mut dim = in_dim;
     let mut idx = 0;
     loop {
         let key = format!("{official}.{idx}.weight");
         let out = src.dim(&key, 0)?;
         let layer = hidden.len();
-        entries.extend(linear(
-            &format!("{official}.{idx}"),
-            &format!("{ours}.linears.{layer}"),
-            dim,
-            out,
-        ));
+        let last = !src.has(&format!("{official}.{}.weight", idx + step));
+        let (from, to) = (
+            format!("{official}.{idx}"),
+            format!("{ours}.linears.{layer}"),
+        );
+        if bn && !last && !src.has(&format!("{from}.bias")) {
+            entries.extend(linear_weight(&from, &to, dim, out));
+            constants.push(Constant {
+                ours: format!("{to}.bias"),
+                shape: vec![out],
+                value: 0.0,
+            });
+        } else {
+            entries.extend(linear(&from, &to, dim, out));
+        }
         dim = out;
-        if !src.has(&format!("{official}.{}.weight", idx + step)) {
-            return Ok((hidden, out, bn, entries));
+        if last {
+            let config = MlpConfig {
+                hidden,
+                out_dim: out,
+                batch_norm: bn,
+            };
+            return Ok(MlpTable {
+                config,
+                entries,
+                constants,
+            });
         }
         if bn {
             entries.extend(batch_norm(
@@ -392,6 +463,7 @@ mod tests {
                 depth,
                 width,
                 small_stem,
+                stem_padding: None,
                 zero_init_residual: false,
             };
             let net = protoclust_nn::backbone::resnet(&cfg, 0, &Device::flex()).unwrap();
@@ -460,9 +532,14 @@ mod tests {
             .iter()
             .map(|(k, s)| (k.to_string(), s.clone()))
             .collect();
-        let (hidden, out, bn, t) =
-            sequential_mlp(&Released { shapes: &shapes }, "h", "p", 4).unwrap();
-        assert_eq!((hidden, out, bn), (vec![6], 3, true));
+        let head = sequential_mlp(&Released { shapes: &shapes }, "h", "p", 4).unwrap();
+        let c = &head.config;
+        assert_eq!(
+            (c.hidden.clone(), c.out_dim, c.batch_norm),
+            (vec![6], 3, true)
+        );
+        assert!(head.constants.is_empty());
+        let t = head.entries;
         let names: Vec<_> = t
             .iter()
             .map(|e| (e.official.as_str(), e.ours.as_str()))
@@ -478,8 +555,35 @@ mod tests {
                 .iter()
                 .map(|(k, s)| (k.to_string(), s.clone()))
                 .collect();
-        let (hidden, out, bn, t) =
-            sequential_mlp(&Released { shapes: &without }, "c", "q", 4).unwrap();
-        assert_eq!((hidden, out, bn, t.len()), (vec![5], 2, false, 4));
+        let head = sequential_mlp(&Released { shapes: &without }, "c", "q", 4).unwrap();
+        let c = &head.config;
+        assert_eq!(
+            (
+                c.hidden.clone(),
+                c.out_dim,
+                c.batch_norm,
+                head.entries.len()
+            ),
+            (vec![5], 2, false, 4)
+        );
+        // Without a bias only where a BatchNorm follows; none on the last Linear.
+        let mut lightly = shapes.clone();
+        lightly.remove("h.0.bias");
+        let head = sequential_mlp(&Released { shapes: &lightly }, "h", "p", 4).unwrap();
+        assert_eq!(head.constants.len(), 1);
+        assert_eq!(head.constants[0].ours, "p.linears.0.bias");
+        assert!(!head.entries.iter().any(|e| e.official == "h.0.bias"));
+        let mut no_last_bias = shapes.clone();
+        no_last_bias.remove("h.3.bias");
+        let head = sequential_mlp(
+            &Released {
+                shapes: &no_last_bias,
+            },
+            "h",
+            "p",
+            4,
+        )
+        .unwrap();
+        assert!(head.entries.iter().any(|e| e.official == "h.3.bias"));
     }
 }

@@ -96,6 +96,7 @@ mod tests {
             depth: 18,
             width: 2,
             small_stem: true,
+            stem_padding: None,
             zero_init_residual: false,
         };
         let student = cfg.init(&mut Init::new(1, &dev)).unwrap();

@@ -131,6 +131,7 @@ fn trunk_case(depth: usize, width: usize, small_stem: bool, n: usize, hw: [usize
         depth,
         width,
         small_stem,
+        stem_padding: None,
         zero_init_residual: false,
     };
     let mut net = resnet(&config, 7, &device).unwrap().valid();
@@ -250,6 +251,7 @@ fn batches_are_sized_by_activation_memory() {
             depth: 50,
             width: 64,
             small_stem: false,
+            stem_padding: None,
             zero_init_residual: false,
         },
         0,

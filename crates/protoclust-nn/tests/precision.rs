@@ -35,6 +35,7 @@ fn step(
             depth: 18,
             width: 8,
             small_stem: true,
+            stem_padding: None,
             zero_init_residual: false,
         },
         7,

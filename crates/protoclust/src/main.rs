@@ -66,7 +66,8 @@ enum Command {
         format: String,
     },
     /// Read a released checkpoint (SwAV, DeepCluster-v2, JigClu, SlotCon, mmselfsup ODC/SwAV,
-    /// or any ResNet trunk; PyTorch or safetensors) into a protoclust checkpoint.
+    /// lightly, solo-learn or VISSL SwAV/DC-v2, or any ResNet trunk; PyTorch or safetensors)
+    /// into a protoclust checkpoint.
     Import {
         /// The released file (.pth, .pth.tar, .ckpt, .torch, .safetensors).
         source: PathBuf,

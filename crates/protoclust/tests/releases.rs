@@ -1,8 +1,9 @@
 //! Released checkpoints (issue #37): models built and saved by the authors' own code
-//! (`scripts/fixtures/releases.py`: facebookresearch/swav @ 06b1b7c, legacy container, flat
-//! `module.` dict) are opened directly and after `protoclust import`, and every output the
-//! authors' forward recorded is matched: pooled trunk features, head embeddings, prototype
-//! scores and their argmax. Bad files are one-line errors that write nothing.
+//! (`scripts/fixtures/releases.py`: SwAV, DC-v2, SlotCon, JigClu, mmselfsup ODC, each in its
+//! release's container) and by lightly, solo-learn and VISSL (`scripts/fixtures/frameworks.py`)
+//! are opened directly and after `protoclust import`, and every output the authors' forward
+//! recorded is matched: pooled trunk features, head embeddings, prototype scores and their
+//! argmax. Bad files are one-line errors that write nothing.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust::import::{self, Release};
@@ -174,7 +175,55 @@ fn matches_the_authors_forward(i: usize) {
     matches_in(&fixtures(), &format!("{layout}_w8"), release, container, 8)
 }
 
+/// The eval transform an import of `release` carries: resize, crop, normalisation std.
+struct EvalView {
+    resize: usize,
+    size: usize,
+    std: [f32; 3],
+}
+
+/// The release's own eval transform (SwAV/DC-v2 `eval_linear.py`; the frameworks' ImageNet
+/// transform otherwise).
+fn imagenet_eval(release: Release) -> EvalView {
+    EvalView {
+        resize: 256,
+        size: 224,
+        std: if matches!(release, Release::Swav | Release::Deepclusterv2) {
+            [0.228, 0.224, 0.225]
+        } else {
+            [0.229, 0.224, 0.225]
+        },
+    }
+}
+
+/// solo-learn's CIFAR eval transform: the 32-px image, CIFAR statistics.
+fn cifar_eval() -> EvalView {
+    EvalView {
+        resize: 32,
+        size: 32,
+        std: [0.247, 0.243, 0.261],
+    }
+}
+
 fn matches_in(dir: &Path, case: &str, release: Release, container: &str, width: usize) {
+    matches_with(
+        dir,
+        case,
+        release,
+        container,
+        (50, width),
+        imagenet_eval(release),
+    )
+}
+
+fn matches_with(
+    dir: &Path,
+    case: &str,
+    release: Release,
+    container: &str,
+    (depth, width): (usize, usize),
+    eval: EvalView,
+) {
     let dev = Device::flex();
     let (fx, src) = fixture_in(dir, case);
     let imported = import::import(&src, None).unwrap();
@@ -186,7 +235,7 @@ fn matches_in(dir: &Path, case: &str, release: Release, container: &str, width: 
     );
     assert_eq!(
         (imported.backbone.depth, imported.backbone.width),
-        (50, width)
+        (depth, width)
     );
 
     let direct = ModelFile::open(&src, None, true, &dev).unwrap();
@@ -244,7 +293,7 @@ fn matches_in(dir: &Path, case: &str, release: Release, container: &str, width: 
         assert_eq!(argmax(&scores, k), argmax_of(&fx, &format!("argmax{head}")));
         head += 1;
     }
-    if release == Release::Deepclusterv2 {
+    if release.method() == Some("deepclusterv2") {
         assert_eq!(head, 3, "{case}: three heads checked");
         let err = format!("{:#}", ModelFile::open_head(&src, 3, &dev).err().unwrap());
         assert!(err.contains("3 prototype heads"), "{err}");
@@ -257,13 +306,76 @@ fn matches_in(dir: &Path, case: &str, release: Release, container: &str, width: 
     let again = ModelFile::open(&out, None, true, &dev).unwrap();
     assert_eq!(outputs(&again, &fx, &dev), got);
     let cfg = again.config.as_ref().unwrap();
-    assert_eq!((cfg.eval_view.resize, cfg.eval_view.size), (256, 224));
-    let std = if matches!(release, Release::Swav | Release::Deepclusterv2) {
-        [0.228, 0.224, 0.225]
+    assert_eq!(
+        (cfg.eval_view.resize, cfg.eval_view.size),
+        (eval.resize, eval.size)
+    );
+    assert_eq!(cfg.eval_view.normalize.std, eval.std);
+}
+
+/// Each framework fixture (`scripts/fixtures/frameworks.py`), its layout, trunk depth.
+const FRAMEWORKS: [(&str, Release, usize); 5] = [
+    ("lightly_swav_w8", Release::LightlySwav, 50),
+    ("solo_swav_cifar_w8", Release::SoloSwav, 18),
+    ("solo_deepclusterv2_w8", Release::SoloDeepclusterv2, 50),
+    ("vissl_swav_w8", Release::VisslSwav, 50),
+    ("vissl_deepclusterv2_w8", Release::VisslDeepclusterv2, 50),
+];
+
+fn framework_matches(i: usize) {
+    let (case, release, depth) = FRAMEWORKS[i];
+    let eval = if case.contains("cifar") {
+        cifar_eval()
     } else {
-        [0.229, 0.224, 0.225]
+        imagenet_eval(release)
     };
-    assert_eq!(cfg.eval_view.normalize.std, std);
+    matches_with(&fixtures(), case, release, "zip", (depth, 8), eval);
+}
+
+#[test]
+fn lightly_swav_matches_lightlys_forward() {
+    framework_matches(0);
+}
+
+#[test]
+fn solo_learn_swav_matches_solo_learns_forward() {
+    framework_matches(1);
+}
+
+#[test]
+fn solo_learn_deepclusterv2_matches_solo_learns_forward() {
+    framework_matches(2);
+}
+
+#[test]
+fn vissl_swav_matches_vissls_forward() {
+    framework_matches(3);
+}
+
+#[test]
+fn vissl_deepclusterv2_matches_vissls_forward() {
+    framework_matches(4);
+}
+
+/// solo-learn's CIFAR stem pads by 2: its trunk alone (as any solo-learn method's file is read)
+/// keeps that padding, and the pooled features match solo-learn's.
+#[test]
+fn a_solo_learn_trunk_alone_keeps_its_cifar_stem() {
+    let dev = Device::flex();
+    let (fx, src) = fixture("solo_swav_cifar_w8");
+    let i = import::import(&src, Some(Release::Backbone)).unwrap();
+    assert_eq!(i.backbone.stem_padding, Some(2));
+    let dir = scratch("solo-trunk");
+    let out = dir.join("trunk.safetensors");
+    i.save(&out).unwrap();
+    let m = ModelFile::open(&out, None, true, &dev).unwrap();
+    let x: Tensor<4> = tensor(&fx["inputs"]["images"]).on(&dev);
+    check(
+        "pooled",
+        "solo trunk",
+        &host(m.backbone.forward(x).pooled),
+        &fx,
+    );
 }
 
 #[test]
@@ -277,21 +389,41 @@ fn deepclusterv2_release_matches_the_authors_forward() {
 }
 
 /// The released sizes (ResNet-50, the released heads, 224 px), written by
-/// `scripts/fixtures/releases.py ... --width 64` (about 1.5 GB with the official checkouts, so
-/// not committed and not in CI: the generator needs the authors' repositories).
+/// `scripts/fixtures/releases.py ... --width 64` (about 1.5 GB with the official checkouts) and
+/// `scripts/fixtures/frameworks.py ... --width 64` (600 MB): not committed and not in CI, as the
+/// generators need the authors' repositories. Each layout whose `_w64` file is there is checked.
 #[test]
 fn full_size_releases_match_the_authors_forward_when_generated() {
     let Some(dir) = std::env::var_os("PROTOCLUST_FULL_RELEASES") else {
         eprintln!(
-            "skipped: PROTOCLUST_FULL_RELEASES is not set (scripts/fixtures/releases.py --width 64 \
-             writes the full-size releases)"
+            "skipped: PROTOCLUST_FULL_RELEASES is not set (scripts/fixtures/releases.py and \
+             frameworks.py --width 64 write the full-size releases)"
         );
         return;
     };
     let dir = PathBuf::from(dir);
+    let present = |case: &str| dir.join(format!("{case}.json")).exists();
+    let mut checked = 0;
     for (layout, release, container) in LAYOUTS {
-        matches_in(&dir, &format!("{layout}_w64"), release, container, 64);
+        let case = format!("{layout}_w64");
+        if present(&case) {
+            matches_in(&dir, &case, release, container, 64);
+            checked += 1;
+        }
     }
+    for (case, release, depth) in FRAMEWORKS {
+        let case = case.replace("_w8", "_w64");
+        if present(&case) {
+            let eval = if case.contains("cifar") {
+                cifar_eval()
+            } else {
+                imagenet_eval(release)
+            };
+            matches_with(&dir, &case, release, "zip", (depth, 64), eval);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no _w64 fixture in {}", dir.display());
 }
 
 #[test]
@@ -515,10 +647,8 @@ fn training_from_the_swav_release_starts_at_the_authors_first_step_loss() {
     check("first_step_loss", "swav_w8", &[loss], &fx);
 }
 
-#[test]
-fn train_init_continues_from_a_release_on_a_user_folder() {
-    let dir = scratch("train-init");
-    // A user's folder of images (PNG, 40 px).
+/// A user's folder of images (PNG, 40 px) in `dir`.
+fn photos(dir: &Path) -> PathBuf {
     let images = dir.join("photos");
     std::fs::create_dir_all(&images).unwrap();
     for i in 0..8u32 {
@@ -531,36 +661,46 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
         });
         img.save(images.join(format!("{i}.png"))).unwrap();
     }
+    images
+}
+
+/// `train swav_cifar10.toml --init SRC` on the folder `images` for one epoch of batches of 4,
+/// with `extra` overrides, into `run`.
+fn train_from(src: &Path, images: &Path, run: &Path, extra: &[&str]) -> std::process::Output {
+    let (data, run) = (
+        format!("data.paths=[\"{}\"]", images.display()),
+        format!("train.run_dir=\"{}\"", run.display()),
+    );
+    let mut sets = vec![
+        data.as_str(),
+        "data.kind=\"folder\"",
+        run.as_str(),
+        "swav.prototypes=30",
+        "swav.freeze_prototypes_iterations=0",
+        "loader.batch_size=4",
+        "train.epochs=1",
+        "monitor.every_epochs=0",
+    ];
+    sets.extend(extra);
+    let config = cifar_config();
+    let mut args = vec![
+        "train",
+        config.to_str().unwrap(),
+        "--init",
+        src.to_str().unwrap(),
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    protoclust(&args)
+}
+
+#[test]
+fn train_init_continues_from_a_release_on_a_user_folder() {
+    let dir = scratch("train-init");
+    let images = photos(&dir);
     let src = fixtures().join("swav_w8.pth.tar");
-    // `train --init` on the folder with `swav_cifar10.toml` and these overrides.
-    let train = |run: &Path, extra: &[&str]| {
-        let (data, run) = (
-            format!("data.paths=[\"{}\"]", images.display()),
-            format!("train.run_dir=\"{}\"", run.display()),
-        );
-        let mut sets = vec![
-            data.as_str(),
-            "data.kind=\"folder\"",
-            run.as_str(),
-            "swav.prototypes=30",
-            "swav.freeze_prototypes_iterations=0",
-            "loader.batch_size=4",
-            "train.epochs=1",
-            "monitor.every_epochs=0",
-        ];
-        sets.extend(extra);
-        let config = cifar_config();
-        let mut args = vec![
-            "train",
-            config.to_str().unwrap(),
-            "--init",
-            src.to_str().unwrap(),
-        ];
-        for s in &sets {
-            args.extend(["--set", s]);
-        }
-        protoclust(&args)
-    };
+    let train = |run: &Path, extra: &[&str]| train_from(&src, &images, run, extra);
     let run = dir.join("run");
     let o = train(
         &run,
@@ -603,6 +743,67 @@ fn train_init_continues_from_a_release_on_a_user_folder() {
             && err.contains("ResNet-50 of width 8"),
         "{err}"
     );
+}
+
+/// Continuing from the frameworks' files: a run whose architecture differs from the file's in
+/// a way the forward depends on (solo-learn's stem padding, lightly's prototype bias) is one
+/// clear error naming the setting; with it, the run trains from the file.
+#[test]
+fn train_init_from_framework_files_names_what_the_config_must_match() {
+    let dir = scratch("train-init-frameworks");
+    let images = photos(&dir);
+    let solo = fixtures().join("solo_swav_cifar_w8.ckpt");
+    let solo_arch = [
+        "swav.backbone.depth=18",
+        "swav.backbone.width=8",
+        "swav.projector.hidden=[64]",
+        "swav.projector.out_dim=16",
+        "swav.queue_length=0",
+    ];
+    let o = train_from(&solo, &images, &dir.join("solo1"), &solo_arch);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a stem padded by 1 took solo-learn's");
+    assert!(err.contains("backbone.stem_padding = 2"), "{err}");
+    let mut with_padding = solo_arch.to_vec();
+    with_padding.push("swav.backbone.stem_padding=2");
+    let o = train_from(&solo, &images, &dir.join("solo2"), &with_padding);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let lightly = fixtures().join("lightly_swav_w8.ckpt");
+    let lightly_arch = [
+        "swav.backbone.depth=50",
+        "swav.backbone.width=8",
+        "swav.backbone.small_stem=false",
+        "swav.projector.hidden=[256]",
+        "swav.projector.out_dim=16",
+        "swav.queue_length=0",
+    ];
+    let o = train_from(&lightly, &images, &dir.join("lightly1"), &lightly_arch);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "bias-free prototypes took lightly's bias"
+    );
+    assert!(err.contains("swav.prototype_bias = true"), "{err}");
+    let mut with_bias = lightly_arch.to_vec();
+    // A small step, so the bias stays near where it started.
+    with_bias.extend(["swav.prototype_bias=true", "optim.lr=0.001"]);
+    let run = dir.join("lightly2");
+    let o = train_from(&lightly, &images, &run, &with_bias);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ck = protoclust_train::Checkpoint::load(&run.join("checkpoints/last.safetensors")).unwrap();
+    let released = import::import(&lightly, None).unwrap().model;
+    let (a, b) = (
+        &ck.model["prototypes.bias"].data,
+        &released["prototypes.bias"].data,
+    );
+    let moved: f32 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    // It started from the file's (a seeded one is 0.1 or more away) and was trained.
+    assert!(moved > 0.0 && moved < 0.01, "the bias moved by {moved}");
 }
 
 #[test]

@@ -570,6 +570,7 @@ mod tests {
                 depth: 18,
                 width: 4,
                 small_stem: true,
+                stem_padding: None,
                 zero_init_residual: false,
             },
             prototypes,

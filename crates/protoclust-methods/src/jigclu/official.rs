@@ -9,13 +9,14 @@ pub fn release(src: &Released) -> Result<(JigCluConfig, Vec<Entry>), OfficialErr
     let (backbone, table) = trunk(src, "")?;
     let mut table = under(table, "backbone.");
     let c = backbone.out_dim();
-    let (hidden, dim, _, head) = sequential_mlp(src, "fc_clu", "heads.clu", c)?;
+    let head = sequential_mlp(src, "fc_clu", "heads.clu", c)?;
+    let (hidden, dim) = (head.config.hidden, head.config.out_dim);
     if hidden != [c] {
         return Err(OfficialError::Architecture(format!(
             "`fc_clu` has hidden widths {hidden:?}, expected [{c}] (Linear-ReLU-Linear)"
         )));
     }
-    table.extend(head);
+    table.extend(head.entries);
     let positions = src.dim("fc_loc.weight", 0)?;
     let grid = (1..=8).find(|m| m * m == positions).ok_or_else(|| {
         OfficialError::Architecture(format!(

@@ -20,6 +20,9 @@ pub struct SwavConfig {
     pub projector: MlpConfig,
     /// Number of prototypes K.
     pub prototypes: usize,
+    /// A learnt per-prototype score offset (lightly's `SwaVPrototypes`; the paper has none).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prototype_bias: bool,
     /// Softmax temperature τ.
     pub temperature: f64,
     /// Sinkhorn ε.
@@ -58,6 +61,7 @@ impl Default for SwavConfig {
                 batch_norm: true,
             },
             prototypes: 3000,
+            prototype_bias: false,
             temperature: 0.1,
             epsilon: 0.05,
             sinkhorn_iterations: 3,

@@ -4,6 +4,7 @@ use super::queue::SwavQueue;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
 use protoclust_nn::collective::Collective;
+use protoclust_nn::heads::Prototypes;
 use protoclust_nn::ops::rows;
 use protoclust_nn::ops::{sinkhorn, SinkhornMode};
 
@@ -44,7 +45,7 @@ pub struct SwavLoss {
 pub fn swav_loss(
     scores: Tensor<2>,
     embeddings: &Tensor<2>,
-    prototypes: &Tensor<2>,
+    prototypes: &Prototypes,
     mut queue: Option<&mut SwavQueue>,
     p: &SwavLossParams,
     collective: &impl Collective,
@@ -60,9 +61,7 @@ pub fn swav_loss(
         if let Some(q) = queue.as_deref_mut() {
             if q.use_queue || q.is_full(i) {
                 q.use_queue = true;
-                let queue_scores = q.queues[i]
-                    .clone()
-                    .matmul(prototypes.clone().detach().transpose());
+                let queue_scores = prototypes.score_detached(q.queues[i].clone());
                 out = Tensor::cat(vec![queue_scores, out], 0);
             }
             q.push(i, rows(embeddings.clone(), c * bs..(c + 1) * bs).detach());

@@ -177,11 +177,10 @@ impl Method for Swav {
     ) -> Result<StepOutput, MethodError> {
         let out = model.forward(views);
         let params = self.loss_params();
-        let prototypes = model.prototypes.weight.val();
         let res = swav_loss(
             out.scores.clone(),
             &out.embeddings,
-            &prototypes,
+            &model.prototypes,
             self.queue.as_mut(),
             &params,
             &self.world,
@@ -210,6 +209,9 @@ impl Method for Swav {
         if self.config.fixed_prototypes || ctx.iteration < self.config.freeze_prototypes_iterations
         {
             grads.remove::<2>(model.prototypes.weight.id);
+            if let Some(b) = &model.prototypes.bias {
+                grads.remove::<1>(b.id);
+            }
         }
     }
 

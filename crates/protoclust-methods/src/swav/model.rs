@@ -33,7 +33,12 @@ impl SwavModel {
     pub fn new(config: &SwavConfig, init: &mut Init) -> Result<Self, BackboneError> {
         let backbone = config.backbone.init(init)?;
         let projector = config.projector.init(config.backbone.out_dim(), init);
-        let prototypes = Prototypes::new(config.prototypes, config.projector.out_dim, init);
+        let (k, d) = (config.prototypes, config.projector.out_dim);
+        let prototypes = if config.prototype_bias {
+            Prototypes::with_bias(k, d, init)
+        } else {
+            Prototypes::new(k, d, init)
+        };
         Ok(Self {
             backbone,
             projector,
@@ -72,6 +77,7 @@ mod tests {
                 depth: 18,
                 width: 4,
                 small_stem: true,
+                stem_padding: None,
                 zero_init_residual,
             },
             prototypes,

@@ -25,6 +25,10 @@ pub struct ResNetConfig {
     pub width: usize,
     /// Small-image stem: 3×3 stride-1 conv and no max-pool (CIFAR, STL).
     pub small_stem: bool,
+    /// The stem convolution's padding when not the usual 3 (7×7) or 1 (3×3): solo-learn's
+    /// CIFAR ResNets pad their 3×3 stem by 2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stem_padding: Option<usize>,
     /// Start each residual branch's last BatchNorm at zero (`zero_init_residual`).
     pub zero_init_residual: bool,
 }
@@ -35,6 +39,7 @@ impl Default for ResNetConfig {
             depth: 18,
             width: 64,
             small_stem: false,
+            stem_padding: None,
             zero_init_residual: false,
         }
     }
@@ -105,6 +110,9 @@ pub enum BackboneError {
     /// The width is out of range.
     #[error("backbone.width = {0}: expected 1..=512")]
     Width(usize),
+    /// The stem padding is larger than the stem kernel.
+    #[error("backbone.stem_padding = {0}: expected at most {1} for this stem")]
+    StemPadding(usize, usize),
 }
 
 fn conv(init: &mut Init, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Conv2d {
@@ -134,7 +142,21 @@ impl ResNetConfig {
         if self.width == 0 || self.width > 512 {
             return Err(BackboneError::Width(self.width));
         }
-        Ok(())
+        let (kernel, _, _) = self.stem();
+        match self.stem_padding {
+            Some(p) if p > kernel => Err(BackboneError::StemPadding(p, kernel)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The stem convolution's kernel, stride and padding.
+    pub fn stem(&self) -> (usize, usize, usize) {
+        let (k, s, p) = if self.small_stem {
+            (3, 1, 1)
+        } else {
+            (7, 2, 3)
+        };
+        (k, s, self.stem_padding.unwrap_or(p))
     }
 
     fn layout(&self) -> ([usize; 4], bool) {
@@ -157,11 +179,8 @@ impl ResNetConfig {
         let (blocks, bottleneck) = self.layout();
         let expansion = if bottleneck { 4 } else { 1 };
         let w = self.width;
-        let (conv1, maxpool) = if self.small_stem {
-            (conv(init, 3, w, 3, 1, 1), false)
-        } else {
-            (conv(init, 3, w, 7, 2, 3), true)
-        };
+        let (k, s, p) = self.stem();
+        let (conv1, maxpool) = (conv(init, 3, w, k, s, p), !self.small_stem);
         let bn1 = bn(init, w, false);
         let mut inplanes = w;
         let mut stages: Vec<Vec<Block>> = Vec::new();

@@ -1,4 +1,5 @@
-//! Prototype layer: a bias-free linear map whose rows are the learnable cluster centres.
+//! Prototype layer: a linear map whose rows are the learnable cluster centres (bias-free as
+//! the papers; lightly's `SwaVPrototypes` adds a bias).
 
 use crate::init::Init;
 use crate::ops::l2_normalize;
@@ -10,6 +11,8 @@ use burn::tensor::Tensor;
 pub struct Prototypes {
     /// K × D prototype matrix.
     pub weight: Param<Tensor<2>>,
+    /// Per-prototype score offset (K), when the layer has one.
+    pub bias: Option<Param<Tensor<1>>>,
 }
 
 impl Prototypes {
@@ -17,6 +20,16 @@ impl Prototypes {
     pub fn new(k: usize, d: usize, init: &mut Init) -> Self {
         Self {
             weight: init.linear_default([k, d], d),
+            bias: None,
+        }
+    }
+
+    /// K prototypes of dimension D and a bias, as PyTorch's `nn.Linear(D, K)` initialises them.
+    pub fn with_bias(k: usize, d: usize, init: &mut Init) -> Self {
+        let weight = init.linear_default([k, d], d);
+        Self {
+            weight,
+            bias: Some(init.linear_default([k], d)),
         }
     }
 
@@ -30,10 +43,23 @@ impl Prototypes {
         self.len() == 0
     }
 
-    /// Scores z · Wᵀ of N × D inputs (N × K).
+    /// Scores z · Wᵀ (+ b) of N × D inputs (N × K).
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         use crate::precision::{to_compute, to_f32};
-        to_f32(to_compute(z).matmul(to_compute(self.weight.val()).transpose()))
+        let s = to_f32(to_compute(z).matmul(to_compute(self.weight.val()).transpose()));
+        match &self.bias {
+            Some(b) => s + b.val().unsqueeze_dim(0),
+            None => s,
+        }
+    }
+
+    /// Scores of N × D inputs in f32 with no gradient to the layer (SwAV's queue).
+    pub fn score_detached(&self, z: Tensor<2>) -> Tensor<2> {
+        let s = z.matmul(self.weight.val().detach().transpose());
+        match &self.bias {
+            Some(b) => s + b.val().detach().unsqueeze_dim(0),
+            None => s,
+        }
     }
 
     /// The same parameter (its id, so its optimiser state carries over) holding `values`
@@ -47,6 +73,7 @@ impl Prototypes {
         }
         Self {
             weight: Param::from_mapped_value(id, n, mapper),
+            bias: self.bias,
         }
     }
 
@@ -62,6 +89,7 @@ impl Prototypes {
         }
         Self {
             weight: Param::from_mapped_value(id, n, mapper),
+            bias: self.bias,
         }
     }
 }

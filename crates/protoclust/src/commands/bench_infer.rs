@@ -38,6 +38,7 @@ pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
         depth: shape.depth,
         width: shape.width,
         small_stem: false,
+        stem_padding: None,
         zero_init_residual: false,
     };
     let dev = crate::device::select()?;

@@ -40,6 +40,7 @@ pub fn demo_config(out: PathBuf, epochs: u64) -> RunConfig {
                 depth: 18,
                 width: 8,
                 small_stem: true,
+                stem_padding: None,
                 zero_init_residual: false,
             },
             // 128 prototypes (about one per sample of a batch) over a 64-d head: with 512

@@ -73,6 +73,44 @@ fn run_config(method: &str, normalize: Normalize) -> RunConfig {
     cfg
 }
 
+/// solo-learn's CIFAR ResNets pad their 3 × 3 stem by 2 (`solo/methods/base.py`).
+fn solo_learn_stem(b: &mut ResNetConfig) {
+    if b.small_stem {
+        b.stem_padding = Some(2);
+    }
+}
+
+/// solo-learn's CIFAR evaluation transform (`classification_dataloader.py`): the 32-px image,
+/// normalised with the CIFAR statistics.
+fn cifar_eval(cfg: &mut RunConfig) {
+    cfg.eval_view.resize = 32;
+    cfg.eval_view.size = 32;
+    cfg.eval_view.normalize = Normalize {
+        mean: [0.4914, 0.4822, 0.4465],
+        std: [0.247, 0.243, 0.261],
+    };
+}
+
+/// The run config of a SwAV or DeepCluster-v2 release: solo-learn's stem padding on its trunk,
+/// and the eval transform (the official files' std 0.228, solo-learn's CIFAR one for its CIFAR
+/// trunks, ImageNet's otherwise).
+fn swav_family_config(method: &str, release: Release, backbone: &mut ResNetConfig) -> RunConfig {
+    let solo = matches!(release, Release::SoloSwav | Release::SoloDeepclusterv2);
+    if solo {
+        solo_learn_stem(backbone);
+    }
+    let norm = if matches!(release, Release::Swav | Release::Deepclusterv2) {
+        swav_normalize()
+    } else {
+        Normalize::default()
+    };
+    let mut cfg = run_config(method, norm);
+    if solo && backbone.small_stem {
+        cifar_eval(&mut cfg);
+    }
+    cfg
+}
+
 fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
     let simple = |config: RunConfig, backbone: ResNetConfig, model: Vec<Entry>| Tables {
         config: Some(config),
@@ -82,38 +120,81 @@ fn tables(release: Release, src: &Released) -> Result<Tables, OfficialError> {
         constants: vec![],
     };
     Ok(match release {
-        Release::Swav | Release::MmselfsupSwav => {
-            let names = if release == Release::Swav {
-                swav::official::OFFICIAL
-            } else {
-                swav::official::SwavNames {
+        Release::Swav
+        | Release::MmselfsupSwav
+        | Release::LightlySwav
+        | Release::SoloSwav
+        | Release::VisslSwav => {
+            use swav::official::{PrototypeLayer, SwavNames};
+            let names = match release {
+                Release::MmselfsupSwav => SwavNames {
                     trunk: "backbone.",
                     head: "neck.projection_neck",
-                    prototypes: if src.has("head.loss.prototypes.weight") {
+                    prototypes: PrototypeLayer::Plain(if src.has("head.loss.prototypes.weight") {
                         "head.loss.prototypes.weight"
                     } else {
                         "head.prototypes.weight"
-                    },
+                    }),
+                },
+                Release::LightlySwav => {
+                    if src.has("prototypes.heads.1.weight") {
+                        return Err(OfficialError::Architecture(
+                            "lightly SwaVPrototypes with several heads (`prototypes.heads.1`): \
+                             protoclust's SwAV has one prototype layer"
+                                .into(),
+                        ));
+                    }
+                    SwavNames {
+                        trunk: "backbone.",
+                        head: "projection_head.layers",
+                        prototypes: PrototypeLayer::Biased("prototypes.heads.0"),
+                    }
                 }
+                Release::SoloSwav => SwavNames {
+                    trunk: "backbone.",
+                    head: "projector",
+                    prototypes: PrototypeLayer::WeightNormed("prototypes"),
+                },
+                Release::VisslSwav => SwavNames {
+                    trunk: "trunk._feature_blocks.",
+                    head: "heads.0.projection_head",
+                    prototypes: PrototypeLayer::Plain("heads.0.prototypes0.weight"),
+                },
+                _ => swav::official::OFFICIAL,
             };
-            let (c, t) = swav::official::release(src, &names)?;
-            let norm = if release == Release::Swav {
-                swav_normalize()
-            } else {
-                Normalize::default()
-            };
-            let mut cfg = run_config("swav", norm);
+            let (mut c, t, constants) = swav::official::release(src, &names)?;
+            let mut cfg = swav_family_config("swav", release, &mut c.backbone);
             let b = c.backbone.clone();
             cfg.swav = c;
             cfg.swav.queue_length = 3840;
-            simple(cfg, b, t)
+            Tables {
+                constants,
+                ..simple(cfg, b, t)
+            }
         }
-        Release::Deepclusterv2 => {
-            let (c, t) = deepclusterv2::official::release(src)?;
-            let mut cfg = run_config("deepclusterv2", swav_normalize());
+        Release::Deepclusterv2 | Release::SoloDeepclusterv2 | Release::VisslDeepclusterv2 => {
+            use deepclusterv2::official::DeepClusterV2Names;
+            let names = match release {
+                Release::SoloDeepclusterv2 => DeepClusterV2Names {
+                    trunk: "backbone.",
+                    head: "projector",
+                    prototypes: "prototypes.",
+                },
+                Release::VisslDeepclusterv2 => DeepClusterV2Names {
+                    trunk: "trunk._feature_blocks.",
+                    head: "heads.0.projection_head",
+                    prototypes: "heads.0.prototypes",
+                },
+                _ => deepclusterv2::official::OFFICIAL,
+            };
+            let (mut c, t, constants) = deepclusterv2::official::release(src, &names)?;
+            let mut cfg = swav_family_config("deepclusterv2", release, &mut c.backbone);
             let b = c.backbone.clone();
             cfg.deepclusterv2 = c;
-            simple(cfg, b, t)
+            Tables {
+                constants,
+                ..simple(cfg, b, t)
+            }
         }
         Release::Jigclu => {
             let (c, t) = jigclu::official::release(src)?;
@@ -173,6 +254,34 @@ fn transpose(t: HostTensor) -> HostTensor {
     }
 }
 
+/// `nn.utils.weight_norm` (dim 0) folded: row i of `v` scaled to length `g[i]`.
+fn weight_norm(g: &HostTensor, v: HostTensor) -> HostTensor {
+    let cols = v.shape[1];
+    let mut data = v.data;
+    for (row, &gi) in data.chunks_mut(cols).zip(&g.data) {
+        let norm = row
+            .iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt();
+        for x in row {
+            *x = (gi as f64 * *x as f64 / norm) as f32;
+        }
+    }
+    HostTensor {
+        shape: v.shape,
+        data,
+    }
+}
+
+/// Whether the trunk at `prefix` is a solo-learn model's: `…backbone.` beside solo-learn's online
+/// `…classifier.weight`.
+fn solo_learn_trunk(shapes: &BTreeMap<String, Vec<usize>>, prefix: &str) -> bool {
+    prefix
+        .strip_suffix("backbone.")
+        .is_some_and(|p| shapes.contains_key(&format!("{p}classifier.weight")))
+}
+
 /// SHA-256 of a file, hex, read in blocks.
 fn sha256(path: &Path) -> Result<String> {
     use sha2::Digest;
@@ -215,7 +324,10 @@ pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
             release.name()
         )
     };
-    let t = tables(release, &Released { shapes: &under }).map_err(|e| at(&e))?;
+    let mut t = tables(release, &Released { shapes: &under }).map_err(|e| at(&e))?;
+    if release == Release::Backbone && solo_learn_trunk(&src.shapes, &prefix) {
+        solo_learn_stem(&mut t.backbone);
+    }
     // Every tensor of each trunk is consumed: a stray one means another architecture.
     let used: BTreeSet<&str> = t
         .model
@@ -257,6 +369,17 @@ pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
             let v = match e.convert {
                 Convert::Same => v,
                 Convert::Transpose => transpose(v),
+                Convert::WeightNorm => {
+                    let g_key = e.convert.companion(&e.official).unwrap_or_default();
+                    let expected = vec![e.shape[0], 1];
+                    if under[&g_key] != expected {
+                        return Err(at(&format!(
+                            "`{prefix}{g_key}` has shape {:?}, expected {expected:?}",
+                            under[&g_key]
+                        )));
+                    }
+                    weight_norm(&src.take(&format!("{prefix}{g_key}"))?, v)
+                }
             };
             out.insert(e.ours.clone(), v);
         }
@@ -264,8 +387,11 @@ pub fn import(path: &Path, forced: Option<Release>) -> Result<Imported> {
     };
     // A missing entry is an error naming it.
     for e in t.model.iter().chain(&t.state) {
-        if !under.contains_key(&e.official) {
-            return Err(at(&format!("missing tensor `{prefix}{}`", e.official)));
+        let companion = e.convert.companion(&e.official);
+        for key in std::iter::once(&e.official).chain(&companion) {
+            if !under.contains_key(key) {
+                return Err(at(&format!("missing tensor `{prefix}{key}`")));
+            }
         }
     }
     let mut model = take(&t.model)?;
@@ -370,13 +496,22 @@ pub fn init_from(path: &Path, cfg: &RunConfig) -> Result<protoclust_train::InitF
     };
     if let Some(b) = backbone {
         let ours = cfg.backbone();
-        if (b.depth, b.width, b.small_stem) != (ours.depth, ours.width, ours.small_stem) {
+        if (b.depth, b.width, b.small_stem, b.stem())
+            != (ours.depth, ours.width, ours.small_stem, ours.stem())
+        {
             let describe = |c: &ResNetConfig| {
+                let (k, _, pad) = c.stem();
+                let usual = if c.small_stem { 1 } else { 3 };
                 format!(
-                    "ResNet-{} of width {}{}",
+                    "ResNet-{} of width {}{}{}",
                     c.depth,
                     c.width,
-                    if c.small_stem { " (small stem)" } else { "" }
+                    if c.small_stem { " (small stem)" } else { "" },
+                    if pad != usual {
+                        format!(" with a {k} × {k} stem padded by {pad} (backbone.stem_padding = {pad})")
+                    } else {
+                        String::new()
+                    }
                 )
             };
             return Err(at(format!(
@@ -391,7 +526,19 @@ pub fn init_from(path: &Path, cfg: &RunConfig) -> Result<protoclust_train::InitF
         Some(m) if *m != cfg.method => {
             return Err(at(format!("a {m} model, this run is {}", cfg.method)))
         }
-        Some(_) => model,
+        Some(_) => {
+            if cfg.method == "swav"
+                && model.contains_key("prototypes.bias")
+                && !cfg.swav.prototype_bias
+            {
+                return Err(at(
+                    "the release's prototypes have a bias (lightly's SwaVPrototypes): set \
+                     swav.prototype_bias = true"
+                        .into(),
+                ));
+            }
+            model
+        }
         None => {
             let prefixes: &[&str] = match cfg.method.as_str() {
                 "slotcon" => &["student.backbone.", "teacher.backbone."],

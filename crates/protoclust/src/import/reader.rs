@@ -27,6 +27,8 @@ pub struct Source {
     pub container: String,
     /// A file protoclust wrote (a checkpoint or a backbone export), not a release.
     pub native: bool,
+    /// The temporary copy the values are read from when the file needed [`zip64_marked_copy`].
+    _copy: Option<tempfile::TempPath>,
 }
 
 /// Whether the file starts as a PyTorch container does (ZIP, a pickle of protocol 2 to 5, TAR)
@@ -43,6 +45,43 @@ pub fn looks_like_torch(path: &Path) -> bool {
     (n >= 4 && &b[..4] == b"PK\x03\x04")
         || (n >= 2 && b[0] == 0x80 && (2..=5).contains(&b[1]))
         || (n >= 262 && &b[257..262] == b"ustar")
+}
+
+/// A temporary copy of a PyTorch ZIP checkpoint that zip 9.9 misreads, or `None` for any other
+/// file. PyTorch always writes a zip64 end record and its locator (76 bytes) before the 32-bit
+/// end record; zip 9.9 reads the zip64 record only when the 32-bit one holds a 0xFFFF… marker,
+/// and otherwise takes the directory to start 76 bytes before where it ends. When the first
+/// directory entry (`<folder>/data.pkl`) is itself 76 bytes long, which is a 21-character folder
+/// name, that is the second entry, and the archive fails with "Invalid Central Directory header".
+/// The copy's 32-bit record carries the marker in its directory offset, so the zip64 record's
+/// values are used; the user's file is not touched.
+fn zip64_marked_copy(path: &Path) -> std::io::Result<Option<tempfile::TempPath>> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const EOCD: usize = 22;
+    const LOCATOR: usize = 20;
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < (EOCD + LOCATOR) as u64 {
+        return Ok(None);
+    }
+    let mut tail = [0u8; EOCD + LOCATOR];
+    f.seek(SeekFrom::End(-((EOCD + LOCATOR) as i64)))?;
+    f.read_exact(&mut tail)?;
+    let (locator, eocd) = tail.split_at(LOCATOR);
+    let no_comment = eocd[20..22] == [0, 0];
+    if !(locator.starts_with(b"PK\x06\x07") && eocd.starts_with(b"PK\x05\x06") && no_comment) {
+        return Ok(None);
+    }
+    let mut copy = tempfile::Builder::new()
+        .prefix("protoclust-import-")
+        .tempfile()?;
+    f.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut f, copy.as_file_mut())?;
+    let out = copy.as_file_mut();
+    out.seek(SeekFrom::Start(len - EOCD as u64 + 16))?;
+    out.write_all(&u32::MAX.to_le_bytes())?;
+    out.flush()?;
+    Ok(Some(copy.into_temp_path()))
 }
 
 fn is_float(d: DType) -> bool {
@@ -76,15 +115,23 @@ impl Source {
                         .collect(),
                     values: Values::Safetensors(tensors),
                     container: "safetensors".into(),
+                    _copy: None,
                 });
             }
         }
-        let reader = PytorchReader::new(path).map_err(|e| {
+        let unreadable = |e: pytorch_reader::PytorchError| {
             anyhow::anyhow!(
                 "{}: not a readable PyTorch checkpoint or safetensors file ({e})",
                 path.display()
             )
-        })?;
+        };
+        let (reader, copy) = match PytorchReader::new(path) {
+            Ok(r) => (r, None),
+            Err(first) => match zip64_marked_copy(path).with_context(at)? {
+                Some(copy) => (PytorchReader::new(&copy).map_err(unreadable)?, Some(copy)),
+                None => return Err(unreadable(first)),
+            },
+        };
         let container = format!("{:?}", reader.metadata().format_type).to_lowercase();
         let tensors: HashMap<String, pytorch_reader::Tensor> = reader
             .into_tensors()
@@ -100,6 +147,7 @@ impl Source {
             values: Values::Torch(tensors),
             container,
             native: false,
+            _copy: copy,
         })
     }
 
@@ -142,5 +190,35 @@ fn to_f32(d: DType, b: &[u8]) -> Vec<f32> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn released(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/released")
+            .join(name)
+    }
+
+    #[test]
+    fn a_zip_with_a_21_character_folder_is_read_from_a_marked_copy() {
+        // `solo_deepclusterv2_w8` is 21 characters: zip 9.9 alone refuses the file.
+        let src = released("solo_deepclusterv2_w8.ckpt");
+        assert!(PytorchReader::new(&src).is_err());
+        let copy = zip64_marked_copy(&src).unwrap().expect("a PyTorch zip");
+        let (a, b) = (std::fs::read(&src).unwrap(), std::fs::read(&copy).unwrap());
+        let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        assert_eq!(a.len(), b.len());
+        assert!(differing.len() <= 4 && differing.iter().all(|&i| i >= a.len() - 6));
+        let opened = Source::open(&src).unwrap();
+        assert_eq!(opened.container, "zip");
+        assert!(opened.shapes.contains_key("state_dict.prototypes.2.weight"));
+        // Other containers are not copied.
+        assert!(zip64_marked_copy(&released("swav_w8.pth.tar"))
+            .unwrap()
+            .is_none());
     }
 }

@@ -20,6 +20,20 @@ pub enum Release {
     Odc,
     /// mmselfsup SwAV: `state_dict`, `backbone.`, `neck.projection_neck`, `head.(loss.)prototypes`.
     MmselfsupSwav,
+    /// lightly SwAV `.ckpt`: `state_dict`, `backbone.`, `projection_head.layers`,
+    /// `prototypes.heads.0` (a Linear with a bias).
+    LightlySwav,
+    /// solo-learn SwAV `.ckpt`: `state_dict`, `backbone.`, `projector`, weight-normed
+    /// `prototypes.weight_g/_v`.
+    SoloSwav,
+    /// solo-learn DeepCluster-v2 `.ckpt`: `state_dict`, `backbone.`, `projector`,
+    /// `prototypes.{i}.weight`.
+    SoloDeepclusterv2,
+    /// VISSL SwAV `.torch`: `classy_state_dict.base_model.model.`, `trunk._feature_blocks.`,
+    /// `heads.0.projection_head`, `heads.0.prototypes0`.
+    VisslSwav,
+    /// VISSL DeepCluster-v2 `.torch`: as VISSL SwAV with `heads.0.prototypes{i}`, i > 0 too.
+    VisslDeepclusterv2,
     /// A ResNet trunk alone under any prefix (torchvision, OpenSelfSup, SlotCon's backbone-only
     /// files, lightly/solo-learn `backbone.`, VISSL `trunk._feature_blocks.`).
     Backbone,
@@ -29,8 +43,14 @@ impl Release {
     /// The method whose model the release fills (`None`: a backbone alone).
     pub fn method(self) -> Option<&'static str> {
         match self {
-            Release::Swav | Release::MmselfsupSwav => Some("swav"),
-            Release::Deepclusterv2 => Some("deepclusterv2"),
+            Release::Swav
+            | Release::MmselfsupSwav
+            | Release::LightlySwav
+            | Release::SoloSwav
+            | Release::VisslSwav => Some("swav"),
+            Release::Deepclusterv2 | Release::SoloDeepclusterv2 | Release::VisslDeepclusterv2 => {
+                Some("deepclusterv2")
+            }
             Release::Jigclu => Some("jigclu"),
             Release::Slotcon => Some("slotcon"),
             Release::Odc => Some("odc"),
@@ -47,6 +67,11 @@ impl Release {
             Release::Slotcon => "slotcon",
             Release::Odc => "odc",
             Release::MmselfsupSwav => "mmselfsup-swav",
+            Release::LightlySwav => "lightly-swav",
+            Release::SoloSwav => "solo-swav",
+            Release::SoloDeepclusterv2 => "solo-deepclusterv2",
+            Release::VisslSwav => "vissl-swav",
+            Release::VisslDeepclusterv2 => "vissl-deepclusterv2",
             Release::Backbone => "backbone",
         }
     }
@@ -60,6 +85,11 @@ impl Release {
             Release::Slotcon => "grouping_k.slot_embed.weight",
             Release::Odc => "head.fc_cls.weight",
             Release::MmselfsupSwav => "neck.projection_neck.0.weight",
+            Release::LightlySwav => "prototypes.heads.0.weight",
+            Release::SoloSwav => "prototypes.weight_v",
+            Release::SoloDeepclusterv2 => "prototypes.0.weight",
+            Release::VisslSwav => "heads.0.prototypes0.weight",
+            Release::VisslDeepclusterv2 => "heads.0.prototypes1.weight",
             Release::Backbone => "layer1.0.conv1.weight",
         }
     }
@@ -75,13 +105,23 @@ impl Release {
         match self {
             Release::Swav | Release::Deepclusterv2 | Release::Jigclu | Release::Backbone => "",
             Release::Slotcon => "encoder_k.",
-            Release::Odc | Release::MmselfsupSwav => "backbone.",
+            Release::Odc
+            | Release::MmselfsupSwav
+            | Release::LightlySwav
+            | Release::SoloSwav
+            | Release::SoloDeepclusterv2 => "backbone.",
+            Release::VisslSwav | Release::VisslDeepclusterv2 => "trunk._feature_blocks.",
         }
     }
 }
 
 /// The order detection tries: specific heads first, a bare trunk last.
-const ORDER: [Release; 7] = [
+const ORDER: [Release; 12] = [
+    Release::VisslDeepclusterv2,
+    Release::VisslSwav,
+    Release::LightlySwav,
+    Release::SoloSwav,
+    Release::SoloDeepclusterv2,
     Release::Deepclusterv2,
     Release::Slotcon,
     Release::Jigclu,
@@ -156,7 +196,7 @@ mod tests {
 
     #[test]
     fn each_layout_is_told_from_its_names() {
-        let cases: [(&[&str], Release, &str); 6] = [
+        let cases: [(&[&str], Release, &str); 11] = [
             (
                 &[
                     "module.conv1.weight",
@@ -213,6 +253,56 @@ mod tests {
                 ],
                 Release::Backbone,
                 "state_dict.backbone.",
+            ),
+            (
+                &[
+                    "state_dict.backbone.conv1.weight",
+                    "state_dict.backbone.layer1.0.conv1.weight",
+                    "state_dict.projection_head.layers.0.weight",
+                    "state_dict.prototypes.heads.0.weight",
+                    "state_dict.prototypes.heads.0.bias",
+                ],
+                Release::LightlySwav,
+                "state_dict.",
+            ),
+            (
+                &[
+                    "state_dict.backbone.conv1.weight",
+                    "state_dict.backbone.layer1.0.conv1.weight",
+                    "state_dict.prototypes.weight_g",
+                    "state_dict.prototypes.weight_v",
+                ],
+                Release::SoloSwav,
+                "state_dict.",
+            ),
+            (
+                &[
+                    "state_dict.backbone.conv1.weight",
+                    "state_dict.backbone.layer1.0.conv1.weight",
+                    "state_dict.prototypes.0.weight",
+                    "state_dict.prototypes.1.weight",
+                ],
+                Release::SoloDeepclusterv2,
+                "state_dict.",
+            ),
+            (
+                &[
+                    "classy_state_dict.base_model.model.trunk._feature_blocks.conv1.weight",
+                    "classy_state_dict.base_model.model.trunk._feature_blocks.layer1.0.conv1.weight",
+                    "classy_state_dict.base_model.model.heads.0.prototypes0.weight",
+                ],
+                Release::VisslSwav,
+                "classy_state_dict.base_model.model.",
+            ),
+            (
+                &[
+                    "classy_state_dict.base_model.model.trunk._feature_blocks.conv1.weight",
+                    "classy_state_dict.base_model.model.trunk._feature_blocks.layer1.0.conv1.weight",
+                    "classy_state_dict.base_model.model.heads.0.prototypes0.weight",
+                    "classy_state_dict.base_model.model.heads.0.prototypes1.weight",
+                ],
+                Release::VisslDeepclusterv2,
+                "classy_state_dict.base_model.model.",
             ),
         ];
         for (keys, release, prefix) in cases {

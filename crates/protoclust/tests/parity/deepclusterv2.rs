@@ -99,6 +99,7 @@ pub fn step_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> 
             .iter()
             .map(|p| Prototypes {
                 weight: Param::from_tensor(Tensor::from_data(p.to_data(), &ad).require_grad()),
+                bias: None,
             })
             .collect(),
     };
@@ -256,6 +257,7 @@ pub fn head_case(f: &Fixture, device: &Device) -> Result<Vec<Compared>, String> 
                         f.input::<2>(&format!("prototypes{h}.weight"), &ad)?
                             .require_grad(),
                     ),
+                    bias: None,
                 })
             })
             .collect::<Result<_, String>>()?,

@@ -66,7 +66,18 @@ fn loss_case_mode(
         Err(_) => None,
     };
     let scores = emb.clone().matmul(w.clone().transpose());
-    let out = swav_loss(scores, &emb, &w, queue.as_mut(), &params, &SingleProcess);
+    let layer = protoclust_nn::heads::Prototypes {
+        weight: burn::module::Param::from_tensor(w.clone()),
+        bias: None,
+    };
+    let out = swav_loss(
+        scores,
+        &emb,
+        &layer,
+        queue.as_mut(),
+        &params,
+        &SingleProcess,
+    );
     let mut res = vec![
         compare_float(
             &format!("loss[{tag}]"),
