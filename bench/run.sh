@@ -7,7 +7,8 @@
 # block also runs protoclust with glibc's default heap policy (PROTOCLUST_MALLOC=default), the
 # measurement behind src/allocator.rs. ROUNDS=N sets the number of alternating rounds.
 # Then the full-width rows (issue #38): ResNet-50 pooled-feature inference at 224 px (the
-# folded network, burn's modules, PyTorch NCHW and channels-last), `extract` of $JPEGS JPEGs
+# folded network, burn's modules, PyTorch NCHW and channels-last; in bf16 beside PyTorch's
+# bf16 autocast where the CPU has avx512_bf16), `extract` of $JPEGS JPEGs
 # end to end against a torchvision DataLoader (2 workers) plus PyTorch, and the SwAV ResNet-50
 # multi-crop step (2x224+6x96, batch 16); each with the peak RSS. FULL=0 skips them.
 set -euo pipefail
@@ -66,11 +67,20 @@ if [ "${FULL:-1}" = 1 ]; then
   cpu_line
   echo "| what | images/s | peak RSS |"
   echo "|---|---|---|"
+  # bf16 (issue #40) where the CPU has AVX512-BF16: protoclust's bf16 products beside PyTorch's
+  # bf16 autocast.
+  bf16=0
+  grep -qw avx512_bf16 /proc/cpuinfo && bf16=1
   for _ in $(seq "$rounds"); do
     "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path folded
     "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path modules
     [ $torch = 1 ] && python3 bench/reference/infer_bench.py --depth 50 --width 64 --size 224 \
       --batch 32 --threads "$(nproc)"
+    if [ $bf16 = 1 ]; then
+      "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path folded --precision bf16
+      [ $torch = 1 ] && python3 bench/reference/infer_bench.py --bf16 --depth 50 --width 64 \
+        --size 224 --batch 32 --threads "$(nproc)"
+    fi
   done
   data=../shared/data
   if [ $torch = 1 ] && [ -d "$data" ]; then

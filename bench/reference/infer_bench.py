@@ -4,6 +4,8 @@
 
 Usage (from the repository root; needs `pip install torch torchvision`):
     python3 bench/reference/infer_bench.py --depth 50 --width 64 --size 224 --batch 32 --threads 2
+    # the same under bf16 autocast (`torch.autocast("cpu", dtype=torch.bfloat16)`):
+    python3 bench/reference/infer_bench.py --bf16 --depth 50 --size 224 --batch 32 --threads 2
     # end to end: a torchvision DataLoader (2 workers) over a folder of JPEGs, then the network:
     python3 bench/reference/infer_bench.py --folder DIR --batch 32 --threads 2
 
@@ -46,8 +48,8 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_network(net, x, batches):
-    with torch.no_grad():
+def time_network(net, x, batches, bf16=False):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x)  # warm-up
         t = time.perf_counter()
         for _ in range(batches):
@@ -84,6 +86,7 @@ def main():
     p.add_argument("--folder", help="end to end over this folder of images instead")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--layout", choices=["both", "nchw", "channels-last"], default="both")
+    p.add_argument("--bf16", action="store_true", help="under bf16 autocast (torch.autocast)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -117,9 +120,10 @@ def main():
         if layout == "channels-last":
             m = net.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
-        ips = time_network(m, x, a.batches)
-        print(f"| pooled-feature inference, {what}, {layout} (PyTorch {torch.__version__}, "
-              f"{a.threads} threads) | {ips:.1f} | {peak_rss_mb():.0f} MB |")
+        ips = time_network(m, x, a.batches, a.bf16)
+        precision = "bf16 autocast" if a.bf16 else "f32"
+        print(f"| pooled-feature inference, {what}, {layout}, {precision} (PyTorch "
+              f"{torch.__version__}, {a.threads} threads) | {ips:.1f} | {peak_rss_mb():.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,23 @@ pub fn extract(
     batch_size: usize,
     device: &Device,
 ) -> Result<Features, DataError> {
-    let net = protoclust_nn::infer::EvalTrunk::new(backbone);
+    extract_trunk(
+        &protoclust_nn::infer::EvalTrunk::new(backbone),
+        source,
+        view,
+        batch_size,
+        device,
+    )
+}
+
+/// [`extract`] through a given trunk (its precision, e.g. bf16).
+pub fn extract_trunk(
+    net: &protoclust_nn::infer::EvalTrunk,
+    source: Arc<dyn Source>,
+    view: &CenterView,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Features, DataError> {
     let batch_size = net.batch_for(view.size, batch_size);
     extract_with(source, view, batch_size, device, &|x| net.pooled(x))
 }

@@ -21,7 +21,7 @@ pub mod semisup;
 pub use accuracy::Accuracy;
 pub use cluster_metrics::{cluster_agreement, ClusterAgreement};
 pub use error::EvalError;
-pub use features::{extract, extract_each, extract_with, FeatureBatch, Features};
+pub use features::{extract, extract_each, extract_trunk, extract_with, FeatureBatch, Features};
 pub use knn::{knn_classify, sweep_settings, KnnResult};
 pub use linear::{linear_probe, linear_probe_features, LinearProbeConfig, LinearProbeResult};
 pub use segment::{segment_eval, segment_eval_prototypes, Matching, SegmentConfig, SegmentResult};

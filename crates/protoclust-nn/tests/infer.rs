@@ -173,29 +173,38 @@ fn folded_resnet18_and_34_equal_the_eval_mode_modules() {
     trunk_case(34, 3, false, 1, [32, 45]);
 }
 
-/// One convolution + BatchNorm of the given geometry: folded (with residual and ReLU in the
-/// output pass) against burn's conv2d and eval BatchNorm followed by the same add and ReLU.
-#[allow(clippy::too_many_arguments)]
-fn layer_case(n: usize, c: usize, hw: usize, o: usize, k: usize, stride: usize, residual: bool) {
-    let device = Device::flex();
+/// A bias-free k × k convolution (padding k / 2) with weights uniform in ±`scale`, and a
+/// BatchNorm with random statistics.
+fn conv_bn(
+    c: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    scale: f32,
+    device: &Device,
+) -> (burn::nn::conv::Conv2d, BatchNorm) {
     let pad = k / 2;
     let mut conv = Conv2dConfig::new([c, o], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_bias(false)
-        .init(&device);
-    conv.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(
-            noise(o * c * k * k, 5, -1.0, 1.0)
-                .into_iter()
-                .map(|v| v / ((c * k * k) as f32).sqrt())
-                .collect::<Vec<_>>(),
-            [o, c, k, k],
-        ),
-        &device,
-    ));
-    let mut bn = BatchNormConfig::new(o).init(&device);
+        .init(device);
+    let w: Vec<f32> = noise(o * c * k * k, 5, -1.0, 1.0)
+        .into_iter()
+        .map(|v| v * scale)
+        .collect();
+    conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [o, c, k, k]), device));
+    let mut bn = BatchNormConfig::new(o).init(device);
     randomise(&mut bn, 3);
+    (conv, bn)
+}
+
+/// One convolution + BatchNorm of the given geometry: folded (with residual and ReLU in the
+/// output pass) against burn's conv2d and eval BatchNorm followed by the same add and ReLU.
+#[allow(clippy::too_many_arguments)]
+fn layer_case(n: usize, c: usize, hw: usize, o: usize, k: usize, stride: usize, residual: bool) {
+    let device = Device::flex();
+    let (conv, bn) = conv_bn(c, o, k, stride, 1.0 / ((c * k * k) as f32).sqrt(), &device);
     let xv = noise(n * c * hw * hw, 8, -1.0, 1.0);
     let x = Tensor::<4>::from_data(TensorData::new(xv.clone(), [n, c, hw, hw]), &device);
     let y = bn.forward(conv.forward(x));
@@ -272,4 +281,93 @@ fn batches_are_sized_by_activation_memory() {
         protoclust_nn::infer::EvalTrunk::new(&small).batch_for(32, 256),
         256
     );
+}
+
+/// bf16 results against the f32 ones: bf16 keeps 8 significant bits, so each product's
+/// operands are off by up to 2^-9 relative; over a layer (or fifty) the outputs move by about
+/// 2^-8 of their scale. A wrong weight, tap or row would move them by their whole scale.
+fn bf16_close(what: &str, got: &[f32], want: &[f32]) {
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    assert!(scale > 0.0, "{what}: an all-zero reference checks nothing");
+    assert!(
+        err <= 2e-2 * scale,
+        "{what}: max|bf16 − f32| = {err:e} > 2e-2 · {scale:e}"
+    );
+    eprintln!("{what}: max|bf16 − f32| / max|f32| = {:.2e}", err / scale);
+}
+
+/// Every ResNet-50 layer shape and odd ones, folded in bf16 against the same layer in f32.
+#[test]
+fn bf16_layers_follow_the_f32_ones_at_every_resnet50_shape() {
+    if !protoclust_nn::kernels::bf16_gemm::supported() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let device = Device::flex();
+    let shapes = resnet50::CONVS
+        .iter()
+        .map(|&(c, hw, o, k, s)| (1, c, hw, o, k, s))
+        .chain([
+            (3, 5, 9, 7, 3, 1),
+            (2, 14, 10, 3, 3, 2),
+            (1, 3, 17, 8, 7, 2),
+            (5, 8, 6, 13, 1, 2),
+        ]);
+    for (n, c, hw, o, k, stride) in shapes {
+        let (conv, bn) = conv_bn(c, o, k, stride, 1.0, &device);
+        let x = Activation::from_nchw(&noise(n * c * hw * hw, 8, -1.0, 1.0), n, c, hw, hw);
+        let f32_conv = FoldedConv::new(&conv, &bn).unwrap();
+        let want = f32_conv.run(&x, None, true);
+        let got = f32_conv.clone().to_bf16().run(&x, None, true);
+        bf16_close(
+            &format!("N{n} C{c} {hw}px O{o} k{k} s{stride}"),
+            &got.data,
+            &want.data,
+        );
+    }
+}
+
+/// A whole ResNet-50 (narrow, odd input) in bf16 against f32, through `EvalTrunk`.
+#[test]
+fn a_bf16_trunk_follows_the_f32_one() {
+    use protoclust_nn::infer::{EvalTrunk, PrecisionError};
+    use protoclust_nn::precision::Precision;
+    let device = Device::flex();
+    let config = ResNetConfig {
+        depth: 50,
+        width: 8,
+        ..Default::default()
+    };
+    let mut net = resnet(&config, 7, &device).unwrap().valid();
+    randomise_net(&mut net);
+    let (n, h, w) = (3, 67, 53);
+    let x = || {
+        Tensor::<4>::from_data(
+            TensorData::new(noise(n * 3 * h * w, 99, -2.0, 2.0), [n, 3, h, w]),
+            &device,
+        )
+    };
+    let host = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().unwrap();
+    let want = host(EvalTrunk::new(&net).pooled(x()));
+    // f16 is refused on the CPU, in one line.
+    assert_eq!(
+        EvalTrunk::new(&net).with_precision(Precision::F16).err(),
+        Some(PrecisionError::F16OnCpu)
+    );
+    match EvalTrunk::new(&net).with_precision(Precision::Bf16) {
+        Ok(trunk) => {
+            let got = host(trunk.pooled(x()));
+            bf16_close("ResNet-50 width 8, 3 × 67 × 53", &got, &want);
+            assert_ne!(got, want, "bf16 ran as f32");
+        }
+        Err(e) => {
+            assert!(!protoclust_nn::kernels::bf16_gemm::supported());
+            assert_eq!(e, PrecisionError::NoBf16Cpu);
+        }
+    }
 }

@@ -111,22 +111,31 @@ impl Model {
             .transpose()
     }
 
-    /// Pooled backbone features of every image, N × D float32 (rows in image order).
-    #[pyo3(signature = (images, *, batch_size=256, threads=None))]
+    /// Pooled backbone features of every image, N × D float32 (rows in image order), with the
+    /// convolutions in `precision` ("f32", or "bf16" as PyTorch's autocast on a CPU with
+    /// AVX512-BF16).
+    #[pyo3(signature = (images, *, batch_size=256, threads=None, precision="f32"))]
     fn embed<'py>(
         &self,
         py: Python<'py>,
         images: &Bound<'py, PyAny>,
         batch_size: usize,
         threads: Option<usize>,
+        precision: &str,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let precision: protoclust_nn::precision::Precision = precision
+            .parse()
+            .map_err(|e: String| to_py(anyhow::anyhow!("precision: {e}"), Kind::Config))?;
+        let trunk = protoclust_nn::infer::EvalTrunk::new(&self.file.backbone)
+            .with_precision(precision)
+            .map_err(|e| to_py(anyhow::anyhow!(e), Kind::Config))?;
         let imgs = images::open(images, None)?;
         let view = self.view(&imgs);
         let f = py
             .detach(|| {
                 crate::pool::run_on(threads, || {
-                    protoclust_eval::extract(
-                        &self.file.backbone,
+                    protoclust_eval::extract_trunk(
+                        &trunk,
                         imgs.source.clone(),
                         &view,
                         batch_size.max(1),

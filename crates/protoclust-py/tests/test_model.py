@@ -155,3 +155,28 @@ def test_released_checkpoint_embed_equals_cli_extract(name, tmp_path):
 def test_a_bad_release_is_a_checkpoint_error():
     with pytest.raises(pc.CheckpointError, match="missing tensor `module.layer2.1.bn2.running_var`"):
         pc.Model.load(RELEASES / "bad_missing.pth.tar")
+
+
+def _cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512_bf16" in f.read()
+    except OSError:
+        return False
+
+
+def test_embed_in_bf16_follows_f32_or_is_refused(swav_ck, cifar_256):
+    m = pc.Model.load(swav_ck)
+    f32 = m.embed(f"cifar10:{cifar_256}")
+    with pytest.raises(pc.ConfigError, match="f16"):
+        m.embed(f"cifar10:{cifar_256}", precision="f16")
+    with pytest.raises(pc.ConfigError, match="precision"):
+        m.embed(f"cifar10:{cifar_256}", precision="fp8")
+    if not _cpu_has_bf16():
+        with pytest.raises(pc.ConfigError, match="AVX512-BF16"):
+            m.embed(f"cifar10:{cifar_256}", precision="bf16")
+        return
+    bf16 = m.embed(f"cifar10:{cifar_256}", precision="bf16")
+    assert bf16.shape == f32.shape and bf16.dtype == np.float32
+    err = np.abs(bf16 - f32).max()
+    assert 0 < err <= 2e-2 * np.abs(f32).max()

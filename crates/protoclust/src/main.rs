@@ -53,6 +53,10 @@ enum Command {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Float type of the convolutions: f32, or bf16 as PyTorch's autocast (bf16 products,
+        /// f32 sums; on the CPU it needs AVX512-BF16).
+        #[arg(long, default_value = "f32")]
+        precision: protoclust_nn::precision::Precision,
     },
     /// Export the backbone: torchvision-named safetensors, or ONNX (images in, features out).
     Export {
@@ -144,6 +148,9 @@ enum Command {
         /// The network --infer runs.
         #[arg(long, value_enum, default_value = "folded")]
         path: commands::bench_infer::InferPath,
+        /// Float type of the convolutions for --infer: f32, or bf16 (AVX512-BF16 on the CPU).
+        #[arg(long, default_value = "f32")]
+        precision: protoclust_nn::precision::Precision,
     },
 }
 
@@ -276,7 +283,12 @@ fn main() {
                 args.out.display()
             );
         }),
-        Command::Extract { model, data, out } => commands::extract::run(&model, &data, &out),
+        Command::Extract {
+            model,
+            data,
+            out,
+            precision,
+        } => commands::extract::run(&model, &data, &out, precision),
         Command::Export {
             checkpoint,
             out,
@@ -306,6 +318,7 @@ fn main() {
             batch,
             batches,
             path,
+            precision,
         } => match kmeans {
             Some(shape) => commands::bench::kmeans(&shape),
             None if infer => commands::bench_infer::run(
@@ -317,6 +330,7 @@ fn main() {
                     batches,
                 },
                 path,
+                precision,
             ),
             None => commands::bench::run(
                 &config,

@@ -104,3 +104,58 @@ fn every_method_trains_in_half_precision() {
         }
     }
 }
+
+/// `extract --precision bf16`: the features follow f32's to bf16's rounding on a CPU with
+/// AVX512-BF16; without it (or with the AVX-512 kernels turned off) a one-line refusal naming
+/// the CPU feature, and nothing written.
+#[test]
+fn extract_in_bf16_follows_f32_or_is_refused_in_one_line() {
+    let dir = common::scratch("extract-bf16");
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/released/swav_w8.pth.tar");
+    let extract = |precision: &str, out: &str, vectors: Option<&str>| {
+        let out = dir.join(out);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_protoclust"));
+        cmd.args([
+            "extract",
+            model.to_str().unwrap(),
+            "--data",
+            "synthetic:6:64",
+        ])
+        .args(["--out", out.to_str().unwrap(), "--precision", precision]);
+        if let Some(v) = vectors {
+            cmd.env("PROTOCLUST_VECTORS", v);
+        }
+        (cmd.output().unwrap(), out)
+    };
+    let features = |path: &std::path::Path| {
+        let (t, _) = protoclust_nn::io::load(path).unwrap();
+        t["features"].data.clone()
+    };
+    let (o, f32_out) = extract("f32", "f32.safetensors", None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o, refused) = extract("bf16", "avx2.safetensors", Some("avx2"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !refused.exists());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("AVX512-BF16") && err.contains("avx512_bf16"),
+        "{err}"
+    );
+    let (o, bf16_out) = extract("bf16", "bf16.safetensors", None);
+    if !protoclust_nn::kernels::bf16_gemm::supported() {
+        assert!(!o.status.success() && !bf16_out.exists());
+        return;
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (a, b) = (features(&f32_out), features(&bf16_out));
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        err > 0.0 && err <= 2e-2 * scale,
+        "max|bf16 − f32| {err:e} of {scale:e}"
+    );
+}

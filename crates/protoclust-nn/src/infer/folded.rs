@@ -2,7 +2,8 @@
 //! bias, an optional residual and ReLU applied in the output pass.
 
 use super::activation::Activation;
-use super::lower::{patch_rows, Taps};
+use super::lower::{patch_pairs, patch_rows, Taps};
+use crate::kernels::bf16_gemm::{self, PackedWeights};
 use crate::kernels::gemm::{matmul, View};
 use crate::kernels::scratch::with_scratch;
 use burn::nn::conv::Conv2d;
@@ -21,6 +22,8 @@ pub struct FoldedConv {
     weight: Vec<f32>,
     /// Cout.
     bias: Vec<f32>,
+    /// The weights rounded to bf16 and packed, when the products run in bf16.
+    bf16: Option<PackedWeights>,
 }
 
 /// Why a module pair cannot be folded.
@@ -91,7 +94,17 @@ impl FoldedConv {
             cout,
             weight,
             bias,
+            bf16: None,
         })
+    }
+
+    /// The same convolution with its products in bf16 (inputs and weights rounded to bf16,
+    /// f32 accumulation, bias/residual/ReLU in f32), as PyTorch's bf16 autocast runs it.
+    /// Callers check [`bf16_gemm::supported`].
+    pub fn to_bf16(mut self) -> Self {
+        let k = self.taps.kernel[0] * self.taps.kernel[1] * self.cin;
+        self.bf16 = Some(PackedWeights::new(&self.weight, k, self.cout));
+        self
     }
 
     /// Output channels.
@@ -132,6 +145,30 @@ impl FoldedConv {
             .for_each(|(i, out)| {
                 let first = i * rows;
                 let m = out.len() / self.cout;
+                let res = residual.map(|r| &r.data[first * self.cout..(first + m) * self.cout]);
+                if let Some(w) = &self.bf16 {
+                    // bias, residual and ReLU in the product's output pass.
+                    let epi = bf16_gemm::Epilogue {
+                        bias: Some(&self.bias),
+                        residual: res,
+                        relu,
+                    };
+                    if self.taps.is_pointwise() {
+                        bf16_gemm::matmul(out, &x.data[first * k..(first + m) * k], m, w, epi);
+                    } else if self.cin.is_multiple_of(2) {
+                        // Lowered straight into bf16 pairs (no f32 patch copy).
+                        bf16_gemm::with_pairs(m * k / 2, |pairs| {
+                            patch_pairs(x, self.taps, [oh, ow], first, m, pairs);
+                            bf16_gemm::matmul_pairs(out, pairs, m, w, epi);
+                        });
+                    } else {
+                        with_scratch(m * k, |patches| {
+                            patch_rows(x, self.taps, [oh, ow], first, m, patches);
+                            bf16_gemm::matmul(out, patches, m, w, epi);
+                        });
+                    }
+                    return;
+                }
                 if self.taps.is_pointwise() {
                     let a = View::rows(&x.data[first * k..(first + m) * k], m, k);
                     matmul(out, self.cout, false, a, b);
@@ -141,7 +178,6 @@ impl FoldedConv {
                         matmul(out, self.cout, false, View::rows(patches, m, k), b);
                     });
                 }
-                let res = residual.map(|r| &r.data[first * self.cout..(first + m) * self.cout]);
                 epilogue(out, &self.bias, res, relu);
             });
         Activation {

@@ -69,6 +69,25 @@ impl InferenceResNet {
         })
     }
 
+    /// The same network with every convolution's products in bf16 ([`FoldedConv::to_bf16`]).
+    pub fn to_bf16(self) -> Self {
+        let bf = |c: FoldedConv| c.to_bf16();
+        Self {
+            stem: bf(self.stem),
+            maxpool: self.maxpool,
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(|b| FoldedBlock {
+                    conv1: bf(b.conv1),
+                    conv2: bf(b.conv2),
+                    conv3: b.conv3.map(bf),
+                    downsample: b.downsample.map(bf),
+                })
+                .collect(),
+        }
+    }
+
     /// Channels of the pooled output.
     pub fn out_dim(&self) -> usize {
         self.blocks

@@ -2,6 +2,7 @@
 
 use super::resnet::InferenceResNet;
 use crate::backbone::{ResNet, ResNetOutput};
+use crate::precision::{with_precision, Precision};
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use std::sync::OnceLock;
@@ -18,6 +19,23 @@ pub struct EvalTrunk {
     modules: ResNet,
     /// Folded on the first inference pass (opening a model to export it folds nothing).
     folded: OnceLock<Option<InferenceResNet>>,
+    /// The float type of the convolutions' products.
+    precision: Precision,
+}
+
+/// Why a trunk cannot run in the precision asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrecisionError {
+    /// bf16 on a CPU without the instructions (never the slow generic path).
+    #[error(
+        "--precision bf16 needs a CPU with AVX512-BF16 (`avx512_bf16` in /proc/cpuinfo, as on \
+         Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4 and later); this CPU has none: \
+         use f32"
+    )]
+    NoBf16Cpu,
+    /// f16 on the CPU.
+    #[error("--precision f16 runs on GPUs only; on the CPU use f32 or bf16")]
+    F16OnCpu,
 }
 
 impl EvalTrunk {
@@ -26,18 +44,56 @@ impl EvalTrunk {
         Self {
             modules: net.valid(),
             folded: OnceLock::new(),
+            precision: Precision::F32,
         }
+    }
+
+    /// The trunk with its convolutions in `precision`, as PyTorch's autocast runs them (f32
+    /// BatchNorm shift, residual and ReLU; bf16 products with f32 sums on the CPU). On the
+    /// CPU bf16 needs AVX512-BF16, and f16 is refused.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self, PrecisionError> {
+        let cpu = super::applies(&self.modules.conv1.weight.device());
+        match precision {
+            Precision::Bf16 if cpu && !crate::kernels::bf16_gemm::supported() => {
+                return Err(PrecisionError::NoBf16Cpu)
+            }
+            Precision::F16 if cpu => return Err(PrecisionError::F16OnCpu),
+            _ => {}
+        }
+        self.precision = precision;
+        self.folded = OnceLock::new();
+        Ok(self)
+    }
+
+    /// The precision the convolutions run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The folded network, where it runs.
     fn folded(&self) -> Option<&InferenceResNet> {
         self.folded
             .get_or_init(|| {
-                super::applies(&self.modules.conv1.weight.device())
+                let net = super::applies(&self.modules.conv1.weight.device())
                     .then(|| InferenceResNet::new(&self.modules).ok())
-                    .flatten()
+                    .flatten()?;
+                Some(match self.precision {
+                    Precision::Bf16 => net.to_bf16(),
+                    _ => net,
+                })
             })
             .as_ref()
+    }
+
+    /// The eval-mode modules' forward pass in this trunk's precision.
+    fn modules_forward(&self, x: Tensor<4>) -> ResNetOutput {
+        with_precision(self.precision, || {
+            let out = self.modules.forward(x);
+            ResNetOutput {
+                pooled: crate::precision::to_f32(out.pooled),
+                map: crate::precision::to_f32(out.map),
+            }
+        })
     }
 
     /// The eval-mode modules.
@@ -77,7 +133,7 @@ impl EvalTrunk {
                     ),
                 }
             }
-            _ => self.modules.forward(x),
+            _ => self.modules_forward(x),
         }
     }
 
@@ -90,7 +146,7 @@ impl EvalTrunk {
                 let c = pooled.len() / n.max(1);
                 Tensor::from_data(TensorData::new(pooled, [n, c]), &device)
             }
-            _ => self.modules.forward(x).pooled,
+            _ => self.modules_forward(x).pooled,
         }
     }
 }

@@ -9,6 +9,7 @@
 #[cfg(feature = "flex")]
 pub mod backend;
 pub mod batch_norm;
+pub mod bf16_gemm;
 pub mod channels_last;
 pub mod conv2d;
 pub mod direct;

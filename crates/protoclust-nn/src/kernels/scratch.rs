@@ -10,13 +10,23 @@ thread_local! {
 /// Runs `f` on this thread's scratch buffer of at least `len` elements (contents arbitrary).
 /// A nested call gets a fresh buffer.
 pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+    with_buffer(&SCRATCH, len, f)
+}
+
+/// Runs `f` on the thread-local buffer `key`, grown to at least `len` elements (contents
+/// arbitrary); while it is borrowed (a nested call) `f` gets a fresh one.
+pub fn with_buffer<T: Copy + Default + 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
-                buf.resize(len, 0.0);
+                buf.resize(len, T::default());
             }
             f(&mut buf[..len])
         }
-        Err(_) => f(&mut vec![0.0; len]),
+        Err(_) => f(&mut vec![T::default(); len]),
     })
 }

@@ -108,12 +108,16 @@ class Model:
         return self._m.prototypes
 
     def embed(self, images: Images, *, batch_size: int = 256,
-              threads: Optional[int] = None) -> np.ndarray:
+              threads: Optional[int] = None,
+              precision: Literal["f32", "bf16"] = "f32") -> np.ndarray:
         """Pooled backbone features, float32 (N, D), one row per image in order.
 
+        ``precision="bf16"`` runs the convolutions as PyTorch's bf16 autocast does (bf16
+        products, f32 sums), on a CPU with AVX512-BF16; elsewhere it raises ConfigError.
         The array owns the Rust buffer (no copy); ``torch.from_numpy`` shares it.
         """
-        return self._m.embed(_images(images), batch_size=batch_size, threads=threads)
+        return self._m.embed(_images(images), batch_size=batch_size, threads=threads,
+                             precision=precision)
 
     def assign(self, images: Images, k: Optional[int] = None, *, fit_images: int = 20000,
                seed: int = 0, labels: Optional[np.ndarray] = None,

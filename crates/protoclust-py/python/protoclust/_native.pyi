@@ -62,7 +62,12 @@ class Model:
     @property
     def prototypes(self) -> Optional[np.ndarray]: ...
     def embed(
-        self, images: Any, *, batch_size: int = 256, threads: Optional[int] = None
+        self,
+        images: Any,
+        *,
+        batch_size: int = 256,
+        threads: Optional[int] = None,
+        precision: str = "f32",
     ) -> np.ndarray: ...
     def assign(
         self,

@@ -50,6 +50,10 @@ pub struct AssignArgs {
     /// Write one contact-sheet PNG per cluster (its most confident images), largest cluster first.
     #[arg(long, value_name = "DIR")]
     pub sheets: Option<PathBuf>,
+    /// Float type of the backbone's convolutions: f32, or bf16 as PyTorch's autocast (on the
+    /// CPU it needs AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    pub precision: protoclust_nn::precision::Precision,
 }
 
 /// Output format, from the file's extension.
@@ -194,11 +198,12 @@ pub fn run(args: &AssignArgs) -> Result<(usize, usize)> {
     let format = Format::of(&args.out)?;
     let dev = device::select()?;
     // k-means reads backbone features only: without the head, the chunks skip computing it.
-    let model = if args.head > 0 {
+    let mut model = if args.head > 0 {
         ModelFile::open_head(&args.model, args.head, &dev)?
     } else {
         ModelFile::open(&args.model, None, args.k.is_none(), &dev)?
     };
+    model.trunk = model.trunk.with_precision(args.precision)?;
     let spec = DataSpec::parse(&args.data)?;
     let source = spec.open().context("--data")?;
     let view = model

@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_nn::backbone::{resnet, ResNetConfig};
-use protoclust_nn::infer::InferenceResNet;
+use protoclust_nn::infer::{EvalTrunk, InferenceResNet};
+use protoclust_nn::precision::{with_precision, Precision};
 use std::time::Instant;
 
 /// What `bench --infer` runs.
@@ -33,7 +34,7 @@ pub enum InferPath {
 }
 
 /// Times `path` on `shape` and prints one table row.
-pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
+pub fn run(shape: InferShape, path: InferPath, precision: Precision) -> Result<()> {
     let config = ResNetConfig {
         depth: shape.depth,
         width: shape.width,
@@ -43,6 +44,8 @@ pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
     };
     let dev = crate::device::select()?;
     let net = resnet(&config, 0, &dev)?.valid();
+    // Refuses a precision the device cannot run (bf16 without AVX512-BF16).
+    EvalTrunk::new(&net).with_precision(precision)?;
     let (n, s) = (shape.batch.max(1), shape.size);
     let x: Vec<f32> = (0..n * 3 * s * s)
         .map(|i| ((i as u64 * 2654435761 % 1000) as f32 / 500.0) - 1.0)
@@ -50,6 +53,10 @@ pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
     let pass: Box<dyn Fn() -> usize> = match path {
         InferPath::Folded => {
             let folded = InferenceResNet::new(&net).context("bench --infer")?;
+            let folded = match precision {
+                Precision::Bf16 => folded.to_bf16(),
+                _ => folded,
+            };
             let x = x.clone();
             Box::new(move || folded.pooled(&x, n, s, s).len())
         }
@@ -57,7 +64,7 @@ pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
             let dev: Device = dev.clone();
             Box::new(move || {
                 let t = Tensor::<4>::from_data(TensorData::new(x.clone(), [n, 3, s, s]), &dev);
-                let p = net.forward(t).pooled;
+                let p = with_precision(precision, || net.forward(t).pooled);
                 p.into_data().num_elements()
             })
         }
@@ -73,7 +80,7 @@ pub fn run(shape: InferShape, path: InferPath) -> Result<()> {
         InferPath::Modules => "burn modules, eval mode",
     };
     println!(
-        "| pooled-feature inference, ResNet-{} width {}, {s} px, batch {n}, {path_name} (protoclust, {} threads) | {ips:.1} | {} |",
+        "| pooled-feature inference, ResNet-{} width {}, {s} px, batch {n}, {path_name}, {precision} (protoclust, {} threads) | {ips:.1} | {} |",
         shape.depth,
         shape.width,
         rayon::current_num_threads(),

@@ -24,6 +24,10 @@ pub struct Target {
     /// Write the numbers as JSON to this file too.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Float type of the backbone's convolutions: f32, or bf16 as PyTorch's autocast (on the
+    /// CPU it needs AVX512-BF16).
+    #[arg(long, default_value = "f32")]
+    pub precision: protoclust_nn::precision::Precision,
 }
 
 /// Linear-probe settings on the command line.
@@ -84,7 +88,8 @@ impl SemiSupArgs {
 
 fn open(t: &Target, with_head: bool) -> Result<(ModelFile, Splits)> {
     let dev = device::select()?;
-    let model = ModelFile::open(&t.model, None, with_head, &dev)?;
+    let mut model = ModelFile::open(&t.model, None, with_head, &dev)?;
+    model.trunk = model.trunk.with_precision(t.precision)?;
     let splits = Splits::resolve(&model, t.train.as_deref(), t.test.as_deref())?;
     Ok((model, splits))
 }

@@ -7,20 +7,21 @@ use anyhow::{Context, Result};
 use protoclust_eval::extract_each;
 use protoclust_nn::infer::EvalTrunk;
 use protoclust_nn::io::{save_with_spilled, OutRef, Spilled};
+use protoclust_nn::precision::Precision;
 use protoclust_train::metrics::Progress;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Writes `features` (N × C), `indices` and, when labelled, `labels`.
-pub fn run(model: &Path, data: &str, out: &Path) -> Result<()> {
+pub fn run(model: &Path, data: &str, out: &Path, precision: Precision) -> Result<()> {
     let dev = device::select()?;
     let (net, cfg) = model_file::load_backbone(model, &dev)?;
     let spec = DataSpec::parse(data)?;
     let view = cfg
         .map(|c| c.eval_view)
         .unwrap_or_else(|| spec.default_eval_view());
+    let trunk = EvalTrunk::new(&net).with_precision(precision)?;
     let source = spec.open().context("--data")?;
-    let trunk = EvalTrunk::new(&net);
     drop(net);
     let batch = trunk.batch_for(view.size, 256);
     let total = source.len();

@@ -1,0 +1,424 @@
+//! bfloat16 matrix products with float32 accumulation, as PyTorch's bf16 autocast computes a
+//! convolution or linear layer: both operands rounded to bf16 (round to nearest even), every
+//! product summed in f32. On a CPU with AVX512-BF16 each `vdpbf16ps` multiplies 16 column pairs
+//! of bf16 and adds them into f32 lanes; the weights are packed once (per model for inference),
+//! the activations converted in a packing pass per product.
+//!
+//! Layouts: a pair is one `u32` holding two bf16 that are neighbours along K (element `2p` in
+//! the low half, `2p + 1` in the high half, zero past K). The weights are `NR`-column panels,
+//! pair-major: `[n / NR][K / 2][NR]`; the activations row-major pairs `[m][K / 2]`.
+
+/// Columns of one packed weight panel (two AVX-512 vectors).
+pub const NR: usize = 32;
+/// Rows of one register tile.
+const MR: usize = 12;
+
+/// Whether this CPU runs the bf16 kernels (AVX512-BF16 with AVX-512F), and the kernels' vector
+/// width is AVX-512 (`PROTOCLUST_VECTORS=avx2` turns them off with the other AVX-512 kernels).
+pub fn supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static CPU: OnceLock<bool> = OnceLock::new();
+        let cpu = *CPU.get_or_init(|| {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
+        });
+        cpu && super::isa::VectorWidth::current() == super::isa::VectorWidth::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits; NaN stays NaN.
+pub fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    let round = 0x7fff + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+/// The f32 value of bf16 bits.
+pub fn bf16_value(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
+}
+
+/// A K × N float32 matrix rounded to bf16 and packed for [`matmul`].
+#[derive(Debug, Clone)]
+pub struct PackedWeights {
+    k: usize,
+    n: usize,
+    /// `[ceil(n / NR)][ceil(k / 2)][NR]` pairs.
+    panels: Vec<u32>,
+}
+
+impl PackedWeights {
+    /// Packs the row-major `k × n` matrix `w`.
+    ///
+    /// # Panics
+    /// When `w` is not `k × n` (a caller bug).
+    pub fn new(w: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(w.len(), k * n, "PackedWeights: shape");
+        let kp = k.div_ceil(2);
+        let panels = n.div_ceil(NR);
+        let mut out = vec![0u32; panels * kp * NR];
+        for j in 0..panels {
+            for p in 0..kp {
+                for c in 0..NR {
+                    let col = j * NR + c;
+                    if col >= n {
+                        continue;
+                    }
+                    let lo = bf16_bits(w[2 * p * n + col]) as u32;
+                    let hi = if 2 * p + 1 < k {
+                        bf16_bits(w[(2 * p + 1) * n + col]) as u32
+                    } else {
+                        0
+                    };
+                    out[(j * kp + p) * NR + c] = lo | (hi << 16);
+                }
+            }
+        }
+        Self { k, n, panels: out }
+    }
+
+    /// Rows (K).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns (N).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+thread_local! {
+    static PAIRS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's pair buffer of at least `len` elements (contents arbitrary); a
+/// nested call gets a fresh buffer.
+pub fn with_pairs<R>(len: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
+    super::scratch::with_buffer(&PAIRS, len, f)
+}
+
+/// `src` (an even count, or odd with a zero high half last) as bf16 pairs in `dst`.
+///
+/// # Panics
+/// When `dst` is not `ceil(src.len() / 2)` long, or the CPU lacks AVX512-BF16.
+pub fn to_pairs(src: &[f32], dst: &mut [u32]) {
+    assert_eq!(dst.len(), src.len().div_ceil(2), "to_pairs: lengths");
+    assert!(supported(), "bf16: the CPU has no AVX512-BF16");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `supported()` holds; the lengths are checked above.
+    unsafe {
+        avx512::to_pairs(src, dst)
+    }
+}
+
+/// `dst (m × n, row-major) = epilogue(bf16(a) · w)` with f32 accumulation, for the row-major
+/// `m × k` float32 `a`, on this thread.
+///
+/// # Panics
+/// When the shapes disagree, or the CPU lacks AVX512-BF16 (callers check [`supported`]).
+pub fn matmul(dst: &mut [f32], a: &[f32], m: usize, w: &PackedWeights, epi: Epilogue) {
+    let k = w.k;
+    assert_eq!(a.len(), m * k, "bf16 matmul: a is not m × k");
+    let kp = k.div_ceil(2);
+    with_pairs(m * kp, |pairs| {
+        for (row, out) in a
+            .chunks_exact(k.max(1))
+            .zip(pairs.chunks_exact_mut(kp.max(1)))
+        {
+            to_pairs(row, out);
+        }
+        matmul_pairs(dst, pairs, m, w, epi);
+    });
+}
+
+/// What the product's output pass adds and clips: `relu?(a·w + bias [+ residual])`, all f32.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Added to every row (n).
+    pub bias: Option<&'a [f32]>,
+    /// Added element-wise (m × n, the output's layout).
+    pub residual: Option<&'a [f32]>,
+    /// Negative values to zero.
+    pub relu: bool,
+}
+
+/// `dst (m × n, row-major) = epilogue(a · w)` with f32 accumulation, for `a` given as bf16
+/// pairs, row-major `m × ceil(k / 2)`, on this thread.
+///
+/// # Panics
+/// When the shapes disagree, or the CPU lacks AVX512-BF16 (callers check [`supported`]).
+pub fn matmul_pairs(dst: &mut [f32], pairs: &[u32], m: usize, w: &PackedWeights, epi: Epilogue) {
+    let (k, n) = (w.k, w.n);
+    let kp = k.div_ceil(2);
+    assert_eq!(pairs.len(), m * kp, "bf16 matmul: a is not m × k/2 pairs");
+    assert_eq!(dst.len(), m * n, "bf16 matmul: dst is not m × n");
+    assert!(
+        epi.bias.is_none_or(|b| b.len() == n),
+        "bf16 matmul: bias length"
+    );
+    assert!(
+        epi.residual.is_none_or(|r| r.len() == m * n),
+        "bf16 matmul: residual shape"
+    );
+    assert!(supported(), "bf16 matmul: the CPU has no AVX512-BF16");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `supported()` holds (asserted above); every index is within the slices.
+    unsafe {
+        avx512::product(dst, pairs, m, n, kp, &w.panels, epi);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// 32 bf16 seen as 16 integer lanes (the same 512 bits).
+    #[inline(always)]
+    fn bits(v: __m512bh) -> __m512i {
+        // SAFETY: both are 512-bit vectors of plain bits.
+        unsafe { std::mem::transmute(v) }
+    }
+
+    /// 16 integer lanes seen as 32 bf16 (the same 512 bits).
+    #[inline(always)]
+    fn pairs(v: __m512i) -> __m512bh {
+        // SAFETY: both are 512-bit vectors of plain bits.
+        unsafe { std::mem::transmute(v) }
+    }
+
+    /// `src` as bf16 pairs (a zero high half after an odd count).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn to_pairs(src: &[f32], dst: &mut [u32]) {
+        let k = src.len();
+        let mut i = 0;
+        // 32 floats → 16 pairs per step.
+        while i + 32 <= k {
+            let lo = _mm512_loadu_ps(src.as_ptr().add(i));
+            let hi = _mm512_loadu_ps(src.as_ptr().add(i + 16));
+            let v = _mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i / 2) as *mut __m512i, bits(v));
+            i += 32;
+        }
+        while i < k {
+            let lo = super::bf16_bits(src[i]) as u32;
+            let hi = if i + 1 < k {
+                super::bf16_bits(src[i + 1]) as u32
+            } else {
+                0
+            };
+            dst[i / 2] = lo | (hi << 16);
+            i += 2;
+        }
+    }
+
+    /// `dst = epilogue(A · W)` tile by tile: for each weight panel, every MR-row block of A.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn product(
+        dst: &mut [f32],
+        pairs: &[u32],
+        m: usize,
+        n: usize,
+        kp: usize,
+        panels: &[u32],
+        epi: super::Epilogue,
+    ) {
+        let mut tile = [0f32; MR * NR];
+        // The last block's rows, padded with zero rows to MR.
+        let full = m / MR * MR;
+        let mut last = vec![0u32; if full < m { MR * kp } else { 0 }];
+        last[..(m - full) * kp].copy_from_slice(&pairs[full * kp..]);
+        for j in 0..n.div_ceil(NR) {
+            let panel = panels.as_ptr().add(j * kp * NR);
+            let cols = (n - j * NR).min(NR);
+            for i in (0..m).step_by(MR) {
+                let rows = (m - i).min(MR);
+                let a = if rows == MR {
+                    pairs.as_ptr().add(i * kp)
+                } else {
+                    last.as_ptr()
+                };
+                if cols == NR && rows == MR {
+                    let at = i * n + j * NR;
+                    let fused = Fused {
+                        bias: epi
+                            .bias
+                            .map_or(std::ptr::null(), |b| b.as_ptr().add(j * NR)),
+                        residual: epi
+                            .residual
+                            .map_or(std::ptr::null(), |r| r.as_ptr().add(at)),
+                        relu: epi.relu,
+                    };
+                    kernel(a, kp, panel, dst.as_mut_ptr().add(at), n, fused);
+                } else {
+                    kernel(a, kp, panel, tile.as_mut_ptr(), NR, Fused::NONE);
+                    for r in 0..rows {
+                        let at = (i + r) * n + j * NR;
+                        for c in 0..cols {
+                            let mut v = tile[r * NR + c];
+                            if let Some(b) = epi.bias {
+                                v += b[j * NR + c];
+                            }
+                            if let Some(res) = epi.residual {
+                                v += res[at + c];
+                            }
+                            dst[at + c] = if epi.relu { v.max(0.0) } else { v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output pass of a full tile: bias at the tile's first column, residual at its first
+    /// element (rows `ld` apart, as the output), each null when absent.
+    #[derive(Clone, Copy)]
+    struct Fused {
+        bias: *const f32,
+        residual: *const f32,
+        relu: bool,
+    }
+
+    impl Fused {
+        const NONE: Fused = Fused {
+            bias: std::ptr::null(),
+            residual: std::ptr::null(),
+            relu: false,
+        };
+    }
+
+    /// One MR × NR tile over all `kp` pairs, stored at `out` (rows `ld` apart) through `fused`:
+    /// `a` the block's first row (rows `kp` apart).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn kernel(
+        a: *const u32,
+        kp: usize,
+        b: *const u32,
+        out: *mut f32,
+        ld: usize,
+        fused: Fused,
+    ) {
+        let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
+        for p in 0..kp {
+            let b0 = pairs(_mm512_loadu_si512(b.add(p * NR) as *const __m512i));
+            let b1 = pairs(_mm512_loadu_si512(b.add(p * NR + 16) as *const __m512i));
+            for r in 0..MR {
+                let x = pairs(_mm512_set1_epi32(*a.add(r * kp + p) as i32));
+                acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], x, b0);
+                acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], x, b1);
+            }
+        }
+        if !fused.bias.is_null() {
+            let (c0, c1) = (
+                _mm512_loadu_ps(fused.bias),
+                _mm512_loadu_ps(fused.bias.add(16)),
+            );
+            for r in 0..MR {
+                acc[2 * r] = _mm512_add_ps(acc[2 * r], c0);
+                acc[2 * r + 1] = _mm512_add_ps(acc[2 * r + 1], c1);
+            }
+        }
+        if !fused.residual.is_null() {
+            for r in 0..MR {
+                let res = fused.residual.add(r * ld);
+                acc[2 * r] = _mm512_add_ps(acc[2 * r], _mm512_loadu_ps(res));
+                acc[2 * r + 1] = _mm512_add_ps(acc[2 * r + 1], _mm512_loadu_ps(res.add(16)));
+            }
+        }
+        if fused.relu {
+            let zero = _mm512_setzero_ps();
+            for v in &mut acc {
+                *v = _mm512_max_ps(*v, zero);
+            }
+        }
+        for r in 0..MR {
+            _mm512_storeu_ps(out.add(r * ld), acc[2 * r]);
+            _mm512_storeu_ps(out.add(r * ld + 16), acc[2 * r + 1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bf16(x: f32) -> f64 {
+        bf16_value(bf16_bits(x)) as f64
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even 1.
+        assert_eq!(bf16_value(bf16_bits(1.0 + 1.0 / 256.0)), 1.0);
+        assert_eq!(bf16_value(bf16_bits(1.0 + 3.0 / 256.0)), 1.0 + 4.0 / 256.0);
+        assert!(bf16_value(bf16_bits(f32::NAN)).is_nan());
+        assert_eq!(bf16_value(bf16_bits(f32::INFINITY)), f32::INFINITY);
+    }
+
+    #[test]
+    fn products_equal_the_bf16_rounded_reference_on_odd_shapes() {
+        if !supported() {
+            eprintln!("skipped: this CPU has no AVX512-BF16");
+            return;
+        }
+        let mut seed = 7u64;
+        let mut rand = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        };
+        for (m, k, n) in [
+            (1, 1, 1),
+            (13, 7, 33),
+            (25, 64, 64),
+            (12, 147, 32),
+            (37, 577, 70),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rand()).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| rand()).collect();
+            let packed = PackedWeights::new(&w, k, n);
+            let mut got = vec![f32::NAN; m * n];
+            matmul(&mut got, &a, m, &packed, Epilogue::default());
+            for i in 0..m {
+                for j in 0..n {
+                    let exact: f64 = (0..k)
+                        .map(|p| bf16(a[i * k + p]) * bf16(w[p * n + j]))
+                        .sum();
+                    let mag: f64 = (0..k)
+                        .map(|p| (bf16(a[i * k + p]) * bf16(w[p * n + j])).abs())
+                        .sum();
+                    // f32 accumulation of k exact bf16 products.
+                    let tol = (k as f64) * f32::EPSILON as f64 * mag + 1e-30;
+                    let err = (got[i * n + j] as f64 - exact).abs();
+                    assert!(err <= tol, "{m}×{k}×{n} ({i},{j}): {err:e} > {tol:e}");
+                }
+            }
+            // The output pass: relu(a·w + bias + residual), added in that order.
+            let bias: Vec<f32> = (0..n).map(|_| rand()).collect();
+            let residual: Vec<f32> = (0..m * n).map(|_| rand()).collect();
+            let mut fused = vec![f32::NAN; m * n];
+            let epi = Epilogue {
+                bias: Some(&bias),
+                residual: Some(&residual),
+                relu: true,
+            };
+            matmul(&mut fused, &a, m, &packed, epi);
+            for (i, (f, g)) in fused.iter().zip(&got).enumerate() {
+                let want = (g + bias[i % n] + residual[i]).max(0.0);
+                assert_eq!(f.to_bits(), want.to_bits(), "{m}×{k}×{n} element {i}");
+            }
+        }
+    }
+}
