@@ -105,6 +105,15 @@ if [ "${FULL:-1}" = 1 ]; then
         python3 bench/reference/infer_bench.py --folder "$work/jpegs" --batch 32 --threads "$(nproc)" \
           --workers 2 --layout "$layout" | grep "|"
       done
+      if [ $bf16 = 1 ]; then
+        start=$(date +%s.%N)
+        /usr/bin/time -f "%M" -o "$work/rss" "$bin" extract "$work/rn50.pth" --precision bf16 \
+          --data "folder:$work/jpegs" --out "$work/features.safetensors" >/dev/null 2>&1
+        end=$(date +%s.%N)
+        echo "| protoclust extract --precision bf16 | $(echo "$count / ($end - $start)" | bc -l | xargs printf %.1f) | $(( $(cat "$work/rss") / 1024 )) MB |"
+        python3 bench/reference/infer_bench.py --folder "$work/jpegs" --batch 32 --threads "$(nproc)" \
+          --workers 2 --layout channels-last --bf16 | grep "|"
+      fi
     done
   else
     echo "(the end-to-end extract rows need PyTorch and $data)"

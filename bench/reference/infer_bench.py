@@ -106,13 +106,15 @@ def main():
         fmt = torch.channels_last if a.layout == "channels-last" else torch.contiguous_format
         t = time.perf_counter()
         n = 0
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             for x in loader:
                 net(x.contiguous(memory_format=fmt))
                 n += x.shape[0]
         ips = n / (time.perf_counter() - t)
+        precision = ", bf16 autocast" if a.bf16 else ""
         print(f"| extract {n} images end to end, {what}, DataLoader {a.workers} workers, "
-              f"{a.layout} (PyTorch {torch.__version__}) | {ips:.1f} | {peak_rss_mb():.0f} MB |")
+              f"{a.layout}{precision} (PyTorch {torch.__version__}) | {ips:.1f} | "
+              f"{peak_rss_mb():.0f} MB |")
         return
     for layout in layouts:
         x = torch.randn(a.batch, 3, a.size, a.size)
