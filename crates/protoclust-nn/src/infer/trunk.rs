@@ -36,6 +36,9 @@ pub enum PrecisionError {
     /// f16 on the CPU.
     #[error("--precision f16 runs on GPUs only; on the CPU use f32 or bf16")]
     F16OnCpu,
+    /// A half type the device has no arithmetic for (bf16 on wgpu: WGSL has none).
+    #[error("--precision {0}: this device cannot compute in {0}; use f32")]
+    Device(Precision),
 }
 
 impl EvalTrunk {
@@ -52,12 +55,16 @@ impl EvalTrunk {
     /// BatchNorm shift, residual and ReLU; bf16 products with f32 sums on the CPU). On the
     /// CPU bf16 needs AVX512-BF16, and f16 is refused.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self, PrecisionError> {
-        let cpu = super::applies(&self.modules.conv1.weight.device());
+        let device = self.modules.conv1.weight.device();
+        let cpu = super::applies(&device);
         match precision {
             Precision::Bf16 if cpu && !crate::kernels::bf16_gemm::supported() => {
                 return Err(PrecisionError::NoBf16Cpu)
             }
             Precision::F16 if cpu => return Err(PrecisionError::F16OnCpu),
+            p if !cpu && p.half().is_some_and(|h| !device.supports_dtype(h)) => {
+                return Err(PrecisionError::Device(p))
+            }
             _ => {}
         }
         self.precision = precision;
