@@ -18,12 +18,18 @@ pub struct FoldedConv {
     pad_end: [usize; 2],
     cin: usize,
     cout: usize,
-    /// kh·kw·Cin × Cout, row-major, rows tap-major (the patch rows' order).
-    weight: Vec<f32>,
+    weights: Weights,
     /// Cout.
     bias: Vec<f32>,
-    /// The weights rounded to bf16 and packed, when the products run in bf16.
-    bf16: Option<PackedWeights>,
+}
+
+/// The product's right operand, in the float type the products run in.
+#[derive(Debug, Clone)]
+enum Weights {
+    /// kh·kw·Cin × Cout, row-major, rows tap-major (the patch rows' order).
+    F32(Vec<f32>),
+    /// The same rounded to bf16 and packed (the f32 matrix is not kept).
+    Bf16(PackedWeights),
 }
 
 /// Why a module pair cannot be folded.
@@ -92,19 +98,26 @@ impl FoldedConv {
             pad_end: [bottom, right],
             cin,
             cout,
-            weight,
+            weights: Weights::F32(weight),
             bias,
-            bf16: None,
         })
     }
 
     /// The same convolution with its products in bf16 (inputs and weights rounded to bf16,
     /// f32 accumulation, bias/residual/ReLU in f32), as PyTorch's bf16 autocast runs it.
     /// Callers check [`bf16_gemm::supported`].
-    pub fn to_bf16(mut self) -> Self {
-        let k = self.taps.kernel[0] * self.taps.kernel[1] * self.cin;
-        self.bf16 = Some(PackedWeights::new(&self.weight, k, self.cout));
-        self
+    pub fn to_bf16(self) -> Self {
+        let (k, n) = (self.patch_len(), self.cout);
+        let weights = match self.weights {
+            Weights::F32(w) => Weights::Bf16(PackedWeights::new(&w, k, n)),
+            packed => packed,
+        };
+        Self { weights, ..self }
+    }
+
+    /// Length of one patch row: kh·kw·Cin, the product's inner dimension.
+    fn patch_len(&self) -> usize {
+        self.taps.kernel[0] * self.taps.kernel[1] * self.cin
     }
 
     /// Output channels.
@@ -136,49 +149,52 @@ impl FoldedConv {
                 "residual shape"
             );
         }
-        let k = self.taps.kernel[0] * self.taps.kernel[1] * self.cin;
+        let k = self.patch_len();
         let rows = chunk_rows(pixels, k);
         let mut data = vec![0.0f32; pixels * self.cout];
-        let b = View::rows(&self.weight, k, self.cout);
         data.par_chunks_mut(rows * self.cout)
             .enumerate()
             .for_each(|(i, out)| {
                 let first = i * rows;
                 let m = out.len() / self.cout;
                 let res = residual.map(|r| &r.data[first * self.cout..(first + m) * self.cout]);
-                if let Some(w) = &self.bf16 {
-                    // bias, residual and ReLU in the product's output pass.
-                    let epi = bf16_gemm::Epilogue {
-                        bias: Some(&self.bias),
-                        residual: res,
-                        relu,
-                    };
-                    if self.taps.is_pointwise() {
-                        bf16_gemm::matmul(out, &x.data[first * k..(first + m) * k], m, w, epi);
-                    } else if self.cin.is_multiple_of(2) {
-                        // Lowered straight into bf16 pairs (no f32 patch copy).
-                        bf16_gemm::with_pairs(m * k / 2, |pairs| {
-                            patch_pairs(x, self.taps, [oh, ow], first, m, pairs);
-                            bf16_gemm::matmul_pairs(out, pairs, m, w, epi);
-                        });
-                    } else {
-                        with_scratch(m * k, |patches| {
-                            patch_rows(x, self.taps, [oh, ow], first, m, patches);
-                            bf16_gemm::matmul(out, patches, m, w, epi);
-                        });
+                match &self.weights {
+                    Weights::F32(w) => {
+                        let b = View::rows(w, k, self.cout);
+                        if self.taps.is_pointwise() {
+                            let a = View::rows(&x.data[first * k..(first + m) * k], m, k);
+                            matmul(out, self.cout, false, a, b);
+                        } else {
+                            with_scratch(m * k, |patches| {
+                                patch_rows(x, self.taps, [oh, ow], first, m, patches);
+                                matmul(out, self.cout, false, View::rows(patches, m, k), b);
+                            });
+                        }
+                        epilogue(out, &self.bias, res, relu);
                     }
-                    return;
+                    Weights::Bf16(w) => {
+                        // bias, residual and ReLU in the product's output pass.
+                        let epi = bf16_gemm::Epilogue {
+                            bias: Some(&self.bias),
+                            residual: res,
+                            relu,
+                        };
+                        if self.taps.is_pointwise() {
+                            bf16_gemm::matmul(out, &x.data[first * k..(first + m) * k], m, w, epi);
+                        } else if self.cin.is_multiple_of(2) {
+                            // Lowered straight into bf16 pairs (no f32 patch copy).
+                            bf16_gemm::with_pairs(m * k / 2, |pairs| {
+                                patch_pairs(x, self.taps, [oh, ow], first, m, pairs);
+                                bf16_gemm::matmul_pairs(out, pairs, m, w, epi);
+                            });
+                        } else {
+                            with_scratch(m * k, |patches| {
+                                patch_rows(x, self.taps, [oh, ow], first, m, patches);
+                                bf16_gemm::matmul(out, patches, m, w, epi);
+                            });
+                        }
+                    }
                 }
-                if self.taps.is_pointwise() {
-                    let a = View::rows(&x.data[first * k..(first + m) * k], m, k);
-                    matmul(out, self.cout, false, a, b);
-                } else {
-                    with_scratch(m * k, |patches| {
-                        patch_rows(x, self.taps, [oh, ow], first, m, patches);
-                        matmul(out, self.cout, false, View::rows(patches, m, k), b);
-                    });
-                }
-                epilogue(out, &self.bias, res, relu);
             });
         Activation {
             data,

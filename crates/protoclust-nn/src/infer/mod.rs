@@ -16,7 +16,7 @@ mod trunk;
 pub use activation::Activation;
 pub use folded::FoldedConv;
 pub use resnet::InferenceResNet;
-pub use trunk::{EvalTrunk, PrecisionError, BATCH_BYTES};
+pub use trunk::{check_precision, EvalTrunk, PrecisionError, BATCH_BYTES};
 
 /// Whether the folded network runs for `device`: the project's kernels are on and `device`
 /// is the flex CPU device (elsewhere the burn modules run as they are).

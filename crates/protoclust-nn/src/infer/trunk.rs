@@ -41,6 +41,25 @@ pub enum PrecisionError {
     Device(Precision),
 }
 
+/// Whether inference on `device` can run its convolutions in `precision`: on the CPU bf16
+/// needs AVX512-BF16 and f16 is refused; elsewhere the device must compute in the half type.
+pub fn check_precision(
+    device: &burn::tensor::Device,
+    precision: Precision,
+) -> Result<(), PrecisionError> {
+    let cpu = super::applies(device);
+    match precision {
+        Precision::Bf16 if cpu && !crate::kernels::bf16_gemm::supported() => {
+            Err(PrecisionError::NoBf16Cpu)
+        }
+        Precision::F16 if cpu => Err(PrecisionError::F16OnCpu),
+        p if !cpu && p.half().is_some_and(|h| !device.supports_dtype(h)) => {
+            Err(PrecisionError::Device(p))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl EvalTrunk {
     /// The eval-mode copy of `net`; its folded twin, where it runs, is made when first used.
     pub fn new(net: &ResNet) -> Self {
@@ -55,26 +74,10 @@ impl EvalTrunk {
     /// BatchNorm shift, residual and ReLU; bf16 products with f32 sums on the CPU). On the
     /// CPU bf16 needs AVX512-BF16, and f16 is refused.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self, PrecisionError> {
-        let device = self.modules.conv1.weight.device();
-        let cpu = super::applies(&device);
-        match precision {
-            Precision::Bf16 if cpu && !crate::kernels::bf16_gemm::supported() => {
-                return Err(PrecisionError::NoBf16Cpu)
-            }
-            Precision::F16 if cpu => return Err(PrecisionError::F16OnCpu),
-            p if !cpu && p.half().is_some_and(|h| !device.supports_dtype(h)) => {
-                return Err(PrecisionError::Device(p))
-            }
-            _ => {}
-        }
+        check_precision(&self.modules.conv1.weight.device(), precision)?;
         self.precision = precision;
         self.folded = OnceLock::new();
         Ok(self)
-    }
-
-    /// The precision the convolutions run in.
-    pub fn precision(&self) -> Precision {
-        self.precision
     }
 
     /// The folded network, where it runs.

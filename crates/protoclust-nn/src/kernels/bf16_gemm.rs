@@ -84,16 +84,6 @@ impl PackedWeights {
         }
         Self { k, n, panels: out }
     }
-
-    /// Rows (K).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Columns (N).
-    pub fn n(&self) -> usize {
-        self.n
-    }
 }
 
 thread_local! {

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use protoclust_nn::backbone::{resnet, ResNetConfig};
-use protoclust_nn::infer::{EvalTrunk, InferenceResNet};
+use protoclust_nn::infer::{check_precision, InferenceResNet};
 use protoclust_nn::precision::{with_precision, Precision};
 use std::time::Instant;
 
@@ -45,7 +45,7 @@ pub fn run(shape: InferShape, path: InferPath, precision: Precision) -> Result<(
     let dev = crate::device::select()?;
     let net = resnet(&config, 0, &dev)?.valid();
     // Refuses a precision the device cannot run (bf16 without AVX512-BF16).
-    EvalTrunk::new(&net).with_precision(precision)?;
+    check_precision(&dev, precision)?;
     let (n, s) = (shape.batch.max(1), shape.size);
     let x: Vec<f32> = (0..n * 3 * s * s)
         .map(|i| ((i as u64 * 2654435761 % 1000) as f32 / 500.0) - 1.0)
