@@ -47,18 +47,21 @@ impl Prototypes {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
         use crate::precision::{to_compute, to_f32};
         let s = to_f32(to_compute(z).matmul(to_compute(self.weight.val()).transpose()));
-        match &self.bias {
-            Some(b) => s + b.val().unsqueeze_dim(0),
-            None => s,
-        }
+        self.plus_bias(s, false)
     }
 
     /// Scores of N × D inputs in f32 with no gradient to the layer (SwAV's queue).
     pub fn score_detached(&self, z: Tensor<2>) -> Tensor<2> {
         let s = z.matmul(self.weight.val().detach().transpose());
+        self.plus_bias(s, true)
+    }
+
+    /// N × K scores with the bias (detached or not) added to every row, when there is one.
+    fn plus_bias(&self, scores: Tensor<2>, detach: bool) -> Tensor<2> {
         match &self.bias {
-            Some(b) => s + b.val().detach().unsqueeze_dim(0),
-            None => s,
+            Some(b) if detach => scores + b.val().detach().unsqueeze_dim(0),
+            Some(b) => scores + b.val().unsqueeze_dim(0),
+            None => scores,
         }
     }
 

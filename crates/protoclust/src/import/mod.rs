@@ -501,7 +501,12 @@ pub fn init_from(path: &Path, cfg: &RunConfig) -> Result<protoclust_train::InitF
         {
             let describe = |c: &ResNetConfig| {
                 let (k, _, pad) = c.stem();
-                let usual = if c.small_stem { 1 } else { 3 };
+                let usual = ResNetConfig {
+                    stem_padding: None,
+                    ..c.clone()
+                }
+                .stem()
+                .2;
                 format!(
                     "ResNet-{} of width {}{}{}",
                     c.depth,
