@@ -11,6 +11,8 @@
 # bf16 autocast where the CPU has avx512_bf16), `extract` of $JPEGS JPEGs
 # end to end against a torchvision DataLoader (2 workers) plus PyTorch, and the SwAV ResNet-50
 # multi-crop step (2x224+6x96, batch 16); each with the peak RSS. FULL=0 skips them.
+# Where the CPU has avx512_bf16, every SwAV step row also runs in bf16 (train.precision) beside
+# PyTorch's bf16 autocast (issue #40).
 set -euo pipefail
 steps=5
 rounds=${ROUNDS:-3}
@@ -31,6 +33,8 @@ cpu_line() {
 cpu_line
 torch=0
 python3 -c "import torch, torchvision" 2>/dev/null && torch=1
+bf16=0
+grep -qw avx512_bf16 /proc/cpuinfo && bf16=1
 [ $torch = 1 ] || echo "(PyTorch not installed: pip install torch torchvision to add the reference rows)"
 for wb in "8 128" "16 256" "64 64"; do
   set -- $wb
@@ -51,6 +55,12 @@ for wb in "8 128" "16 256" "64 64"; do
       PROTOCLUST_MALLOC=default "$bin" bench "${args[@]}" | grep "training step" | sed 's/(protoclust)/(protoclust, glibc default heap)/'
       python3 bench/reference/swav_bench.py --width "$1" --batch "$2" --crops 2x32 --prototypes 512 \
         --threads "$(nproc)" --steps "$steps" --pipeline-images 256 | grep "training step"
+      if [ $bf16 = 1 ]; then
+        "$bin" bench "${args[@]}" --set train.precision=bf16 | grep "training step" \
+          | sed 's/(protoclust)/(protoclust, bf16)/'
+        python3 bench/reference/swav_bench.py --width "$1" --batch "$2" --crops 2x32 --prototypes 512 \
+          --threads "$(nproc)" --steps "$steps" --no-pipeline --amp | grep "training step"
+      fi
     done
   fi
 done
@@ -69,8 +79,6 @@ if [ "${FULL:-1}" = 1 ]; then
   echo "|---|---|---|"
   # bf16 (issue #40) where the CPU has AVX512-BF16: protoclust's bf16 products beside PyTorch's
   # bf16 autocast.
-  bf16=0
-  grep -qw avx512_bf16 /proc/cpuinfo && bf16=1
   for _ in $(seq "$rounds"); do
     "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path folded
     "$bin" bench --infer --depth 50 --width 64 --size 224 --batch 32 --path modules
@@ -126,6 +134,13 @@ if [ "${FULL:-1}" = 1 ]; then
     "$bin" bench "${args[@]}" | grep -E "training step|peak RSS"
     [ $torch = 1 ] && python3 bench/reference/swav_bench.py --depth 50 --width 64 --batch 16 \
       --crops 2x224,6x96 --prototypes 3000 --threads "$(nproc)" --steps 3 --no-pipeline | grep "training step"
+    if [ $bf16 = 1 ]; then
+      "$bin" bench "${args[@]}" --set train.precision=bf16 | grep -E "training step|peak RSS" \
+        | sed 's/(protoclust)/(protoclust, bf16)/'
+      [ $torch = 1 ] && python3 bench/reference/swav_bench.py --depth 50 --width 64 --batch 16 \
+        --crops 2x224,6x96 --prototypes 3000 --threads "$(nproc)" --steps 3 --no-pipeline --amp \
+        | grep "training step"
+    fi
   done
 fi
 echo

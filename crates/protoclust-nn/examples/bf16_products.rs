@@ -41,7 +41,8 @@ fn main() {
         let f32_s = t.elapsed().as_secs_f64() / reps as f64;
         let t = Instant::now();
         for _ in 0..reps {
-            bf16_gemm::matmul(&mut out, &a, m, &packed, bf16_gemm::Epilogue::default());
+            let w = packed.panels();
+            bf16_gemm::matmul(&mut out, &a, m, w, bf16_gemm::Epilogue::default());
         }
         let bf16_s = t.elapsed().as_secs_f64() / reps as f64;
         let gflop = 2.0 * (m * k * n) as f64 / 1e9;

@@ -5,8 +5,8 @@
 //! calls [`Conv2dExt::run`] / [`BatchNormExt::run`] / [`LinearExt::run`] instead of `forward`,
 //! which take the project's kernels on the CPU device and burn's ops elsewhere.
 
-use crate::kernels;
-use crate::precision::{to_compute, to_f32};
+use crate::kernels::{self, bf16_gemm, Products};
+use crate::precision::{current, to_compute, to_f32, Precision};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
@@ -14,7 +14,9 @@ use burn::tensor::{DType, FloatDType, Tensor};
 
 /// A convolution module that runs through the project's kernels where they apply.
 pub trait Conv2dExt {
-    /// Same result as `Conv2d::forward`; under half precision, computed and returned in it.
+    /// Same result as `Conv2d::forward`; under half precision, computed and returned in it,
+    /// except bf16 on the project's kernels, which round the operands of every product (the
+    /// gradients' too) to bf16, sum in f32 and return f32.
     fn run(&self, x: Tensor<4>) -> Tensor<4>;
 }
 
@@ -29,6 +31,14 @@ impl Conv2dExt for Conv2d {
         };
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
+        #[cfg(feature = "flex")]
+        if current() == Precision::Bf16
+            && bf16_gemm::supported()
+            && kernels::takes_conv(&x, &options)
+        {
+            let bias = self.bias.as_ref().map(|b| b.val());
+            return kernels::conv2d_kernel(x, self.weight.val(), bias, options, Products::Bf16);
+        }
         kernels::conv2d(
             to_compute(x),
             to_compute(self.weight.val()),

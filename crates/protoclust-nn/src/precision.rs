@@ -8,6 +8,11 @@
 //! f32. Everything else (Sinkhorn, softmax, losses, BatchNorm statistics, EMA teachers,
 //! memories) sees f32 tensors, and the parameters, their gradients and the optimiser state
 //! stay f32: each cast is differentiable and casts its gradient back.
+//!
+//! On the flex device with the project's kernels and AVX512-BF16, a bf16 convolution keeps
+//! its f32 tensors instead: the kernels round the operands of its products (the gradients'
+//! too) to bf16 and sum in f32 ([`crate::kernels::bf16_conv`]), so the maps between layers
+//! stay f32.
 
 use burn::tensor::{DType, FloatDType, Tensor};
 use serde::{Deserialize, Serialize};

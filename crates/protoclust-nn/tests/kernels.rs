@@ -66,7 +66,13 @@ fn conv_case(
         let w = tensor(wv.clone(), ws, &device);
         let b = bias.then(|| tensor(bv.clone(), [o], &device));
         let y = if fast {
-            kernels::conv2d_kernel(x.clone(), w.clone(), b.clone(), options.clone())
+            kernels::conv2d_kernel(
+                x.clone(),
+                w.clone(),
+                b.clone(),
+                options.clone(),
+                kernels::Products::F32,
+            )
         } else {
             burn::tensor::module::conv2d(x.clone(), w.clone(), b.clone(), options.clone())
         };
@@ -180,6 +186,107 @@ fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
     for (c, hw, o, k, s) in resnet50::CONVS {
         let p = k / 2;
         conv_case(2, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
+    }
+}
+
+/// The kernel with bf16 products against burn's f32 op: forward value and the gradients of
+/// Σ y·r with respect to x, w and b, each within bf16's rounding of both operands (2 · 2⁻⁹
+/// relative per product, so 2⁻⁷ with margin) times the tensor's largest sum of |products|
+/// (burn's same pass on |x|, |w|, |r|: the convolution is linear in each operand). Layers
+/// narrower than `bf16_conv::PRODUCT_MIN_CHANNELS` run the f32 kernels (the odd shapes'
+/// products themselves are checked in `bf16_conv`'s unit tests).
+#[allow(clippy::too_many_arguments)]
+fn bf16_case(
+    n: usize,
+    c: usize,
+    hw: [usize; 2],
+    o: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [(usize, usize); 2],
+    bias: bool,
+) {
+    let device = Device::flex().autodiff();
+    let what = format!("bf16: N{n} C{c} {hw:?} O{o} k{k:?} s{stride:?} p{pad:?} bias {bias}");
+    let xs = [n, c, hw[0], hw[1]];
+    let ws = [o, c, k[0], k[1]];
+    let options = ConvOptions::new_with_padding(stride, pad, [1, 1], 1);
+    let g = ConvGeometry::new(xs, ws, stride, pad).unwrap();
+    let products = kernels::bf16_conv::takes_products(&g);
+    let abs = |v: Vec<f32>| v.into_iter().map(f32::abs).collect::<Vec<_>>();
+    // Output, dx, dw, db of Σ conv(x, w)·r on the bf16 kernel or burn's f32 op.
+    let run = |bf16: bool, magnitude: bool| {
+        let m = |v: Vec<f32>| if magnitude { abs(v) } else { v };
+        let x = tensor(m(noise(xs.iter().product(), 1, 0.0)), xs, &device);
+        let w = tensor(m(noise(ws.iter().product(), 2, 0.0)), ws, &device);
+        let b = bias.then(|| tensor(m(noise(o, 3, 0.0)), [o], &device));
+        let y = if bf16 {
+            let p = kernels::Products::Bf16;
+            kernels::conv2d_kernel(x.clone(), w.clone(), b.clone(), options.clone(), p)
+        } else {
+            burn::tensor::module::conv2d(x.clone(), w.clone(), b.clone(), options.clone())
+        };
+        let r = noise(y.shape().num_elements(), 4, 0.0);
+        let r = Tensor::<4>::from_data(TensorData::new(m(r), y.dims()), &device);
+        let grads = (y.clone() * r).sum().backward();
+        let mut out = vec![
+            values(&y),
+            values(&x.grad(&grads).unwrap()),
+            values(&w.grad(&grads).unwrap()),
+        ];
+        if let Some(b) = b {
+            out.push(b.grad(&grads).unwrap().to_data().try_into_vec().unwrap());
+        }
+        out
+    };
+    let (got, want, mag) = (run(true, false), run(false, false), run(false, true));
+    for (((name, g), w), m) in ["y", "dx", "dw", "db"]
+        .iter()
+        .zip(&got)
+        .zip(&want)
+        .zip(&mag)
+    {
+        if !products {
+            // The f32 kernels: the fixtures README's f32 rule.
+            close(&format!("{what}: {name}"), g, w);
+            continue;
+        }
+        let scale = m.iter().fold(0f32, |a, v| a.max(v.abs())) as f64;
+        let tol = 2f64.powi(-7) * scale + 1e-6;
+        let err = g
+            .iter()
+            .zip(w)
+            .fold(0f64, |a, (p, q)| a.max((p - q).abs() as f64));
+        assert!(err <= tol, "{what}: {name} off by {err:e} > {tol:e}");
+        // bf16 rounding shows (the f32 path was not taken), well inside the bound.
+        assert!(
+            err > 0.0 || *name == "db",
+            "{what}: {name} equals f32 exactly"
+        );
+    }
+}
+
+#[test]
+fn bf16_products_follow_burn_within_bf16_rounding() {
+    if !kernels::bf16_gemm::supported() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+        return;
+    }
+    let p1 = [(1, 1), (1, 1)];
+    bf16_case(3, 5, [9, 7], 7, [3, 3], [1, 1], p1, true);
+    bf16_case(2, 3, [15, 13], 33, [7, 7], [2, 2], [(3, 3), (3, 3)], false);
+    bf16_case(1, 40, [6, 6], 35, [1, 1], [1, 1], [(0, 0), (0, 0)], false);
+    bf16_case(4, 17, [8, 8], 9, [1, 1], [2, 2], [(0, 0), (0, 0)], true);
+    bf16_case(3, 5, [8, 11], 6, [2, 3], [1, 2], [(0, 1), (2, 1)], false);
+    bf16_case(6, 8, [16, 16], 33, [3, 3], [1, 1], p1, false);
+    // Wide enough for the products: odd sizes and channel counts, strides, the grid.
+    bf16_case(3, 67, [9, 17], 64, [3, 3], [1, 1], p1, true);
+    bf16_case(2, 64, [7, 7], 96, [3, 3], [2, 2], p1, false);
+    bf16_case(5, 65, [5, 5], 70, [1, 1], [1, 1], [(0, 0), (0, 0)], true);
+    bf16_case(3, 64, [9, 9], 130, [1, 1], [2, 2], [(0, 0), (0, 0)], false);
+    for (c, hw, o, k, s) in resnet50::CONVS {
+        let p = k / 2;
+        bf16_case(1, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
     }
 }
 

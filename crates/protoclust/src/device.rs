@@ -139,9 +139,25 @@ pub fn built_with() -> String {
     v.join(", ")
 }
 
-/// Refuses a half precision `device` cannot compute in (WGSL on wgpu has no bfloat16), in
-/// one line, before anything is written.
+/// Refuses, in one line and before anything is written, a half precision `device` cannot
+/// compute in (WGSL on wgpu has no bfloat16), and bf16 on a CPU whose kernels cannot run it
+/// (no AVX512-BF16): never burn's generic path, several times slower than float32.
 pub fn precision_supported(device: &Device, precision: Precision) -> Result<()> {
+    if precision == Precision::Bf16
+        && protoclust_nn::kernels::run_on(device)
+        && !protoclust_nn::kernels::bf16_gemm::supported()
+    {
+        bail!(
+            "train.precision = \"bf16\" on the CPU needs AVX512-BF16 (`avx512_bf16` in \
+             /proc/cpuinfo: Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4 and later); \
+             {}: use \"f32\"",
+            if cpu_has_bf16() {
+                "PROTOCLUST_VECTORS turned the AVX-512 kernels off"
+            } else {
+                "this CPU has none"
+            }
+        );
+    }
     match precision.half() {
         Some(half) if !device.supports_dtype(half) => bail!(
             "train.precision = \"{precision}\": {} cannot compute in {precision}; use \"f32\"{}",
@@ -156,25 +172,38 @@ pub fn precision_supported(device: &Device, precision: Precision) -> Result<()> 
     }
 }
 
-/// The warning for a half-precision run on `device`, where it is slower than float32.
+/// The warning for a half-precision run on `device` where it is slower than float32: f16 on
+/// the flex (CPU) device, and bf16 there with the project's kernels turned off.
 pub fn precision_warning(device: &Device, precision: Precision) -> Option<String> {
-    (precision != Precision::F32 && protoclust_nn::kernels::is_flex(device)).then(|| {
-        format!(
-            "warning: train.precision = \"{precision}\" on the flex (CPU) device is slower than \"f32\" \
-             (flex computes bfloat16 through float32 conversions and float16 without the project's \
-             kernels: about 4x and 10x slower in `bench`; {}); it is meant for GPUs",
-            cpu_half_support()
-        )
-    })
+    if !protoclust_nn::kernels::is_flex(device) {
+        return None;
+    }
+    match precision {
+        Precision::F32 => None,
+        Precision::Bf16 if protoclust_nn::kernels::run_on(device) => None,
+        Precision::Bf16 => Some(
+            "warning: train.precision = \"bf16\" with PROTOCLUST_KERNELS=burn runs burn's generic \
+             bfloat16 ops, several times slower than \"f32\""
+                .to_string(),
+        ),
+        Precision::F16 => Some(format!(
+            "warning: train.precision = \"f16\" on the flex (CPU) device is slower than \"f32\" \
+             (about 10x in `bench`: no CPU kernel computes in float16); it is meant for GPUs{}",
+            if cpu_has_bf16() {
+                "; this CPU has AVX512-BF16: \"bf16\" runs the project's bf16 kernels"
+            } else {
+                ""
+            }
+        )),
+    }
 }
 
-/// What this CPU offers for half-precision products, in words.
-fn cpu_half_support() -> &'static str {
+/// Whether this CPU has AVX512-BF16.
+fn cpu_has_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512bf16") {
-        return "this CPU has AVX512-BF16, which the project's kernels do not use yet";
-    }
-    "this CPU has no AVX512-BF16 either"
+    return std::arch::is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// A short name of the device, for logs.

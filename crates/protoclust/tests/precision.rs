@@ -10,6 +10,21 @@ use protoclust_nn::precision::Precision;
 use protoclust_train::Checkpoint;
 use std::path::PathBuf;
 
+/// Whether the CPU kernels compute bf16 here (AVX512-BF16); elsewhere `train.precision =
+/// "bf16"` on the CPU is refused.
+fn cpu_bf16() -> bool {
+    protoclust_nn::kernels::bf16_gemm::supported()
+}
+
+/// Asserts `e` is the one-line refusal of bf16 training on a CPU without AVX512-BF16.
+fn assert_bf16_refusal(e: &anyhow::Error) {
+    let line = protoclust::error_line(e);
+    assert!(
+        !line.contains('\n') && line.contains("avx512_bf16") && line.contains("train.precision"),
+        "{line}"
+    );
+}
+
 /// Trains the tiny SwAV run (6 steps) in `precision`; returns its run directory, final
 /// checkpoint and the parameters' dtypes.
 fn run(precision: Precision, name: &str) -> (PathBuf, Checkpoint, Vec<DType>) {
@@ -54,6 +69,20 @@ fn half_precision_runs_keep_float32_state_and_the_first_loss() {
         (Precision::Bf16, 2f64.powi(-9)),
         (Precision::F16, 2f64.powi(-12)),
     ] {
+        if precision == Precision::Bf16 && !cpu_bf16() {
+            let dir = common::scratch("precision-bf16-refused");
+            let mut c = common::tiny_config(&dir, 2);
+            c.train.precision = precision;
+            let Err(e) = runner::run(&c, None, true, &Device::flex()) else {
+                panic!("bf16 training ran on a CPU without AVX512-BF16");
+            };
+            assert_bf16_refusal(&e);
+            assert!(
+                !dir.join("metrics.jsonl").exists(),
+                "refused before writing"
+            );
+            continue;
+        }
         let (dir, ck, dtypes) = run(precision, &format!("precision-{precision}"));
         assert!(
             dtypes.iter().all(|d| *d == DType::F32),
@@ -97,8 +126,15 @@ fn every_method_trains_in_half_precision() {
             let dir = common::scratch(&format!("precision-{method}-{precision}"));
             let mut c = common::tiny_method_config(&dir, method);
             c.train.precision = precision;
-            let s = runner::run(&c, None, true, &Device::flex())
-                .unwrap_or_else(|e| panic!("{method} in {precision}: {e:#}"));
+            let s = runner::run(&c, None, true, &Device::flex());
+            if precision == Precision::Bf16 && !cpu_bf16() {
+                let Err(e) = s else {
+                    panic!("{method}: bf16 training ran on a CPU without AVX512-BF16");
+                };
+                assert_bf16_refusal(&e);
+                continue;
+            }
+            let s = s.unwrap_or_else(|e| panic!("{method} in {precision}: {e:#}"));
             let loss = s.last_epoch_loss.unwrap();
             assert!(loss.is_finite(), "{method} in {precision}: loss {loss}");
         }
@@ -158,4 +194,32 @@ fn extract_in_bf16_follows_f32_or_is_refused_in_one_line() {
         err > 0.0 && err <= 2e-2 * scale,
         "max|bf16 − f32| {err:e} of {scale:e}"
     );
+}
+
+/// `train` with `train.precision = "bf16"` and the AVX-512 kernels turned off (as on a CPU
+/// without AVX512-BF16): one line naming the CPU feature, nothing written.
+#[test]
+fn bf16_training_without_the_cpu_feature_is_refused_in_one_line() {
+    let dir = common::scratch("train-bf16-refused");
+    let run_dir = dir.join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_protoclust"))
+        .args(["train", "configs/swav_cifar10.toml", "--quiet"])
+        .args(["--set", "data.kind=synthetic", "--set", "data.len=256"])
+        .args(["--set", "train.precision=bf16", "--set", "train.epochs=1"])
+        .args(["--set", "swav.freeze_prototypes_iterations=1"])
+        .args(["--set", &format!("train.run_dir={}", run_dir.display())])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("PROTOCLUST_VECTORS", "avx2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    // The run's header line, then the error in one line.
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: train.precision") && last.contains("avx512_bf16"),
+        "{err}"
+    );
+    assert_eq!(err.matches("error").count(), 1, "{err}");
+    assert!(!run_dir.exists(), "nothing written");
 }

@@ -178,19 +178,26 @@ impl FoldedConv {
                             bias: Some(&self.bias),
                             residual: res,
                             relu,
+                            accumulate: false,
                         };
                         if self.taps.is_pointwise() {
-                            bf16_gemm::matmul(out, &x.data[first * k..(first + m) * k], m, w, epi);
+                            bf16_gemm::matmul(
+                                out,
+                                &x.data[first * k..(first + m) * k],
+                                m,
+                                w.panels(),
+                                epi,
+                            );
                         } else if self.cin.is_multiple_of(2) {
                             // Lowered straight into bf16 pairs (no f32 patch copy).
                             bf16_gemm::with_pairs(m * k / 2, |pairs| {
                                 patch_pairs(x, self.taps, [oh, ow], first, m, pairs);
-                                bf16_gemm::matmul_pairs(out, pairs, m, w, epi);
+                                bf16_gemm::matmul_pairs(out, pairs, m, w.panels(), epi);
                             });
                         } else {
                             with_scratch(m * k, |patches| {
                                 patch_rows(x, self.taps, [oh, ow], first, m, patches);
-                                bf16_gemm::matmul(out, patches, m, w, epi);
+                                bf16_gemm::matmul(out, patches, m, w.panels(), epi);
                             });
                         }
                     }

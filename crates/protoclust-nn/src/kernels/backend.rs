@@ -2,10 +2,10 @@
 //! primitive tensors, the `Autodiff<Flex>` implementation records them with their backward.
 
 use super::batch_norm::{self, Layout};
-use super::conv2d;
 use super::elementwise;
 use super::geometry::ConvGeometry;
 use super::timing::{timed, Kernel};
+use super::{bf16_conv, conv2d, Products};
 use crate::collective::World;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -17,19 +17,22 @@ use burn::backend::{backend_extension, Autodiff, AutodiffBackend, Backend, Flex,
 use burn::tensor::{DType, TensorData};
 use std::borrow::Cow;
 
-/// Stride and padding of a convolution, as the extension passes them.
+/// Stride, padding and products of a convolution, as the extension passes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSpec {
     /// (vertical, horizontal) stride.
     pub stride: [usize; 2],
     /// ((top, bottom), (left, right)) padding.
     pub padding: [(usize, usize); 2],
+    /// The arithmetic of the forward's and both gradients' products.
+    pub products: Products,
 }
 
 /// The project's CPU kernels behind burn's backend-extension seam.
 #[backend_extension(Flex, Autodiff)]
 pub trait CpuKernels: Backend {
-    /// conv2d without bias (groups 1, dilation 1); stride and padding as [`ConvSpec`] fields.
+    /// conv2d without bias (groups 1, dilation 1); stride, padding and products as
+    /// [`ConvSpec`] fields.
     #[allow(clippy::too_many_arguments)]
     fn pc_conv2d(
         x: FloatTensor<Self>,
@@ -40,6 +43,7 @@ pub trait CpuKernels: Backend {
         pad_b: usize,
         pad_l: usize,
         pad_r: usize,
+        products: Products,
     ) -> FloatTensor<Self>;
 
     /// BatchNorm with batch statistics: (output, mean, biased variance).
@@ -105,7 +109,10 @@ pub fn conv_forward(x: &FlexTensor, w: &FlexTensor, spec: ConvSpec) -> FlexTenso
     let _t = timed(Kernel::ConvForward);
     let g = geometry(x, w, spec);
     let mut y = elementwise::zeroed(g.batch * g.out_len());
-    conv2d::forward(&g, &values(x), &values(w), &mut y);
+    match spec.products {
+        Products::F32 => conv2d::forward(&g, &values(x), &values(w), &mut y),
+        Products::Bf16 => bf16_conv::forward(&g, &values(x), &values(w), &mut y),
+    }
     tensor(y, vec![g.batch, g.out_c, g.out_h, g.out_w])
 }
 
@@ -119,7 +126,10 @@ pub fn conv_weight_grad(
     let _t = timed(Kernel::ConvWeightGrad);
     let g = geometry(x, w, spec);
     let mut dw = elementwise::zeroed(g.out_c * g.patch_len());
-    conv2d::weight_grad(&g, &values(x), &values(dy), &mut dw);
+    match spec.products {
+        Products::F32 => conv2d::weight_grad(&g, &values(x), &values(dy), &mut dw),
+        Products::Bf16 => bf16_conv::weight_grad(&g, &values(x), &values(dy), &mut dw),
+    }
     tensor(dw, vec![g.out_c, g.in_c, g.k_h, g.k_w])
 }
 
@@ -133,7 +143,10 @@ pub fn conv_input_grad(
     let _t = timed(Kernel::ConvInputGrad);
     let g = geometry(x, w, spec);
     let mut dx = elementwise::zeroed(g.batch * g.in_len());
-    conv2d::input_grad(&g, &values(w), &values(dy), &mut dx);
+    match spec.products {
+        Products::F32 => conv2d::input_grad(&g, &values(w), &values(dy), &mut dx),
+        Products::Bf16 => bf16_conv::input_grad(&g, &values(w), &values(dy), &mut dx),
+    }
     tensor(dx, vec![g.batch, g.in_c, g.in_h, g.in_w])
 }
 
@@ -205,10 +218,12 @@ impl CpuKernels for Flex {
         pad_b: usize,
         pad_l: usize,
         pad_r: usize,
+        products: Products,
     ) -> FlexTensor {
         let spec = ConvSpec {
             stride: [stride_h, stride_w],
             padding: [(pad_t, pad_b), (pad_l, pad_r)],
+            products,
         };
         conv_forward(&x, &weight, spec)
     }
@@ -343,10 +358,12 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
         pad_b: usize,
         pad_l: usize,
         pad_r: usize,
+        products: Products,
     ) -> FloatTensor<Self> {
         let spec = ConvSpec {
             stride: [stride_h, stride_w],
             padding: [(pad_t, pad_b), (pad_l, pad_r)],
+            products,
         };
         match ConvBackward
             .prepare::<C>([x.node(), weight.node()])

@@ -13,15 +13,18 @@ pub const NR: usize = 32;
 /// Rows of one register tile.
 const MR: usize = 12;
 
-/// Whether this CPU runs the bf16 kernels (AVX512-BF16 with AVX-512F), and the kernels' vector
-/// width is AVX-512 (`PROTOCLUST_VECTORS=avx2` turns them off with the other AVX-512 kernels).
+/// Whether this CPU runs the bf16 kernels (AVX512-BF16 with AVX-512F and BW, as every CPU with
+/// AVX512-BF16 has), and the kernels' vector width is AVX-512 (`PROTOCLUST_VECTORS=avx2` turns
+/// them off with the other AVX-512 kernels).
 pub fn supported() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
         static CPU: OnceLock<bool> = OnceLock::new();
         let cpu = *CPU.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512bf16")
         });
         cpu && super::isa::VectorWidth::current() == super::isa::VectorWidth::Avx512
     }
@@ -62,38 +65,145 @@ impl PackedWeights {
     /// When `w` is not `k × n` (a caller bug).
     pub fn new(w: &[f32], k: usize, n: usize) -> Self {
         assert_eq!(w.len(), k * n, "PackedWeights: shape");
-        let kp = k.div_ceil(2);
-        let panels = n.div_ceil(NR);
-        let mut out = vec![0u32; panels * kp * NR];
-        for j in 0..panels {
-            for p in 0..kp {
-                for c in 0..NR {
-                    let col = j * NR + c;
-                    if col >= n {
-                        continue;
-                    }
-                    let lo = bf16_bits(w[2 * p * n + col]) as u32;
-                    let hi = if 2 * p + 1 < k {
-                        bf16_bits(w[(2 * p + 1) * n + col]) as u32
-                    } else {
-                        0
-                    };
-                    out[(j * kp + p) * NR + c] = lo | (hi << 16);
-                }
+        let mut panels = vec![0u32; panels_len(k, n)];
+        pack_rows(w, n, k, n, &mut panels);
+        Self { k, n, panels }
+    }
+
+    /// The packed matrix, as [`matmul`] takes it.
+    pub fn panels(&self) -> Panels<'_> {
+        Panels {
+            k: self.k,
+            n: self.n,
+            data: &self.panels,
+        }
+    }
+}
+
+/// A borrowed K × N matrix of bf16 pairs in `NR`-column panels (see the module's layouts):
+/// a [`PackedWeights`], or a product's operand packed per call by [`pack_rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct Panels<'a> {
+    k: usize,
+    n: usize,
+    data: &'a [u32],
+}
+
+impl<'a> Panels<'a> {
+    /// The `k × n` matrix whose panels `data` holds, e.g. several packed side by side, each
+    /// a whole number of panels.
+    ///
+    /// # Panics
+    /// When `data` is not [`panels_len`]`(k, n)` long.
+    pub fn new(k: usize, n: usize, data: &'a [u32]) -> Self {
+        assert_eq!(data.len(), panels_len(k, n), "Panels: length");
+        Self { k, n, data }
+    }
+}
+
+/// Pairs a packed `k × n` matrix takes.
+pub fn panels_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * k.div_ceil(2) * NR
+}
+
+/// Packs the `k × n` matrix whose row `r` is `src[r·ld..][..n]`, rounded to bf16, into `out`
+/// ([`panels_len`] long; columns past `n` and the pair after an odd `k` are zero).
+///
+/// # Panics
+/// When `src` or `out` is too short (a caller bug).
+pub fn pack_rows<'a>(src: &[f32], ld: usize, k: usize, n: usize, out: &'a mut [u32]) -> Panels<'a> {
+    assert!(
+        k == 0 || n == 0 || (k - 1) * ld + n <= src.len(),
+        "pack_rows: source too short"
+    );
+    pack_row_slices(k, n, |r| &src[r * ld..r * ld + n], out)
+}
+
+/// Packs the `k × n` matrix whose row `r` is `row(r)` (`n` long), rounded to bf16, into `out`
+/// ([`panels_len`] long; columns past `n` and the pair after an odd `k` are zero).
+///
+/// # Panics
+/// When a row is not `n` long or `out` is too short (a caller bug).
+pub fn pack_row_slices<'s, 'a>(
+    k: usize,
+    n: usize,
+    row: impl Fn(usize) -> &'s [f32],
+    out: &'a mut [u32],
+) -> Panels<'a> {
+    let len = panels_len(k, n);
+    assert!(out.len() >= len, "pack_rows: output too short");
+    let out = &mut out[..len];
+    let kp = k.div_ceil(2);
+    let whole = n / NR;
+    let vector = supported() && k >= 2 && whole > 0;
+    for p in 0..kp {
+        let r0 = row(2 * p);
+        let r1 = (2 * p + 1 < k).then(|| row(2 * p + 1));
+        assert!(
+            r0.len() == n && r1.is_none_or(|r| r.len() == n),
+            "pack_rows: a row is not n long"
+        );
+        // Whole panels of whole pairs in registers; the rest one by one.
+        let first = match r1 {
+            #[cfg(target_arch = "x86_64")]
+            Some(r1) if vector => {
+                // SAFETY: `supported()` holds; both rows hold `whole` panels of NR columns, and
+                // pair p of each of those panels lies in `out`.
+                unsafe { avx512::pack_pair(r0, r1, whole, kp, p, out) };
+                whole
+            }
+            _ => 0,
+        };
+        for j in first..n.div_ceil(NR) {
+            for c in 0..NR {
+                let col = j * NR + c;
+                out[(j * kp + p) * NR + c] = if col >= n {
+                    0
+                } else {
+                    let lo = bf16_bits(r0[col]) as u32;
+                    let hi = r1.map_or(0, |r| bf16_bits(r[col]) as u32);
+                    lo | (hi << 16)
+                };
             }
         }
-        Self { k, n, panels: out }
     }
+    Panels { k, n, data: out }
+}
+
+/// Packs the transpose of the `n × k` matrix whose row `c` is `src[c·ld..][..k]` (a `k × n`
+/// matrix), rounded to bf16, into `out` ([`panels_len`]`(k, n)` long), through an f32
+/// transpose in `scratch` (`k · n` long).
+///
+/// # Panics
+/// When a slice is too short (a caller bug).
+pub fn pack_columns<'a>(
+    src: &[f32],
+    ld: usize,
+    k: usize,
+    n: usize,
+    scratch: &mut [f32],
+    out: &'a mut [u32],
+) -> Panels<'a> {
+    let t = &mut scratch[..k * n];
+    super::transpose::transpose(src, ld, (n, k), t, |j| j * n);
+    pack_rows(t, n, k, n, out)
 }
 
 thread_local! {
     static PAIRS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PANELS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's pair buffer of at least `len` elements (contents arbitrary); a
 /// nested call gets a fresh buffer.
 pub fn with_pairs<R>(len: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
     super::scratch::with_buffer(&PAIRS, len, f)
+}
+
+/// Runs `f` on this thread's panel buffer of at least `len` elements (contents arbitrary),
+/// for operands packed per product; a nested call gets a fresh buffer.
+pub fn with_panels<R>(len: usize, f: impl FnOnce(&mut [u32]) -> R) -> R {
+    super::scratch::with_buffer(&PANELS, len, f)
 }
 
 /// `src` (an even count, or odd with a zero high half last) as bf16 pairs in `dst`.
@@ -115,7 +225,7 @@ pub fn to_pairs(src: &[f32], dst: &mut [u32]) {
 ///
 /// # Panics
 /// When the shapes disagree, or the CPU lacks AVX512-BF16 (callers check [`supported`]).
-pub fn matmul(dst: &mut [f32], a: &[f32], m: usize, w: &PackedWeights, epi: Epilogue) {
+pub fn matmul(dst: &mut [f32], a: &[f32], m: usize, w: Panels, epi: Epilogue) {
     let k = w.k;
     assert_eq!(a.len(), m * k, "bf16 matmul: a is not m × k");
     let kp = k.div_ceil(2);
@@ -130,9 +240,12 @@ pub fn matmul(dst: &mut [f32], a: &[f32], m: usize, w: &PackedWeights, epi: Epil
     });
 }
 
-/// What the product's output pass adds and clips: `relu?(a·w + bias [+ residual])`, all f32.
+/// What the product's output pass adds and clips: `relu?(a·w + bias [+ residual])`, all f32,
+/// or with `accumulate` `dst + a·w` (then nothing else).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Epilogue<'a> {
+    /// The product is added onto `dst` (its previous contents), not written over it.
+    pub accumulate: bool,
     /// Added to every row (n).
     pub bias: Option<&'a [f32]>,
     /// Added element-wise (m × n, the output's layout).
@@ -146,7 +259,7 @@ pub struct Epilogue<'a> {
 ///
 /// # Panics
 /// When the shapes disagree, or the CPU lacks AVX512-BF16 (callers check [`supported`]).
-pub fn matmul_pairs(dst: &mut [f32], pairs: &[u32], m: usize, w: &PackedWeights, epi: Epilogue) {
+pub fn matmul_pairs(dst: &mut [f32], pairs: &[u32], m: usize, w: Panels, epi: Epilogue) {
     let (k, n) = (w.k, w.n);
     let kp = k.div_ceil(2);
     assert_eq!(pairs.len(), m * kp, "bf16 matmul: a is not m × k/2 pairs");
@@ -159,11 +272,16 @@ pub fn matmul_pairs(dst: &mut [f32], pairs: &[u32], m: usize, w: &PackedWeights,
         epi.residual.is_none_or(|r| r.len() == m * n),
         "bf16 matmul: residual shape"
     );
+    assert!(
+        !epi.accumulate || (epi.bias.is_none() && epi.residual.is_none() && !epi.relu),
+        "bf16 matmul: an accumulating product has no other output pass"
+    );
+    assert_eq!(w.data.len(), panels_len(k, n), "bf16 matmul: panels");
     assert!(supported(), "bf16 matmul: the CPU has no AVX512-BF16");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `supported()` holds (asserted above); every index is within the slices.
     unsafe {
-        avx512::product(dst, pairs, m, n, kp, &w.panels, epi);
+        avx512::product(dst, pairs, m, n, kp, w.data, epi);
     }
 }
 
@@ -211,6 +329,37 @@ mod avx512 {
         }
     }
 
+    /// Pair `p` of the first `panels` whole panels: the rows `r0` (2p) and `r1` (2p + 1),
+    /// rounded and interleaved into `out[(j·kp + p)·NR..][..NR]` for each panel j.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn pack_pair(
+        r0: &[f32],
+        r1: &[f32],
+        panels: usize,
+        kp: usize,
+        p: usize,
+        out: &mut [u32],
+    ) {
+        // Lane 2i takes element i of the low half (row 2p), lane 2i + 1 element i of the high
+        // half (row 2p + 1).
+        let mut index = [0i16; 32];
+        for i in 0..16 {
+            index[2 * i] = i as i16;
+            index[2 * i + 1] = 16 + i as i16;
+        }
+        let index = _mm512_loadu_si512(index.as_ptr() as *const __m512i);
+        let (a, b) = (r0.as_ptr(), r1.as_ptr());
+        let o = out.as_mut_ptr();
+        for j in 0..panels {
+            for h in 0..2 {
+                let c = j * NR + 16 * h;
+                let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b.add(c)), _mm512_loadu_ps(a.add(c)));
+                let v = _mm512_permutexvar_epi16(index, bits(v));
+                _mm512_storeu_si512(o.add((j * kp + p) * NR + 16 * h) as *mut __m512i, v);
+            }
+        }
+    }
+
     /// `dst = epilogue(A · W)` tile by tile: for each weight panel, every MR-row block of A.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn product(
@@ -247,14 +396,25 @@ mod avx512 {
                             .residual
                             .map_or(std::ptr::null(), |r| r.as_ptr().add(at)),
                         relu: epi.relu,
+                        accumulate: epi.accumulate,
                     };
-                    kernel(a, kp, panel, dst.as_mut_ptr().add(at), n, fused);
+                    kernel::<MR>(a, kp, panel, dst.as_mut_ptr().add(at), n, fused);
                 } else {
-                    kernel(a, kp, panel, tile.as_mut_ptr(), NR, Fused::NONE);
+                    // The last rows in a tile of 4 or 8 where they fit (no products of the
+                    // zero rows: 64 rows are 5 tiles of 12 and one of 4).
+                    let out = tile.as_mut_ptr();
+                    match rows {
+                        1..=4 => kernel::<4>(a, kp, panel, out, NR, Fused::NONE),
+                        5..=8 => kernel::<8>(a, kp, panel, out, NR, Fused::NONE),
+                        _ => kernel::<MR>(a, kp, panel, out, NR, Fused::NONE),
+                    }
                     for r in 0..rows {
                         let at = (i + r) * n + j * NR;
                         for c in 0..cols {
                             let mut v = tile[r * NR + c];
+                            if epi.accumulate {
+                                v += dst[at + c];
+                            }
                             if let Some(b) = epi.bias {
                                 v += b[j * NR + c];
                             }
@@ -270,12 +430,14 @@ mod avx512 {
     }
 
     /// The output pass of a full tile: bias at the tile's first column, residual at its first
-    /// element (rows `ld` apart, as the output), each null when absent.
+    /// element (rows `ld` apart, as the output), each null when absent; or the output's own
+    /// values added (`accumulate`).
     #[derive(Clone, Copy)]
     struct Fused {
         bias: *const f32,
         residual: *const f32,
         relu: bool,
+        accumulate: bool,
     }
 
     impl Fused {
@@ -283,14 +445,15 @@ mod avx512 {
             bias: std::ptr::null(),
             residual: std::ptr::null(),
             relu: false,
+            accumulate: false,
         };
     }
 
-    /// One MR × NR tile over all `kp` pairs, stored at `out` (rows `ld` apart) through `fused`:
+    /// One R × NR tile (R ≤ MR rows) over all `kp` pairs, stored at `out` (rows `ld` apart) through `fused`:
     /// `a` the block's first row (rows `kp` apart).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn kernel(
+    unsafe fn kernel<const R: usize>(
         a: *const u32,
         kp: usize,
         b: *const u32,
@@ -298,14 +461,14 @@ mod avx512 {
         ld: usize,
         fused: Fused,
     ) {
-        let mut acc: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
         for p in 0..kp {
             let b0 = pairs(_mm512_loadu_si512(b.add(p * NR) as *const __m512i));
             let b1 = pairs(_mm512_loadu_si512(b.add(p * NR + 16) as *const __m512i));
-            for r in 0..MR {
+            for (r, [lo, hi]) in acc.iter_mut().enumerate() {
                 let x = pairs(_mm512_set1_epi32(*a.add(r * kp + p) as i32));
-                acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], x, b0);
-                acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], x, b1);
+                *lo = _mm512_dpbf16_ps(*lo, x, b0);
+                *hi = _mm512_dpbf16_ps(*hi, x, b1);
             }
         }
         if !fused.bias.is_null() {
@@ -313,27 +476,34 @@ mod avx512 {
                 _mm512_loadu_ps(fused.bias),
                 _mm512_loadu_ps(fused.bias.add(16)),
             );
-            for r in 0..MR {
-                acc[2 * r] = _mm512_add_ps(acc[2 * r], c0);
-                acc[2 * r + 1] = _mm512_add_ps(acc[2 * r + 1], c1);
+            for [lo, hi] in &mut acc {
+                *lo = _mm512_add_ps(*lo, c0);
+                *hi = _mm512_add_ps(*hi, c1);
             }
         }
         if !fused.residual.is_null() {
-            for r in 0..MR {
+            for (r, [lo, hi]) in acc.iter_mut().enumerate() {
                 let res = fused.residual.add(r * ld);
-                acc[2 * r] = _mm512_add_ps(acc[2 * r], _mm512_loadu_ps(res));
-                acc[2 * r + 1] = _mm512_add_ps(acc[2 * r + 1], _mm512_loadu_ps(res.add(16)));
+                *lo = _mm512_add_ps(*lo, _mm512_loadu_ps(res));
+                *hi = _mm512_add_ps(*hi, _mm512_loadu_ps(res.add(16)));
+            }
+        }
+        if fused.accumulate {
+            for (r, [lo, hi]) in acc.iter_mut().enumerate() {
+                let o = out.add(r * ld);
+                *lo = _mm512_add_ps(*lo, _mm512_loadu_ps(o));
+                *hi = _mm512_add_ps(*hi, _mm512_loadu_ps(o.add(16)));
             }
         }
         if fused.relu {
             let zero = _mm512_setzero_ps();
-            for v in &mut acc {
+            for v in acc.iter_mut().flatten() {
                 *v = _mm512_max_ps(*v, zero);
             }
         }
-        for r in 0..MR {
-            _mm512_storeu_ps(out.add(r * ld), acc[2 * r]);
-            _mm512_storeu_ps(out.add(r * ld + 16), acc[2 * r + 1]);
+        for (r, [lo, hi]) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(r * ld), *lo);
+            _mm512_storeu_ps(out.add(r * ld + 16), *hi);
         }
     }
 }
@@ -380,7 +550,7 @@ mod tests {
             let w: Vec<f32> = (0..k * n).map(|_| rand()).collect();
             let packed = PackedWeights::new(&w, k, n);
             let mut got = vec![f32::NAN; m * n];
-            matmul(&mut got, &a, m, &packed, Epilogue::default());
+            matmul(&mut got, &a, m, packed.panels(), Epilogue::default());
             for i in 0..m {
                 for j in 0..n {
                     let exact: f64 = (0..k)
@@ -403,12 +573,68 @@ mod tests {
                 bias: Some(&bias),
                 residual: Some(&residual),
                 relu: true,
+                accumulate: false,
             };
-            matmul(&mut fused, &a, m, &packed, epi);
+            matmul(&mut fused, &a, m, packed.panels(), epi);
             for (i, (f, g)) in fused.iter().zip(&got).enumerate() {
                 let want = (g + bias[i % n] + residual[i]).max(0.0);
                 assert_eq!(f.to_bits(), want.to_bits(), "{m}×{k}×{n} element {i}");
             }
+        }
+    }
+
+    #[test]
+    fn packing_follows_the_layout_and_products_accumulate() {
+        // Rows `ld` apart, k odd, n past whole panels: pair p of column c is the rounded rows
+        // 2p and 2p + 1 of that column (zero past k and n), whatever path packed it.
+        let (k, n, ld) = (7, 70, 75);
+        let src: Vec<f32> = (0..k * ld).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut out = vec![u32::MAX; panels_len(k, n)];
+        pack_rows(&src, ld, k, n, &mut out);
+        let kp = k.div_ceil(2);
+        for j in 0..n.div_ceil(NR) {
+            for p in 0..kp {
+                for c in 0..NR {
+                    let col = j * NR + c;
+                    let at = |r: usize| {
+                        if r < k && col < n {
+                            bf16_bits(src[r * ld + col]) as u32
+                        } else {
+                            0
+                        }
+                    };
+                    let want = at(2 * p) | (at(2 * p + 1) << 16);
+                    assert_eq!(
+                        out[(j * kp + p) * NR + c],
+                        want,
+                        "panel {j} pair {p} col {c}"
+                    );
+                }
+            }
+        }
+        // The transposed packing equals packing the transpose.
+        let t: Vec<f32> = (0..n * k).map(|i| src[(i % k) * ld + i / k]).collect();
+        let (mut scratch, mut cols) = (vec![0.0; k * n], vec![0; panels_len(k, n)]);
+        pack_columns(&t, k, k, n, &mut scratch, &mut cols);
+        assert_eq!(cols, out);
+        if !supported() {
+            eprintln!("skipped the products: this CPU has no AVX512-BF16");
+            return;
+        }
+        // Accumulating adds the product onto what dst held, full tiles and edges alike.
+        let m = 14;
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.11).cos()).collect();
+        let w = Panels::new(k, n, &out);
+        let mut once = vec![0.0; m * n];
+        matmul(&mut once, &a, m, w, Epilogue::default());
+        let mut twice = once.clone();
+        let epi = Epilogue {
+            accumulate: true,
+            ..Epilogue::default()
+        };
+        matmul(&mut twice, &a, m, w, epi);
+        for (t, o) in twice.iter().zip(&once) {
+            assert_eq!(*t, 2.0 * o);
         }
     }
 }

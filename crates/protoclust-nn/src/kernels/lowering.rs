@@ -168,7 +168,7 @@ impl Lowering {
 
 /// Every patch-matrix row `r = (c·KH + kh)·KW + kw` with the offset of its tap (kh, kw) of
 /// channel c in the padded image.
-fn taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> + '_ {
+pub(super) fn taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> + '_ {
     let (pitch, rows) = padded(g);
     (0..g.in_c).flat_map(move |c| {
         (0..g.k_h).flat_map(move |kh| {

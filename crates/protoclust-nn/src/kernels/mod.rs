@@ -9,6 +9,7 @@
 #[cfg(feature = "flex")]
 pub mod backend;
 pub mod batch_norm;
+pub mod bf16_conv;
 pub mod bf16_gemm;
 pub mod channels_last;
 pub mod conv2d;
@@ -17,6 +18,7 @@ pub mod dot;
 pub mod elementwise;
 pub mod gemm;
 pub mod geometry;
+mod grid_rows;
 pub mod isa;
 pub mod lowering;
 mod partition;
@@ -59,6 +61,17 @@ impl KernelChoice {
         static CHOICE: OnceLock<KernelChoice> = OnceLock::new();
         *CHOICE.get_or_init(|| Self::from_env().unwrap_or(Self::Protoclust))
     }
+}
+
+/// The arithmetic of a convolution's products (its tensors are f32 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Products {
+    /// f32 operands (the default).
+    #[default]
+    F32,
+    /// Operands rounded to bf16, f32 sums ([`bf16_conv`], PyTorch's bf16 autocast); needs
+    /// [`bf16_gemm::supported`].
+    Bf16,
 }
 
 /// How the kernels choose a convolution's algorithm.
@@ -140,19 +153,33 @@ pub fn conv2d(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if options.groups == 1 && options.dilation == [1, 1] && on_flex(&x) {
-        return conv2d_kernel(x, weight, bias, options);
+    if takes_conv(&x, &options) {
+        return conv2d_kernel(x, weight, bias, options, Products::F32);
     }
     burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
-/// The project's conv2d kernel, unconditionally (f32 on flex, groups 1, dilation 1).
+/// Whether the project's conv2d kernel takes `x` under `options`: f32 on flex, groups 1,
+/// dilation 1.
+pub fn takes_conv(x: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    #[cfg(feature = "flex")]
+    return options.groups == 1 && options.dilation == [1, 1] && on_flex(x);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, options);
+        false
+    }
+}
+
+/// The project's conv2d kernel, unconditionally (f32 on flex, groups 1, dilation 1), with its
+/// products (and those of its gradients) in `products`.
 #[cfg(feature = "flex")]
 pub fn conv2d_kernel(
     x: Tensor<4>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
+    products: Products,
 ) -> Tensor<4> {
     let [(pt, pb), (pl, pr)] = options.padding;
     let [sh, sw] = options.stride;
@@ -165,6 +192,7 @@ pub fn conv2d_kernel(
         pb,
         pl,
         pr,
+        products,
     ));
     match bias {
         Some(b) => {
