@@ -14,8 +14,8 @@ use super::bf16_gemm::{
 };
 use super::geometry::{flip_kernel, ConvGeometry};
 use super::grid_rows::GridRows;
-use super::lowering::Lowering;
-use super::partition::sum_groups;
+use super::lowering::{scratch_lens, split3, Lowering};
+use super::partition::{sum_groups, ChunkGroups};
 use super::scratch::with_scratch;
 use rayon::prelude::*;
 
@@ -63,18 +63,6 @@ fn transposed_weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
     let mut out = vec![0; k * o.div_ceil(2)];
     row_pairs(&t, o, k, o, &mut out);
     out
-}
-
-/// (patch matrix, O-row matrix, padded image) lengths of a chunk of `nb` images.
-fn scratch_lens(g: &ConvGeometry, low: &Lowering, nb: usize) -> [usize; 3] {
-    let cols = nb * low.span(g);
-    [g.patch_len() * cols, g.out_c * cols, low.image_scratch(g)]
-}
-
-fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f32]) {
-    let (a, rest) = buf.split_at_mut(lens[0]);
-    let (b, c) = rest.split_at_mut(lens[1]);
-    (a, b, &mut c[..lens[2]])
 }
 
 /// `y (N × O × OH × OW) = conv(bf16(x), bf16(w))` with f32 sums where `g`
@@ -201,17 +189,13 @@ pub fn weight_grad_products(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
     let grid_rows = GridRows::of(g).filter(|rows| {
         !g.is_pointwise() && nb * rows.span.next_multiple_of(2) <= WEIGHT_GRAD_COLUMNS
     });
-    let chunks = g.batch.div_ceil(nb);
-    let groups = threads().min(chunks).max(1);
-    let per_group = chunks.div_ceil(groups);
+    let parts = ChunkGroups::new(g.batch, nb, threads());
     let partial = |grp: usize, acc: &mut [f32]| {
         // dwᵀ (K × O): the patch rows are the product's left operand (pairs along pixels,
         // converted in one contiguous pass each), the output gradient its packed right one.
         let mut dwt = vec![0.0f32; k * o];
         let mut first = true;
-        for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
-            let i0 = chunk * nb;
-            let nb = nb.min(g.batch - i0);
+        for (i0, nb) in parts.chunks(grp) {
             let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
             match &grid_rows {
@@ -222,7 +206,7 @@ pub fn weight_grad_products(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
         }
         super::transpose::transpose(&dwt, o, (k, o), acc, |j| j * k);
     };
-    sum_groups(groups, dw, partial)
+    sum_groups(parts.groups, dw, partial)
 }
 
 /// `dwt (K × O) [+]= bf16(patches(xc)) · bf16(dyc)ᵀ` for a chunk whose patch rows are read in

@@ -8,8 +8,8 @@ use super::gemm::{matmul, View};
 use super::geometry::flip_kernel;
 use super::geometry::ConvGeometry;
 use super::isa::VectorWidth;
-use super::lowering::Lowering;
-use super::partition::sum_groups;
+use super::lowering::{scratch_lens, split3, Lowering};
+use super::partition::{sum_groups, ChunkGroups};
 use super::scratch::with_scratch;
 use super::{channels_last, direct, winograd, ConvAlgorithm};
 use rayon::prelude::*;
@@ -127,18 +127,6 @@ fn takes_channels_last(g: &ConvGeometry, pass: Pass, direct: bool) -> bool {
             || (channels >= CHANNELS_LAST_MIN_CHANNELS && !direct))
 }
 
-/// Scratch for one chunk: (patch matrix, O-row matrix, padded image) lengths.
-fn scratch_lens(g: &ConvGeometry, low: &Lowering, nb: usize) -> [usize; 3] {
-    let cols = nb * low.span(g);
-    [g.patch_len() * cols, g.out_c * cols, low.image_scratch(g)]
-}
-
-fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f32]) {
-    let (a, rest) = buf.split_at_mut(lens[0]);
-    let (b, c) = rest.split_at_mut(lens[1]);
-    (a, b, &mut c[..lens[2]])
-}
-
 /// `y (N × O × OH × OW) = conv(x (N × C × H × W), w (O × C × KH × KW))`.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     forward_by(Route::of(g, Pass::Forward), g, x, w, y)
@@ -198,14 +186,10 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
     let (o, k) = (g.out_c, g.patch_len());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
-    let chunks = g.batch.div_ceil(nb);
-    let groups = threads().min(chunks).max(1);
-    let per_group = chunks.div_ceil(groups);
+    let parts = ChunkGroups::new(g.batch, nb, threads());
     let partial = |grp: usize, acc: &mut [f32]| {
         let mut first = true;
-        for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
-            let i0 = chunk * nb;
-            let nb = nb.min(g.batch - i0);
+        for (i0, nb) in parts.chunks(grp) {
             let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
             let cols = nb * low.span(g);
@@ -245,7 +229,7 @@ fn weight_grad_lowering(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32])
             acc.fill(0.0);
         }
     };
-    sum_groups(groups, dw, partial)
+    sum_groups(parts.groups, dw, partial)
 }
 
 /// `dx (N × C × H × W) = col2im(wᵀ · dy[n])` for every image.

@@ -166,6 +166,19 @@ impl Lowering {
     }
 }
 
+/// Scratch for one chunk of `nb` images: (patch matrix, O-row matrix, padded image) lengths.
+pub(super) fn scratch_lens(g: &ConvGeometry, low: &Lowering, nb: usize) -> [usize; 3] {
+    let cols = nb * low.span(g);
+    [g.patch_len() * cols, g.out_c * cols, low.image_scratch(g)]
+}
+
+/// `buf` cut into the three [`scratch_lens`] parts.
+pub(super) fn split3(buf: &mut [f32], lens: [usize; 3]) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    let (a, rest) = buf.split_at_mut(lens[0]);
+    let (b, c) = rest.split_at_mut(lens[1]);
+    (a, b, &mut c[..lens[2]])
+}
+
 /// Every patch-matrix row `r = (c·KH + kh)·KW + kw` with the offset of its tap (kh, kw) of
 /// channel c in the padded image.
 pub(super) fn taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize)> + '_ {

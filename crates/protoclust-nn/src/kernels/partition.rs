@@ -3,6 +3,41 @@
 
 use rayon::prelude::*;
 
+/// A batch cut into chunks of `nb` images, and the chunks into at most `threads` groups of
+/// consecutive chunks: the fixed partition a weight gradient sums over.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkGroups {
+    batch: usize,
+    nb: usize,
+    chunks: usize,
+    per_group: usize,
+    /// Number of groups.
+    pub groups: usize,
+}
+
+impl ChunkGroups {
+    /// `batch` images in chunks of `nb` (≥ 1), over `threads` groups at the most.
+    pub fn new(batch: usize, nb: usize, threads: usize) -> Self {
+        let chunks = batch.div_ceil(nb);
+        let groups = threads.min(chunks).max(1);
+        Self {
+            batch,
+            nb,
+            chunks,
+            per_group: chunks.div_ceil(groups),
+            groups,
+        }
+    }
+
+    /// The chunks of group `grp` in order, each as (first image, images).
+    pub fn chunks(&self, grp: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (grp * self.per_group..((grp + 1) * self.per_group).min(self.chunks)).map(|c| {
+            let i0 = c * self.nb;
+            (i0, self.nb.min(self.batch - i0))
+        })
+    }
+}
+
 /// `out = Σ_grp partial(grp)` over groups `0..groups`, added in group order.
 /// `partial(grp, acc)` overwrites `acc` (as long as `out`) with group `grp`'s sum; group 0
 /// writes straight into `out` while the others fill their own buffers in parallel.

@@ -13,7 +13,7 @@ use super::dot::{matmul_nt, Out, Rows};
 use super::gemm::{matmul, View};
 use super::geometry::ConvGeometry;
 use super::isa::VectorWidth;
-use super::partition::sum_groups;
+use super::partition::{sum_groups, ChunkGroups};
 use super::scratch::with_scratch;
 use rayon::prelude::*;
 
@@ -367,14 +367,10 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (o, c) = (g.out_c, g.in_c);
     let (th, tw) = tiles(g);
     let nb = images_per_chunk(g);
-    let chunks = g.batch.div_ceil(nb);
-    let groups = rayon::current_num_threads().min(chunks).max(1);
-    let per_group = chunks.div_ceil(groups);
+    let parts = ChunkGroups::new(g.batch, nb, rayon::current_num_threads());
     let partial = |grp: usize, du: &mut [f32]| {
         du.fill(0.0);
-        for chunk in grp * per_group..((grp + 1) * per_group).min(chunks) {
-            let i0 = chunk * nb;
-            let nb = nb.min(g.batch - i0);
+        for (i0, nb) in parts.chunks(grp) {
             let xc = &x[i0 * g.in_len()..(i0 + nb) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + nb) * g.out_len()];
             let t = nb * th * tw;
@@ -407,7 +403,7 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         }
     };
     let mut du = vec![0.0f32; XI * o * c];
-    sum_groups(groups, &mut du, partial);
+    sum_groups(parts.groups, &mut du, partial);
     untransform_weight_grad(&du, o, c, dw);
 }
 
