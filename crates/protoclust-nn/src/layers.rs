@@ -5,8 +5,8 @@
 //! calls [`Conv2dExt::run`] / [`BatchNormExt::run`] / [`LinearExt::run`] instead of `forward`,
 //! which take the project's kernels on the CPU device and burn's ops elsewhere.
 
-use crate::kernels::{self, bf16_gemm, Products};
-use crate::precision::{current, to_compute, to_f32, Precision};
+use crate::kernels;
+use crate::precision::{to_compute, to_f32};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::ops::ConvOptions;
@@ -32,12 +32,13 @@ impl Conv2dExt for Conv2d {
         let options =
             ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
         #[cfg(feature = "flex")]
-        if current() == Precision::Bf16
-            && bf16_gemm::supported()
+        if crate::precision::current() == crate::precision::Precision::Bf16
+            && kernels::bf16_gemm::supported()
             && kernels::takes_conv(&x, &options)
         {
             let bias = self.bias.as_ref().map(|b| b.val());
-            return kernels::conv2d_kernel(x, self.weight.val(), bias, options, Products::Bf16);
+            let products = kernels::Products::Bf16;
+            return kernels::conv2d_kernel(x, self.weight.val(), bias, options, products);
         }
         kernels::conv2d(
             to_compute(x),

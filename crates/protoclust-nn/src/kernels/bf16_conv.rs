@@ -10,7 +10,8 @@
 //! Callers check [`bf16_gemm::supported`].
 
 use super::bf16_gemm::{
-    self, matmul_pairs, pack_columns, pack_row_slices, pack_rows, panels_len, Epilogue, Panels, NR,
+    self, matmul_pairs, pack_columns, pack_row_slices, pack_rows, panels_len, rows_to_pairs,
+    Epilogue, Panels, NR,
 };
 use super::geometry::{flip_kernel, ConvGeometry};
 use super::grid_rows::GridRows;
@@ -39,19 +40,11 @@ fn threads() -> usize {
     rayon::current_num_threads()
 }
 
-/// `rows × len` row-major f32 as bf16 pairs, row by row (a zero high half after an odd `len`).
-fn row_pairs(src: &[f32], ld: usize, rows: usize, len: usize, out: &mut [u32]) {
-    let lp = len.div_ceil(2);
-    for r in 0..rows {
-        bf16_gemm::to_pairs(&src[r * ld..r * ld + len], &mut out[r * lp..(r + 1) * lp]);
-    }
-}
-
 /// The weights (O × K) as O rows of K/2 pairs: the forward's left operand.
 fn weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
     let k = g.patch_len();
     let mut out = vec![0; g.out_c * k.div_ceil(2)];
-    row_pairs(w, k, g.out_c, k, &mut out);
+    rows_to_pairs(w, k, g.out_c, k, &mut out);
     out
 }
 
@@ -61,7 +54,7 @@ fn transposed_weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
     let mut t = vec![0.0; k * o];
     super::transpose::transpose(w, k, (o, k), &mut t, |j| j * o);
     let mut out = vec![0; k * o.div_ceil(2)];
-    row_pairs(&t, o, k, o, &mut out);
+    rows_to_pairs(&t, o, k, o, &mut out);
     out
 }
 
@@ -264,7 +257,7 @@ fn lowered_weight_grad(
         for c0 in (0..cols).step_by(WEIGHT_GRAD_COLUMNS) {
             let len = (cols - c0).min(WEIGHT_GRAD_COLUMNS);
             bf16_gemm::with_pairs(k * len.div_ceil(2), |a| {
-                row_pairs(&patch_rows[c0..], cols, k, len, a);
+                rows_to_pairs(&patch_rows[c0..], cols, k, len, a);
                 with_scratch(len * o, |t| {
                     bf16_gemm::with_panels(panels_len(len, o), |panels| {
                         let b = pack_columns(&dy_rows[c0..], cols, len, o, t, panels);

@@ -230,14 +230,21 @@ pub fn matmul(dst: &mut [f32], a: &[f32], m: usize, w: Panels, epi: Epilogue) {
     assert_eq!(a.len(), m * k, "bf16 matmul: a is not m × k");
     let kp = k.div_ceil(2);
     with_pairs(m * kp, |pairs| {
-        for (row, out) in a
-            .chunks_exact(k.max(1))
-            .zip(pairs.chunks_exact_mut(kp.max(1)))
-        {
-            to_pairs(row, out);
-        }
+        rows_to_pairs(a, k, m, k, pairs);
         matmul_pairs(dst, pairs, m, w, epi);
     });
+}
+
+/// The `rows × len` matrix whose row `r` is `src[r·ld..][..len]` as bf16 pairs, row by row
+/// (`ceil(len / 2)` each, a zero high half after an odd `len`), into `out`.
+///
+/// # Panics
+/// When a slice is too short, or the CPU lacks AVX512-BF16.
+pub fn rows_to_pairs(src: &[f32], ld: usize, rows: usize, len: usize, out: &mut [u32]) {
+    let lp = len.div_ceil(2);
+    for r in 0..rows {
+        to_pairs(&src[r * ld..r * ld + len], &mut out[r * lp..(r + 1) * lp]);
+    }
 }
 
 /// What the product's output pass adds and clips: `relu?(a·w + bias [+ residual])`, all f32,

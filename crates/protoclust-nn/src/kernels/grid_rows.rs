@@ -29,13 +29,12 @@ impl GridRows {
         }
         let span = low.span(g);
         let (pitch, rows) = padded(g);
-        let mut taps: Vec<(usize, usize)> = taps(g).collect();
-        taps.sort_unstable();
+        // `taps` yields the rows in order: r = 0, 1, … K − 1.
         Some(Self {
             span,
             pitch,
             rows,
-            taps: taps.into_iter().map(|(_, t)| t).collect(),
+            taps: taps(g).map(|(_, t)| t).collect(),
         })
     }
 
