@@ -2,10 +2,11 @@
 //! bf16 autocast computes them on the CPU: the forward from bf16 inputs and weights, the
 //! input gradient from bf16 output gradients and weights, the weight gradient from bf16 inputs
 //! and output gradients. Tensors stay f32 in NCHW; each operand is rounded to bf16 while it is
-//! packed for [`bf16_gemm`]'s products. Every shape goes through the patch lowering
-//! ([`Lowering`]), the grid's patch rows read in place; chunks of images in parallel on rayon,
-//! one single-threaded product each. Layers narrower than [`PRODUCT_MIN_CHANNELS`] stay on
-//! the f32 kernels.
+//! copied for the products. Two routes ([`Bf16Route`]): register tiles on channels-last bf16
+//! copies of each chunk ([`channels_last`](super::channels_last)'s `bf16_*`; no patch matrix),
+//! and [`bf16_gemm`]'s products on patch rows packed into panels (the grid's rows read in
+//! place; every shape). Chunks of images run in parallel on rayon, one single-threaded product
+//! each. Layers narrower than [`PRODUCT_MIN_CHANNELS`] stay on the f32 kernels.
 //!
 //! Callers check [`bf16_gemm::supported`].
 
@@ -13,6 +14,8 @@ use super::bf16_gemm::{
     self, matmul_pairs, pack_columns, pack_row_slices, pack_rows, panels_len, rows_to_pairs,
     Epilogue, Panels, NR,
 };
+use super::channels_last::{bf16_forward, bf16_input_grad, bf16_weight_grad};
+use super::conv2d::Pass;
 use super::geometry::{flip_kernel, ConvGeometry};
 use super::grid_rows::GridRows;
 use super::lowering::{scratch_lens, split3, Lowering};
@@ -30,6 +33,15 @@ const WEIGHT_GRAD_COLUMNS: usize = 4096;
 /// a copy of each: on Zen 4 the width-8 ResNet-18 step ran 587 img/s with 32-channel layers
 /// on the products and 786 without (f32: 730–780); rounded f32 operands, 542.
 pub const PRODUCT_MIN_CHANNELS: usize = 64;
+
+/// Output pixels per image from which a 1 × 1 layer's forward and weight gradient take the
+/// panels. Its channels-last tiles sum only C products per tap and pay a transpose on the
+/// way in and out, which the panels (the image is its own patch matrix, the output NCHW)
+/// do not: on Zen 4 (`bench --routes`, ResNet-50 at 224 px) the panels ran 1 × 1 layers on
+/// 56 × 56 and 28 × 28 maps at 1.1–1.6× the tiles, and the tiles 7 × 7 maps at 1.1–1.3×
+/// the panels (14 × 14 split both ways); the input gradient of a 1 × 1 layer ran on the
+/// panels at 1.0–1.3× wherever measured but one.
+pub const POINTWISE_PANEL_PIXELS: usize = 64;
 
 /// Whether `g` takes the bf16 products rather than the unrounded f32 kernels.
 pub fn takes_products(g: &ConvGeometry) -> bool {
@@ -86,8 +98,58 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
+/// How one [`Pass`] of a convolution computes its bf16 products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Route {
+    /// Register tiles on channels-last bf16 copies ([`bf16_forward`], [`bf16_input_grad`],
+    /// [`bf16_weight_grad`]): no patch matrix.
+    ChannelsLast,
+    /// [`bf16_gemm`]'s products on patch rows packed into panels: every shape.
+    Panels,
+}
+
+impl Bf16Route {
+    /// Whether this route computes `pass` of `g`.
+    pub fn applies(self, g: &ConvGeometry, pass: Pass) -> bool {
+        match (self, pass) {
+            (Bf16Route::Panels, _) => true,
+            (Bf16Route::ChannelsLast, Pass::Forward) => bf16_forward::applies_bf16(g),
+            (Bf16Route::ChannelsLast, Pass::WeightGrad) => bf16_weight_grad::applies_bf16(g),
+            (Bf16Route::ChannelsLast, Pass::InputGrad) => match g.flipped() {
+                Some(gi) => bf16_forward::applies_bf16(&gi),
+                None => bf16_input_grad::applies_bf16(g),
+            },
+        }
+    }
+
+    /// The route `pass` of `g` takes: the channels-last tiles wherever they apply, except
+    /// for 1 × 1 kernels on maps of [`POINTWISE_PANEL_PIXELS`] or more and their input
+    /// gradients.
+    pub fn of(g: &ConvGeometry, pass: Pass) -> Self {
+        let pointwise = g.k_h == 1 && g.k_w == 1;
+        let panels = pass == Pass::InputGrad || g.out_pixels() >= POINTWISE_PANEL_PIXELS;
+        if !(pointwise && panels) && Bf16Route::ChannelsLast.applies(g, pass) {
+            Bf16Route::ChannelsLast
+        } else {
+            Bf16Route::Panels
+        }
+    }
+}
+
 /// `y (N × O × OH × OW) = conv(bf16(x), bf16(w))` with f32 sums, for any shape.
 pub fn forward_products(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    forward_by(Bf16Route::of(g, Pass::Forward), g, x, w, y)
+}
+
+/// [`forward_products`] on `route` (which must apply to `g`).
+pub fn forward_by(route: Bf16Route, g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    match route {
+        Bf16Route::ChannelsLast => bf16_forward::forward(g, x, w, y),
+        Bf16Route::Panels => forward_panels(g, x, w, y),
+    }
+}
+
+fn forward_panels(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let wp = weight_pairs(g, w);
     let low = Lowering::of(g);
@@ -137,12 +199,26 @@ pub fn forward_products(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
         });
 }
 
-/// `dx (N × C × H × W) = col2im(bf16(w)ᵀ · bf16(dy[n]))` with f32 sums, for any shape: for
-/// stride 1 the forward convolution of `dy` with the flipped kernel, otherwise through col2im.
+/// `dx (N × C × H × W) = col2im(bf16(w)ᵀ · bf16(dy[n]))` with f32 sums, for any shape.
 pub fn input_grad_products(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    if let Some(gi) = g.flipped().filter(|_| !g.is_pointwise()) {
-        return forward_products(&gi, dy, &flip_kernel(w, g), dx);
+    input_grad_by(Bf16Route::of(g, Pass::InputGrad), g, w, dy, dx)
+}
+
+/// [`input_grad_products`] on `route` (which must apply to `g`): for stride 1 the forward
+/// convolution of `dy` with the flipped kernel on the same route (the panels take a 1 × 1
+/// kernel as Wᵀ · dy instead), otherwise the channels-last tiles or Wᵀ · dy through col2im.
+pub fn input_grad_by(route: Bf16Route, g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let flipped = g
+        .flipped()
+        .filter(|_| route == Bf16Route::ChannelsLast || !g.is_pointwise());
+    match (flipped, route) {
+        (Some(gi), _) => forward_by(route, &gi, dy, &flip_kernel(w, g), dx),
+        (None, Bf16Route::ChannelsLast) => bf16_input_grad::input_grad(g, w, dy, dx),
+        (None, Bf16Route::Panels) => input_grad_panels(g, w, dy, dx),
     }
+}
+
+fn input_grad_panels(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (o, k, p) = (g.out_c, g.patch_len(), g.out_pixels());
     let wt = transposed_weight_pairs(g, w);
     let low = Lowering::of(g);
@@ -175,6 +251,18 @@ pub fn input_grad_products(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
 /// shape, over a fixed partition of the batch (one partial sum per group, added in group
 /// order).
 pub fn weight_grad_products(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    weight_grad_by(Bf16Route::of(g, Pass::WeightGrad), g, x, dy, dw)
+}
+
+/// [`weight_grad_products`] on `route` (which must apply to `g`).
+pub fn weight_grad_by(route: Bf16Route, g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    match route {
+        Bf16Route::ChannelsLast => bf16_weight_grad::weight_grad(g, x, dy, dw),
+        Bf16Route::Panels => weight_grad_panels(g, x, dy, dw),
+    }
+}
+
+fn weight_grad_panels(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (o, k) = (g.out_c, g.patch_len());
     let low = Lowering::of(g);
     let nb = g.images_per_chunk(threads());
@@ -306,8 +394,8 @@ mod tests {
             .collect()
     }
 
-    /// Each pass equals the f64 convolution of the bf16-rounded operands within f32 summation
-    /// error (sums of |products| times K·ε), on odd shapes, strides and paddings, the
+    /// Each pass on each route that computes it equals the f64 convolution of the
+    /// bf16-rounded operands within f32 summation error (sums of |products| times K·ε), on odd shapes, strides and paddings, the
     /// pointwise route, the grid and patch lowerings, patch rows read in place from padded
     /// images and the weight gradient's accumulated column blocks included.
     #[test]
@@ -327,6 +415,17 @@ mod tests {
             ([6, 8, 16, 16], [33, 8, 3, 3], [1, 1], [(1, 1), (1, 1)]),
             // More pixel columns than one weight-gradient product takes: accumulated blocks.
             ([1, 4, 70, 70], [40, 4, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            // The channels-last routes: output channels in vectors and input channels in
+            // pairs (forward), input channels in vectors (weight gradient); odd output rows,
+            // strides with uneven padding, strided and plain 1 × 1 kernels, a one-pixel map,
+            // a tile of one vector, and input channels in pairs but not vectors.
+            ([3, 32, 9, 7], [48, 32, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([3, 16, 10, 9], [32, 16, 3, 3], [2, 2], [(1, 0), (0, 1)]),
+            ([2, 32, 7, 5], [16, 32, 1, 1], [2, 3], [(0, 0), (0, 0)]),
+            ([2, 48, 5, 5], [64, 48, 1, 1], [1, 1], [(0, 0), (0, 0)]),
+            ([2, 16, 1, 1], [32, 16, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([3, 34, 6, 6], [16, 34, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([2, 64, 11, 11], [128, 64, 7, 7], [2, 2], [(3, 3), (3, 3)]),
         ];
         for (xs, ws, stride, pad) in cases {
             let g = ConvGeometry::new(xs, ws, stride, pad).unwrap();
@@ -343,23 +442,42 @@ mod tests {
                     assert!(err <= tol, "{xs:?} {ws:?} {what}[{i}]: {err:e} > {tol:e}");
                 }
             };
-            let mut y = vec![f32::NAN; g.batch * g.out_len()];
-            forward_products(&g, &x, &w, &mut y);
+            let routes = |pass| {
+                [Bf16Route::ChannelsLast, Bf16Route::Panels]
+                    .into_iter()
+                    .filter(move |r| r.applies(&g, pass))
+            };
             let want = reference::forward(&g, &xr, &wr);
             let mag = reference::forward(&g, &abs(&xr), &abs(&wr));
-            check("forward", &y, &want, &mag, g.patch_len());
+            for route in routes(Pass::Forward) {
+                let mut y = vec![f32::NAN; g.batch * g.out_len()];
+                forward_by(route, &g, &x, &w, &mut y);
+                check(
+                    &format!("{route:?} forward"),
+                    &y,
+                    &want,
+                    &mag,
+                    g.patch_len(),
+                );
+            }
 
-            let mut dx = vec![f32::NAN; x.len()];
-            input_grad_products(&g, &w, &dy, &mut dx);
             let want = reference::input_grad(&g, &wr, &dyr);
             let mag = reference::input_grad(&g, &abs(&wr), &abs(&dyr));
-            check("input_grad", &dx, &want, &mag, g.out_c * g.k_h * g.k_w);
+            for route in routes(Pass::InputGrad) {
+                let mut dx = vec![f32::NAN; x.len()];
+                input_grad_by(route, &g, &w, &dy, &mut dx);
+                let n = g.out_c * g.k_h * g.k_w;
+                check(&format!("{route:?} input_grad"), &dx, &want, &mag, n);
+            }
 
-            let mut dw = vec![f32::NAN; w.len()];
-            weight_grad_products(&g, &x, &dy, &mut dw);
             let want = reference::weight_grad(&g, &xr, &dyr);
             let mag = reference::weight_grad(&g, &abs(&xr), &abs(&dyr));
-            check("weight_grad", &dw, &want, &mag, g.batch * g.out_pixels());
+            for route in routes(Pass::WeightGrad) {
+                let mut dw = vec![f32::NAN; w.len()];
+                weight_grad_by(route, &g, &x, &dy, &mut dw);
+                let n = g.batch * g.out_pixels();
+                check(&format!("{route:?} weight_grad"), &dw, &want, &mag, n);
+            }
         }
     }
 }

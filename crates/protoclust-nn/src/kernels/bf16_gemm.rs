@@ -220,6 +220,26 @@ pub fn to_pairs(src: &[f32], dst: &mut [u32]) {
     }
 }
 
+/// `out[i]` = the pair (`lo[i]`, `hi[i]`) rounded to bf16 (`lo` in the low half).
+///
+/// # Panics
+/// When `lo` or `hi` is not as long as `out`, or the CPU lacks AVX512-BF16.
+pub fn zip_to_pairs(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+    assert!(
+        lo.len() == out.len() && hi.len() == out.len(),
+        "zip_to_pairs: lengths"
+    );
+    assert!(supported(), "bf16: the CPU has no AVX512-BF16");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `supported()` holds; the lengths are checked above.
+    let done = unsafe { avx512::zip_pairs(lo, hi, out) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for i in done..out.len() {
+        out[i] = bf16_bits(lo[i]) as u32 | ((bf16_bits(hi[i]) as u32) << 16);
+    }
+}
+
 /// `dst (m × n, row-major) = epilogue(bf16(a) · w)` with f32 accumulation, for the row-major
 /// `m × k` float32 `a`, on this thread.
 ///
@@ -336,6 +356,25 @@ mod avx512 {
         }
     }
 
+    /// The permutation that interleaves the two halves of a `vcvtne2ps2bf16` result: lane 2i
+    /// takes element i of the low half, lane 2i + 1 element i of the high half.
+    #[inline(always)]
+    unsafe fn interleave() -> __m512i {
+        let mut index = [0i16; 32];
+        for i in 0..16 {
+            index[2 * i] = i as i16;
+            index[2 * i + 1] = 16 + i as i16;
+        }
+        _mm512_loadu_si512(index.as_ptr() as *const __m512i)
+    }
+
+    /// The 16 pairs (lo[i], hi[i]) rounded to bf16, `index` being [`interleave`].
+    #[inline(always)]
+    unsafe fn zip16(lo: *const f32, hi: *const f32, index: __m512i) -> __m512i {
+        let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(hi), _mm512_loadu_ps(lo));
+        _mm512_permutexvar_epi16(index, bits(v))
+    }
+
     /// Pair `p` of the first `panels` whole panels: the rows `r0` (2p) and `r1` (2p + 1),
     /// rounded and interleaved into `out[(j·kp + p)·NR..][..NR]` for each panel j.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -347,24 +386,29 @@ mod avx512 {
         p: usize,
         out: &mut [u32],
     ) {
-        // Lane 2i takes element i of the low half (row 2p), lane 2i + 1 element i of the high
-        // half (row 2p + 1).
-        let mut index = [0i16; 32];
-        for i in 0..16 {
-            index[2 * i] = i as i16;
-            index[2 * i + 1] = 16 + i as i16;
-        }
-        let index = _mm512_loadu_si512(index.as_ptr() as *const __m512i);
+        let index = interleave();
         let (a, b) = (r0.as_ptr(), r1.as_ptr());
         let o = out.as_mut_ptr();
         for j in 0..panels {
             for h in 0..2 {
                 let c = j * NR + 16 * h;
-                let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b.add(c)), _mm512_loadu_ps(a.add(c)));
-                let v = _mm512_permutexvar_epi16(index, bits(v));
+                let v = zip16(a.add(c), b.add(c), index);
                 _mm512_storeu_si512(o.add((j * kp + p) * NR + 16 * h) as *mut __m512i, v);
             }
         }
+    }
+
+    /// `out[i] = (lo[i], hi[i])` as bf16 pairs for whole vectors of 16; returns how many
+    /// were done.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub(super) unsafe fn zip_pairs(lo: &[f32], hi: &[f32], out: &mut [u32]) -> usize {
+        let index = interleave();
+        let n = out.len() / 16 * 16;
+        for i in (0..n).step_by(16) {
+            let v = zip16(lo.as_ptr().add(i), hi.as_ptr().add(i), index);
+            _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut __m512i, v);
+        }
+        n
     }
 
     /// `dst = epilogue(A · W)` tile by tile: for each weight panel, every MR-row block of A.
@@ -627,6 +671,14 @@ mod tests {
         if !supported() {
             eprintln!("skipped the products: this CPU has no AVX512-BF16");
             return;
+        }
+        // Zipped pairs: whole vectors and a tail, element i of each side rounded.
+        let (lo, hi) = (&src[..37], &src[40..77]);
+        let mut zipped = vec![u32::MAX; 37];
+        zip_to_pairs(lo, hi, &mut zipped);
+        for (i, z) in zipped.iter().enumerate() {
+            let want = bf16_bits(lo[i]) as u32 | ((bf16_bits(hi[i]) as u32) << 16);
+            assert_eq!(*z, want, "zipped pair {i}");
         }
         // Accumulating adds the product onto what dst held, full tiles and edges alike.
         let m = 14;

@@ -13,6 +13,8 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::TensorData;
 use protoclust_nn::backbone::{resnet, ResNet, ResNetConfig};
 use protoclust_nn::kernels::batch_norm::{self, Layout};
+use protoclust_nn::kernels::bf16_conv::{self, Bf16Route};
+use protoclust_nn::kernels::bf16_gemm;
 use protoclust_nn::kernels::conv2d::{self, Pass, Route};
 use protoclust_nn::kernels::gemm::{matmul, View};
 use protoclust_nn::kernels::geometry::ConvGeometry;
@@ -343,6 +345,38 @@ pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) ->
                 cell(fwd, route, Pass::Forward),
                 cell(wg, route, Pass::WeightGrad),
                 cell(ig, route, Pass::InputGrad),
+            );
+        }
+        if !bf16_gemm::supported() {
+            continue;
+        }
+        // The bf16 products (`train.precision = "bf16"`), on each route that computes them.
+        for route in [Bf16Route::ChannelsLast, Bf16Route::Panels] {
+            let applies = |pass| route.applies(&g, pass);
+            let cell = |pass: Pass, run: &mut dyn FnMut()| {
+                if !applies(pass) {
+                    return "–".to_string();
+                }
+                let s = time(reps, run);
+                let mark = if Bf16Route::of(&g, pass) == route {
+                    " *"
+                } else {
+                    ""
+                };
+                format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
+            };
+            let fwd = cell(Pass::Forward, &mut || {
+                bf16_conv::forward_by(route, &g, &x, &w, &mut y)
+            });
+            let wg = cell(Pass::WeightGrad, &mut || {
+                bf16_conv::weight_grad_by(route, &g, &x, &dy, &mut dw)
+            });
+            let ig = cell(Pass::InputGrad, &mut || {
+                bf16_conv::input_grad_by(route, &g, &w, &dy, &mut dx)
+            });
+            println!(
+                "| {} → {}, {}×{}, s{}, {}×{} | bf16 {route:?} | {fwd} | {wg} | {ig} |",
+                g.in_c, g.out_c, g.k_h, g.k_w, g.stride_h, g.in_h, g.in_w,
             );
         }
     }

@@ -9,7 +9,15 @@
 //! - [`input_grad`]: 12 output pixels × 32 input channels per tap, summed over the output
 //!   channels and added onto the padded input gradient (any stride).
 //! - [`weight_grad`]: 12 inputs × 32 output channels, summed over every output pixel.
+//! - [`bf16_forward`]: the forward's tile with bf16 pairs of input channels (AVX512-BF16).
+//! - [`bf16_input_grad`]: the input gradient's tile with bf16 pairs of output channels, for
+//!   strided layers (AVX512-BF16).
+//! - [`bf16_weight_grad`]: 12 output channels × 32 inputs at one tap, with bf16 pairs of
+//!   output pixels (AVX512-BF16).
 
+pub mod bf16_forward;
+pub mod bf16_input_grad;
+pub mod bf16_weight_grad;
 mod forward;
 mod input_grad;
 mod tile;
