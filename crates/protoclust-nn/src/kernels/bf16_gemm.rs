@@ -220,23 +220,41 @@ pub fn to_pairs(src: &[f32], dst: &mut [u32]) {
     }
 }
 
-/// `out[i]` = the pair (`lo[i]`, `hi[i]`) rounded to bf16 (`lo` in the low half).
+/// The bf16 halves of `pairs`, in memory order: element 2p is pair p's low half on the
+/// little-endian CPUs these kernels run on, so a row of bf16 written here reads back as pairs
+/// of neighbours.
+pub fn halves_mut(pairs: &mut [u32]) -> &mut [u16] {
+    const {
+        assert!(
+            cfg!(target_endian = "little"),
+            "bf16 pairs assume little-endian"
+        )
+    };
+    // SAFETY: two u16 occupy exactly one u32, whose alignment is stricter; the borrow of
+    // `pairs` is moved into the result.
+    unsafe { std::slice::from_raw_parts_mut(pairs.as_mut_ptr() as *mut u16, pairs.len() * 2) }
+}
+
+/// `out[i]` = the pair (`lo[i]`, `hi[i]`) of bf16 already rounded.
 ///
 /// # Panics
-/// When `lo` or `hi` is not as long as `out`, or the CPU lacks AVX512-BF16.
-pub fn zip_to_pairs(lo: &[f32], hi: &[f32], out: &mut [u32]) {
+/// When `lo` or `hi` is not as long as `out`.
+pub fn zip_halves(lo: &[u16], hi: &[u16], out: &mut [u32]) {
     assert!(
         lo.len() == out.len() && hi.len() == out.len(),
-        "zip_to_pairs: lengths"
+        "zip_halves: lengths"
     );
-    assert!(supported(), "bf16: the CPU has no AVX512-BF16");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `supported()` holds; the lengths are checked above.
-    let done = unsafe { avx512::zip_pairs(lo, hi, out) };
+    // SAFETY: AVX-512BW is present where `supported()` holds; the lengths are checked above.
+    let done = if supported() {
+        unsafe { avx512::zip_halves(lo, hi, out) }
+    } else {
+        0
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let done = 0;
     for i in done..out.len() {
-        out[i] = bf16_bits(lo[i]) as u32 | ((bf16_bits(hi[i]) as u32) << 16);
+        out[i] = lo[i] as u32 | ((hi[i] as u32) << 16);
     }
 }
 
@@ -398,15 +416,29 @@ mod avx512 {
         }
     }
 
-    /// `out[i] = (lo[i], hi[i])` as bf16 pairs for whole vectors of 16; returns how many
-    /// were done.
-    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub(super) unsafe fn zip_pairs(lo: &[f32], hi: &[f32], out: &mut [u32]) -> usize {
-        let index = interleave();
-        let n = out.len() / 16 * 16;
-        for i in (0..n).step_by(16) {
-            let v = zip16(lo.as_ptr().add(i), hi.as_ptr().add(i), index);
-            _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut __m512i, v);
+    /// `out[i] = (lo[i], hi[i])` for whole vectors of 32; returns how many were done.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn zip_halves(lo: &[u16], hi: &[u16], out: &mut [u32]) -> usize {
+        // Lane 2i of the first 16 pairs takes lo[i], lane 2i + 1 hi[i] (index 32 + i); the
+        // second 16 pairs the same from element 16.
+        let mut first = [0i16; 32];
+        for i in 0..16 {
+            first[2 * i] = i as i16;
+            first[2 * i + 1] = 32 + i as i16;
+        }
+        let second = first.map(|v| v + 16);
+        let first = _mm512_loadu_si512(first.as_ptr() as *const __m512i);
+        let second = _mm512_loadu_si512(second.as_ptr() as *const __m512i);
+        let n = out.len() / 32 * 32;
+        for i in (0..n).step_by(32) {
+            let a = _mm512_loadu_si512(lo.as_ptr().add(i) as *const __m512i);
+            let b = _mm512_loadu_si512(hi.as_ptr().add(i) as *const __m512i);
+            let o = out.as_mut_ptr().add(i);
+            _mm512_storeu_si512(o as *mut __m512i, _mm512_permutex2var_epi16(a, first, b));
+            _mm512_storeu_si512(
+                o.add(16) as *mut __m512i,
+                _mm512_permutex2var_epi16(a, second, b),
+            );
         }
         n
     }
@@ -672,13 +704,17 @@ mod tests {
             eprintln!("skipped the products: this CPU has no AVX512-BF16");
             return;
         }
-        // Zipped pairs: whole vectors and a tail, element i of each side rounded.
-        let (lo, hi) = (&src[..37], &src[40..77]);
-        let mut zipped = vec![u32::MAX; 37];
-        zip_to_pairs(lo, hi, &mut zipped);
+        // Zipped halves: whole vectors and a tail.
+        let lo: Vec<u16> = (0..77).map(|i| i as u16 * 3).collect();
+        let hi: Vec<u16> = (0..77).map(|i| 1000 + i as u16).collect();
+        let mut zipped = vec![u32::MAX; 70];
+        zip_halves(&lo[..70], &hi[7..], &mut zipped);
         for (i, z) in zipped.iter().enumerate() {
-            let want = bf16_bits(lo[i]) as u32 | ((bf16_bits(hi[i]) as u32) << 16);
-            assert_eq!(*z, want, "zipped pair {i}");
+            assert_eq!(
+                *z,
+                lo[i] as u32 | ((hi[7 + i] as u32) << 16),
+                "zipped half {i}"
+            );
         }
         // Accumulating adds the product onto what dst held, full tiles and edges alike.
         let m = 14;

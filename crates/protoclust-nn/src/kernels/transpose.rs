@@ -51,21 +51,58 @@ pub fn transpose(
     }
 }
 
+/// [`transpose`] into bf16 (round to nearest even): `dst[at(j) + i] = bf16(src[i·ld + j])`.
+///
+/// # Panics
+/// When `src` is shorter than the matrix or an output row reaches past `dst` (a caller bug).
+pub fn transpose_bf16(
+    src: &[f32],
+    ld: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [u16],
+    at: impl Fn(usize) -> usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        (rows - 1) * ld + cols <= src.len() && (0..cols).all(|j| at(j) + rows <= dst.len()),
+        "transpose_bf16: out of bounds"
+    );
+    let blocked = cfg!(target_arch = "x86_64") && super::bf16_gemm::supported();
+    let done = if blocked {
+        (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK)
+    } else {
+        (0, 0)
+    };
+    #[cfg(target_arch = "x86_64")]
+    for i0 in (0..done.0).step_by(BLOCK) {
+        for j0 in (0..done.1).step_by(BLOCK) {
+            // SAFETY: AVX512-BF16 is present (`done` is empty otherwise); rows i0..i0+16 of
+            // columns j0..j0+16 lie in `src` and the 16 output rows at `at(j0 + j) + i0` in
+            // `dst` (checked above).
+            unsafe { avx512::block_bf16(src, ld, (i0, j0), dst, &at) };
+        }
+    }
+    for j in 0..cols {
+        let first = if j < done.1 { done.0 } else { 0 };
+        let out = &mut dst[at(j)..][..rows];
+        for (i, d) in out.iter_mut().enumerate().skip(first) {
+            *d = super::bf16_gemm::bf16_bits(src[i * ld + j]);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::BLOCK;
     use std::arch::x86_64::*;
 
-    /// The 16 × 16 block at (i0, j0) of `src`, transposed in registers.
+    /// The 16 × 16 block at `s` (rows `ld` apart) transposed in registers: vector j holds
+    /// column j.
+    #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn block(
-        src: &[f32],
-        ld: usize,
-        (i0, j0): (usize, usize),
-        dst: &mut [f32],
-        at: &impl Fn(usize) -> usize,
-    ) {
-        let s = src.as_ptr().add(i0 * ld + j0);
+    unsafe fn columns(s: *const f32, ld: usize) -> [__m512; BLOCK] {
         let r: [__m512; BLOCK] = std::array::from_fn(|i| _mm512_loadu_ps(s.add(i * ld)));
         // Pairs of rows interleaved: per 128-bit lane L, a[2k] holds columns 4L, 4L + 1 and
         // a[2k + 1] columns 4L + 2, 4L + 3 of rows 2k, 2k + 1.
@@ -91,22 +128,49 @@ mod avx512 {
             })
         });
         // The 4 × 4 transpose of 128-bit lanes: column 4L + q gathers lane L of b[4m + q].
+        let mut out = [_mm512_setzero_ps(); BLOCK];
         for q in 0..4 {
             let [b0, b1, b2, b3] = [b[q], b[4 + q], b[8 + q], b[12 + q]];
             let c0 = _mm512_shuffle_f32x4::<0x44>(b0, b1);
             let c1 = _mm512_shuffle_f32x4::<0xEE>(b0, b1);
             let c2 = _mm512_shuffle_f32x4::<0x44>(b2, b3);
             let c3 = _mm512_shuffle_f32x4::<0xEE>(b2, b3);
-            let out = [
-                _mm512_shuffle_f32x4::<0x88>(c0, c2),
-                _mm512_shuffle_f32x4::<0xDD>(c0, c2),
-                _mm512_shuffle_f32x4::<0x88>(c1, c3),
-                _mm512_shuffle_f32x4::<0xDD>(c1, c3),
-            ];
-            for (l, v) in out.iter().enumerate() {
-                let j = j0 + 4 * l + q;
-                _mm512_storeu_ps(dst.as_mut_ptr().add(at(j) + i0), *v);
-            }
+            out[q] = _mm512_shuffle_f32x4::<0x88>(c0, c2);
+            out[4 + q] = _mm512_shuffle_f32x4::<0xDD>(c0, c2);
+            out[8 + q] = _mm512_shuffle_f32x4::<0x88>(c1, c3);
+            out[12 + q] = _mm512_shuffle_f32x4::<0xDD>(c1, c3);
+        }
+        out
+    }
+
+    /// The 16 × 16 block at (i0, j0) of `src`, transposed in registers.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn block(
+        src: &[f32],
+        ld: usize,
+        (i0, j0): (usize, usize),
+        dst: &mut [f32],
+        at: &impl Fn(usize) -> usize,
+    ) {
+        let cols = columns(src.as_ptr().add(i0 * ld + j0), ld);
+        for (j, v) in cols.iter().enumerate() {
+            _mm512_storeu_ps(dst.as_mut_ptr().add(at(j0 + j) + i0), *v);
+        }
+    }
+
+    /// [`block`] with each output row rounded to bf16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn block_bf16(
+        src: &[f32],
+        ld: usize,
+        (i0, j0): (usize, usize),
+        dst: &mut [u16],
+        at: &impl Fn(usize) -> usize,
+    ) {
+        let cols = columns(src.as_ptr().add(i0 * ld + j0), ld);
+        for (j, v) in cols.iter().enumerate() {
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(*v));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(at(j0 + j) + i0) as *mut __m256i, h);
         }
     }
 }
@@ -134,6 +198,19 @@ mod tests {
                     assert_eq!(dst[at(j) + i], src[i * ld + j], "{rows}x{cols}: ({i}, {j})");
                 }
                 assert_eq!(dst[at(j) + rows], -1.0, "{rows}x{cols}: past row {j}");
+            }
+            let mut half = vec![u16::MAX; dst.len()];
+            transpose_bf16(&src, ld, (rows, cols), &mut half, at);
+            for j in 0..cols {
+                for i in 0..rows {
+                    let want = crate::kernels::bf16_gemm::bf16_bits(src[i * ld + j]);
+                    assert_eq!(half[at(j) + i], want, "bf16 {rows}x{cols}: ({i}, {j})");
+                }
+                assert_eq!(
+                    half[at(j) + rows],
+                    u16::MAX,
+                    "bf16 {rows}x{cols}: past row {j}"
+                );
             }
         }
     }

@@ -6,7 +6,7 @@
 //! ([`bf16_gemm::supported`]).
 
 use super::tile::{by_tile, next_tile};
-use super::{applies, pack_image, Layout, BLOCK, LANES};
+use super::{applies, pack_image_bf16, Layout, BLOCK, LANES};
 use crate::kernels::bf16_gemm::{self, bf16_bits};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::scratch::with_scratch;
@@ -43,16 +43,15 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
         .zip(x.par_chunks(nb * g.in_len()))
         .for_each(|(yc, xc)| {
             let count = yc.len() / g.out_len();
-            with_scratch(count * (lay.image + lay.grad), |buf| {
-                let (xt, yt) = buf.split_at_mut(count * lay.image);
-                for (xi, xti) in xc
-                    .chunks_exact(g.in_len())
-                    .zip(xt.chunks_exact_mut(lay.image))
-                {
-                    pack_image(g, &lay, xi, xti);
-                }
+            with_scratch(count * lay.grad, |yt| {
                 bf16_gemm::with_pairs(count * lay.image / 2, |xb| {
-                    bf16_gemm::to_pairs(xt, xb);
+                    let halves = bf16_gemm::halves_mut(xb);
+                    for (xi, xti) in xc
+                        .chunks_exact(g.in_len())
+                        .zip(halves.chunks_exact_mut(lay.image))
+                    {
+                        pack_image_bf16(g, &lay, xi, xti);
+                    }
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX512-BF16 is present (asserted above); `xb` holds the chunk's
                     // images as pairs and `yt` its outputs (lengths by construction), every tap

@@ -9,11 +9,10 @@
 //! ([`bf16_gemm::supported`]).
 
 use super::tile::{by_tile, next_tile};
-use super::{pack_image, Layout, BLOCK, LANES};
-use crate::kernels::bf16_gemm::{self, rows_to_pairs, zip_to_pairs};
+use super::{pack_image_bf16, Layout, BLOCK, LANES};
+use crate::kernels::bf16_gemm::{self, rows_to_pairs, zip_halves};
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::partition::sum_groups;
-use crate::kernels::scratch::with_scratch;
 
 /// Whether [`weight_grad`] computes `g`: input channels in whole vectors.
 pub fn applies_bf16(g: &ConvGeometry) -> bool {
@@ -83,21 +82,19 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let walk = Walk::of(g, &lay, count);
             let xc = &x[i0 * g.in_len()..(i0 + count) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + count) * g.out_len()];
-            with_scratch(count * lay.image, |xt| {
-                bf16_gemm::with_pairs(count * lay.image + o * walk.len, |buf| {
-                    let (xp, dp) = buf.split_at_mut(count * lay.image);
-                    pair_inputs(g, &lay, xc, xt, xp);
-                    pair_gradients(g, &walk, dyc, dp);
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX512-BF16 is present (asserted above); `xp` holds the chunk's
-                    // paired images and `dp` its O rows of `walk.len` pairs (lengths by
-                    // construction); each pair is read at its first pixel, and every tap of
-                    // every output pixel lies inside its padded image ((OH − 1)·s + KH ≤ rows,
-                    // (OW − 1)·s + KW ≤ pitch by the geometry); `acc` is O × K.
-                    unsafe {
-                        avx512::products(g, &lay, &walk, acc, xp, dp)
-                    };
-                });
+            bf16_gemm::with_pairs(count * lay.image + o * walk.len, |buf| {
+                let (xp, dp) = buf.split_at_mut(count * lay.image);
+                pair_inputs(g, &lay, xc, xp);
+                pair_gradients(g, &walk, dyc, dp);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX512-BF16 is present (asserted above); `xp` holds the chunk's
+                // paired images and `dp` its O rows of `walk.len` pairs (lengths by
+                // construction); each pair is read at its first pixel, and every tap of
+                // every output pixel lies inside its padded image ((OH − 1)·s + KH ≤ rows,
+                // (OW − 1)·s + KW ≤ pitch by the geometry); `acc` is O × K.
+                unsafe {
+                    avx512::products(g, &lay, &walk, acc, xp, dp)
+                };
             });
         }
     });
@@ -110,22 +107,24 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
-/// The chunk's images `xc`, padded channels-last (`xt`, scratch), as pairs of neighbouring
-/// output pixels' inputs: `xp[e] = (X[e], X[e + x_col])`, zero past each image.
-fn pair_inputs(g: &ConvGeometry, lay: &Layout, xc: &[f32], xt: &mut [f32], xp: &mut [u32]) {
+/// The chunk's images `xc`, padded channels-last in bf16, as pairs of neighbouring output
+/// pixels' inputs: `xp[e] = (X[e], X[e + x_col])`, zero past each image.
+fn pair_inputs(g: &ConvGeometry, lay: &Layout, xc: &[f32], xp: &mut [u32]) {
     let step = lay.stride[1] * g.in_c;
-    for ((xi, xti), xpi) in xc
-        .chunks_exact(g.in_len())
-        .zip(xt.chunks_exact_mut(lay.image))
-        .zip(xp.chunks_exact_mut(lay.image))
-    {
-        pack_image(g, lay, xi, xti);
-        let n = lay.image.saturating_sub(step);
-        zip_to_pairs(&xti[..n], &xti[step..], &mut xpi[..n]);
-        for (d, s) in xpi[n..].iter_mut().zip(&xti[n..]) {
-            *d = bf16_gemm::bf16_bits(*s) as u32;
+    bf16_gemm::with_panels(lay.image.div_ceil(2), |buf| {
+        let xt = &mut bf16_gemm::halves_mut(buf)[..lay.image];
+        for (xi, xpi) in xc
+            .chunks_exact(g.in_len())
+            .zip(xp.chunks_exact_mut(lay.image))
+        {
+            pack_image_bf16(g, lay, xi, xt);
+            let n = lay.image.saturating_sub(step);
+            zip_halves(&xt[..n], &xt[step..], &mut xpi[..n]);
+            for (d, s) in xpi[n..].iter_mut().zip(&xt[n..]) {
+                *d = *s as u32;
+            }
         }
-    }
+    })
 }
 
 /// The chunk's output gradients `dyc` as O rows of pixel pairs along each output row (image

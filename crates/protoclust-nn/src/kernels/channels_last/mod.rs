@@ -27,9 +27,10 @@ pub use forward::forward;
 pub use input_grad::input_grad;
 pub use weight_grad::weight_grad;
 
+use super::bf16_gemm::bf16_bits;
 use super::geometry::ConvGeometry;
 use super::lowering::padded;
-use super::transpose::transpose;
+use super::transpose::{transpose, transpose_bf16};
 
 /// f32 lanes of one AVX-512 vector: the channels a tile spans must be a multiple of it.
 pub const LANES: usize = 16;
@@ -127,12 +128,48 @@ impl Layout {
 /// Transposes the pixels of image `x` (C × H × W) the kernel reads into the middle of its
 /// zero-padded channels-last copy (rows × pitch × C).
 fn pack_image(g: &ConvGeometry, lay: &Layout, x: &[f32], out: &mut [f32]) {
+    pack_with(
+        g,
+        lay,
+        x,
+        out,
+        |v| v,
+        |src, ld, shape, dst, at| transpose(src, ld, shape, dst, at),
+    )
+}
+
+/// [`pack_image`] rounded to bf16 (round to nearest even).
+fn pack_image_bf16(g: &ConvGeometry, lay: &Layout, x: &[f32], out: &mut [u16]) {
+    pack_with(g, lay, x, out, bf16_bits, |src, ld, shape, dst, at| {
+        transpose_bf16(src, ld, shape, dst, at)
+    })
+}
+
+/// [`pack_image`] with each value stored as `round(v)`, `tr` the matching [`transpose`].
+fn pack_with<T: Copy + Default>(
+    g: &ConvGeometry,
+    lay: &Layout,
+    x: &[f32],
+    out: &mut [T],
+    round: impl Fn(f32) -> T,
+    tr: impl Fn(&[f32], usize, (usize, usize), &mut [T], &dyn Fn(usize) -> usize),
+) {
     let c = g.in_c;
+    let out = &mut out[..lay.image];
     if lay.step == [1, 1] {
-        out.fill(0.0);
+        // Only the border is zeroed: the transpose writes every interior pixel.
+        let (top, left) = (g.pad_t * lay.pitch * c, g.pad_l * c);
+        let right = (lay.pitch - g.pad_l - g.in_w) * c;
+        out[..top].fill(T::default());
+        let interior = &mut out[top..][..g.in_h * lay.pitch * c];
+        for row in interior.chunks_exact_mut(lay.pitch * c) {
+            row[..left].fill(T::default());
+            row[lay.pitch * c - right..].fill(T::default());
+        }
+        out[top + g.in_h * lay.pitch * c..].fill(T::default());
         // The image is C rows of H·W pixels; pixel p lands in row p / W of the interior.
         let at = |p: usize| ((p / g.in_w + g.pad_t) * lay.pitch + p % g.in_w + g.pad_l) * c;
-        return transpose(x, g.in_h * g.in_w, (c, g.in_h * g.in_w), out, at);
+        return tr(x, g.in_h * g.in_w, (c, g.in_h * g.in_w), out, &at);
     }
     let [sh, sw] = lay.step;
     let (rows, cols) = (g.in_h.div_ceil(sh), g.in_w.div_ceil(sw));
@@ -145,7 +182,7 @@ fn pack_image(g: &ConvGeometry, lay: &Layout, x: &[f32], out: &mut [f32]) {
             for ch in 0..c {
                 let src = plane(ch);
                 for k in 0..wn {
-                    row[(w0 + k) * c + ch] = src[(w0 + k) * sw];
+                    row[(w0 + k) * c + ch] = round(src[(w0 + k) * sw]);
                 }
             }
         }
