@@ -192,9 +192,9 @@ fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
 /// The kernel with bf16 products against burn's f32 op: forward value and the gradients of
 /// Σ y·r with respect to x, w and b, each within bf16's rounding of both operands (2 · 2⁻⁹
 /// relative per product, so 2⁻⁷ with margin) times the tensor's largest sum of |products|
-/// (burn's same pass on |x|, |w|, |r|: the convolution is linear in each operand). Layers
-/// narrower than `bf16_conv::PRODUCT_MIN_CHANNELS` run the f32 kernels (the odd shapes'
-/// products themselves are checked in `bf16_conv`'s unit tests).
+/// (burn's same pass on |x|, |w|, |r|: the convolution is linear in each operand). Passes
+/// that `bf16_conv::takes_products` leaves to the f32 kernels meet the f32 rule (the odd
+/// shapes' products themselves are checked in `bf16_conv`'s unit tests).
 #[allow(clippy::too_many_arguments)]
 fn bf16_case(
     n: usize,
@@ -212,7 +212,14 @@ fn bf16_case(
     let ws = [o, c, k[0], k[1]];
     let options = ConvOptions::new_with_padding(stride, pad, [1, 1], 1);
     let g = ConvGeometry::new(xs, ws, stride, pad).unwrap();
-    let products = kernels::bf16_conv::takes_products(&g);
+    // Which of y, dx, dw took the bf16 products (db follows y's route and is an f32 sum).
+    let takes = |pass| kernels::bf16_conv::takes_products(&g, pass);
+    let products = [
+        takes(Pass::Forward),
+        takes(Pass::InputGrad),
+        takes(Pass::WeightGrad),
+        takes(Pass::WeightGrad),
+    ];
     let abs = |v: Vec<f32>| v.into_iter().map(f32::abs).collect::<Vec<_>>();
     // Output, dx, dw, db of Σ conv(x, w)·r on the bf16 kernel or burn's f32 op.
     let run = |bf16: bool, magnitude: bool| {
@@ -240,11 +247,12 @@ fn bf16_case(
         out
     };
     let (got, want, mag) = (run(true, false), run(false, false), run(false, true));
-    for (((name, g), w), m) in ["y", "dx", "dw", "db"]
+    for ((((name, g), w), m), products) in ["y", "dx", "dw", "db"]
         .iter()
         .zip(&got)
         .zip(&want)
         .zip(&mag)
+        .zip(products)
     {
         if !products {
             // The f32 kernels: the fixtures README's f32 rule.
@@ -284,6 +292,9 @@ fn bf16_products_follow_burn_within_bf16_rounding() {
     bf16_case(2, 64, [7, 7], 96, [3, 3], [2, 2], p1, false);
     bf16_case(5, 65, [5, 5], 70, [1, 1], [1, 1], [(0, 0), (0, 0)], true);
     bf16_case(3, 64, [9, 9], 130, [1, 1], [2, 2], [(0, 0), (0, 0)], false);
+    // From 32 channels, kernels wider than 1 × 1 on the channels-last tiles.
+    bf16_case(2, 32, [9, 11], 48, [3, 3], [1, 1], p1, true);
+    bf16_case(2, 48, [10, 9], 32, [3, 3], [2, 2], p1, false);
     for (c, hw, o, k, s) in resnet50::CONVS {
         let p = k / 2;
         bf16_case(1, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);

@@ -27,11 +27,12 @@ use rayon::prelude::*;
 /// (4096 pixels as 2048 pairs, 256 KB) stays in L2 while every row block of patches streams by.
 const WEIGHT_GRAD_COLUMNS: usize = 4096;
 
-/// Channels (min of C, O) from which a layer takes the bf16 products; narrower layers run the
-/// f32 kernels (direct, Winograd, channels-last) unrounded. There the products lose to them
-/// (fewer output rows than a register tile, small maps), and rounding the operands first costs
-/// a copy of each: on Zen 4 the width-8 ResNet-18 step ran 587 img/s with 32-channel layers
-/// on the products and 786 without (f32: 730–780); rounded f32 operands, 542.
+/// Channels (min of C, O) from which every pass of a layer takes the bf16 products; narrower
+/// layers run the f32 kernels (direct, Winograd, channels-last) unrounded, except where
+/// [`TILE_MIN_CHANNELS`] lets the channels-last tiles take them. On the panels the products
+/// lost there (fewer output rows than a register tile, small maps), and rounding the operands
+/// first costs a copy of each: on Zen 4 the width-8 ResNet-18 step ran 587 img/s with
+/// 32-channel layers on the panels and 786 without (f32: 730–780); rounded f32 operands, 542.
 pub const PRODUCT_MIN_CHANNELS: usize = 64;
 
 /// Output pixels per image from which a 1 × 1 layer's forward and weight gradient take the
@@ -43,9 +44,20 @@ pub const PRODUCT_MIN_CHANNELS: usize = 64;
 /// panels at 1.0–1.3× wherever measured but one.
 pub const POINTWISE_PANEL_PIXELS: usize = 64;
 
-/// Whether `g` takes the bf16 products rather than the unrounded f32 kernels.
-pub fn takes_products(g: &ConvGeometry) -> bool {
-    g.in_c.min(g.out_c) >= PRODUCT_MIN_CHANNELS
+/// Channels (min of C, O) from which a pass of a layer whose kernel is wider than 1 × 1 takes
+/// the bf16 products where the channels-last tiles compute it. On Zen 4 (`bench --routes`,
+/// best of 3) the tiles ran the 32-channel 3 × 3 layers of the width-8 and width-16
+/// ResNet-18s at 1.2–1.6× the fastest f32 route (32 → 32 on 16 × 16: 241 against 157
+/// GFLOP/s forward), the 16-channel ones at 0.9–1.3× (and the width-8 step slower with them).
+pub const TILE_MIN_CHANNELS: usize = 32;
+
+/// Whether `pass` of `g` takes the bf16 products rather than the unrounded f32 kernels.
+pub fn takes_products(g: &ConvGeometry, pass: Pass) -> bool {
+    let min = g.in_c.min(g.out_c);
+    let tiles = min >= TILE_MIN_CHANNELS
+        && g.k_h * g.k_w > 1
+        && Bf16Route::of(g, pass) == Bf16Route::ChannelsLast;
+    min >= PRODUCT_MIN_CHANNELS || tiles
 }
 
 fn threads() -> usize {
@@ -73,7 +85,7 @@ fn transposed_weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
 /// `y (N × O × OH × OW) = conv(bf16(x), bf16(w))` with f32 sums where `g`
 /// [`takes_products`], the f32 kernels' `conv(x, w)` otherwise.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
-    if takes_products(g) {
+    if takes_products(g, Pass::Forward) {
         forward_products(g, x, w, y)
     } else {
         super::conv2d::forward(g, x, w, y)
@@ -82,7 +94,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 
 /// [`input_grad_products`] where `g` [`takes_products`], the f32 kernels otherwise.
 pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    if takes_products(g) {
+    if takes_products(g, Pass::InputGrad) {
         input_grad_products(g, w, dy, dx)
     } else {
         super::conv2d::input_grad(g, w, dy, dx)
@@ -91,7 +103,7 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// [`weight_grad_products`] where `g` [`takes_products`], the f32 kernels otherwise.
 pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    if takes_products(g) {
+    if takes_products(g, Pass::WeightGrad) {
         weight_grad_products(g, x, dy, dw)
     } else {
         super::conv2d::weight_grad(g, x, dy, dw)
@@ -426,6 +438,9 @@ mod tests {
             ([2, 16, 1, 1], [32, 16, 3, 3], [1, 1], [(1, 1), (1, 1)]),
             ([3, 34, 6, 6], [16, 34, 3, 3], [1, 1], [(1, 1), (1, 1)]),
             ([2, 64, 11, 11], [128, 64, 7, 7], [2, 2], [(3, 3), (3, 3)]),
+            // Larger maps: chunks of one image, many tiles and output rows.
+            ([1, 64, 48, 48], [32, 64, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([1, 16, 130, 130], [32, 16, 3, 3], [2, 2], [(1, 1), (1, 1)]),
         ];
         for (xs, ws, stride, pad) in cases {
             let g = ConvGeometry::new(xs, ws, stride, pad).unwrap();
