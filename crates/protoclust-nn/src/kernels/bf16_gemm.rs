@@ -331,7 +331,7 @@ pub fn matmul_pairs(dst: &mut [f32], pairs: &[u32], m: usize, w: Panels, epi: Ep
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
@@ -344,7 +344,7 @@ mod avx512 {
 
     /// 16 integer lanes seen as 32 bf16 (the same 512 bits).
     #[inline(always)]
-    fn pairs(v: __m512i) -> __m512bh {
+    pub(in crate::kernels) fn pairs(v: __m512i) -> __m512bh {
         // SAFETY: both are 512-bit vectors of plain bits.
         unsafe { std::mem::transmute(v) }
     }

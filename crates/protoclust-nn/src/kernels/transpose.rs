@@ -14,41 +14,20 @@ const BLOCK: usize = 16;
 pub fn transpose(
     src: &[f32],
     ld: usize,
-    (rows, cols): (usize, usize),
+    shape: (usize, usize),
     dst: &mut [f32],
     at: impl Fn(usize) -> usize,
 ) {
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    assert!(
-        (rows - 1) * ld + cols <= src.len() && (0..cols).all(|j| at(j) + rows <= dst.len()),
-        "transpose: out of bounds"
-    );
-    // Whole 16 × 16 blocks in registers where the CPU has AVX-512: (rows, columns) done.
     let blocked = cfg!(target_arch = "x86_64") && VectorWidth::current() == VectorWidth::Avx512;
-    let done = if blocked {
-        (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK)
-    } else {
-        (0, 0)
-    };
     #[cfg(target_arch = "x86_64")]
-    for i0 in (0..done.0).step_by(BLOCK) {
-        for j0 in (0..done.1).step_by(BLOCK) {
-            // SAFETY: AVX-512F is present (`done` is empty otherwise); rows i0..i0+16 of
-            // columns j0..j0+16 lie in `src` and the 16 output rows at `at(j0 + j) + i0` in
-            // `dst` (checked above).
-            unsafe { avx512::block(src, ld, (i0, j0), dst, &at) };
-        }
-    }
-    // What the blocks left: the rows below them, and the columns right of them.
-    for j in 0..cols {
-        let first = if j < done.1 { done.0 } else { 0 };
-        let out = &mut dst[at(j)..][..rows];
-        for (i, d) in out.iter_mut().enumerate().skip(first) {
-            *d = src[i * ld + j];
-        }
-    }
+    // SAFETY: only called where `blocked` holds (AVX-512F is present), on blocks `transposed`
+    // has checked.
+    let block = |i0, j0, dst: &mut [f32], at: &dyn Fn(usize) -> usize| unsafe {
+        avx512::block(src, ld, (i0, j0), dst, at)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let block = |_, _, _: &mut [f32], _: &dyn Fn(usize) -> usize| {};
+    transposed(src, ld, shape, dst, &at, blocked.then_some(block), |v| v);
 }
 
 /// [`transpose`] into bf16 (round to nearest even): `dst[at(j) + i] = bf16(src[i·ld + j])`.
@@ -58,37 +37,61 @@ pub fn transpose(
 pub fn transpose_bf16(
     src: &[f32],
     ld: usize,
-    (rows, cols): (usize, usize),
+    shape: (usize, usize),
     dst: &mut [u16],
     at: impl Fn(usize) -> usize,
+) {
+    let blocked = cfg!(target_arch = "x86_64") && super::bf16_gemm::supported();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only called where `blocked` holds (AVX512-BF16 is present), on blocks
+    // `transposed` has checked.
+    let block = |i0, j0, dst: &mut [u16], at: &dyn Fn(usize) -> usize| unsafe {
+        avx512::block_bf16(src, ld, (i0, j0), dst, at)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let block = |_, _, _: &mut [u16], _: &dyn Fn(usize) -> usize| {};
+    let round = super::bf16_gemm::bf16_bits;
+    transposed(src, ld, shape, dst, &at, blocked.then_some(block), round);
+}
+
+/// The transpose of [`transpose`] with each value stored as `round(v)`: whole 16 × 16 blocks
+/// by `block(i0, j0, dst, at)` where given, the rest one by one.
+fn transposed<T>(
+    src: &[f32],
+    ld: usize,
+    (rows, cols): (usize, usize),
+    dst: &mut [T],
+    at: &dyn Fn(usize) -> usize,
+    block: Option<impl Fn(usize, usize, &mut [T], &dyn Fn(usize) -> usize)>,
+    round: impl Fn(f32) -> T,
 ) {
     if rows == 0 || cols == 0 {
         return;
     }
     assert!(
         (rows - 1) * ld + cols <= src.len() && (0..cols).all(|j| at(j) + rows <= dst.len()),
-        "transpose_bf16: out of bounds"
+        "transpose: out of bounds"
     );
-    let blocked = cfg!(target_arch = "x86_64") && super::bf16_gemm::supported();
-    let done = if blocked {
-        (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK)
-    } else {
-        (0, 0)
-    };
-    #[cfg(target_arch = "x86_64")]
-    for i0 in (0..done.0).step_by(BLOCK) {
-        for j0 in (0..done.1).step_by(BLOCK) {
-            // SAFETY: AVX512-BF16 is present (`done` is empty otherwise); rows i0..i0+16 of
-            // columns j0..j0+16 lie in `src` and the 16 output rows at `at(j0 + j) + i0` in
-            // `dst` (checked above).
-            unsafe { avx512::block_bf16(src, ld, (i0, j0), dst, &at) };
+    // Whole 16 × 16 blocks: rows i0..i0+16 of columns j0..j0+16 lie in `src` and the 16
+    // output rows at `at(j0 + j) + i0` in `dst` (checked above). (rows, columns) done.
+    let done = match &block {
+        Some(block) => {
+            let done = (rows / BLOCK * BLOCK, cols / BLOCK * BLOCK);
+            for i0 in (0..done.0).step_by(BLOCK) {
+                for j0 in (0..done.1).step_by(BLOCK) {
+                    block(i0, j0, dst, at);
+                }
+            }
+            done
         }
-    }
+        None => (0, 0),
+    };
+    // What the blocks left: the rows below them, and the columns right of them.
     for j in 0..cols {
         let first = if j < done.1 { done.0 } else { 0 };
         let out = &mut dst[at(j)..][..rows];
         for (i, d) in out.iter_mut().enumerate().skip(first) {
-            *d = super::bf16_gemm::bf16_bits(src[i * ld + j]);
+            *d = round(src[i * ld + j]);
         }
     }
 }
@@ -150,7 +153,7 @@ mod avx512 {
         ld: usize,
         (i0, j0): (usize, usize),
         dst: &mut [f32],
-        at: &impl Fn(usize) -> usize,
+        at: &dyn Fn(usize) -> usize,
     ) {
         let cols = columns(src.as_ptr().add(i0 * ld + j0), ld);
         for (j, v) in cols.iter().enumerate() {
@@ -165,7 +168,7 @@ mod avx512 {
         ld: usize,
         (i0, j0): (usize, usize),
         dst: &mut [u16],
-        at: &impl Fn(usize) -> usize,
+        at: &dyn Fn(usize) -> usize,
     ) {
         let cols = columns(src.as_ptr().add(i0 * ld + j0), ld);
         for (j, v) in cols.iter().enumerate() {

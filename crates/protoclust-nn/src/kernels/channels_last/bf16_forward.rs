@@ -6,8 +6,8 @@
 //! ([`bf16_gemm::supported`]).
 
 use super::tile::{by_tile, next_tile};
-use super::{applies, pack_image_bf16, Layout, BLOCK, LANES};
-use crate::kernels::bf16_gemm::{self, bf16_bits};
+use super::{applies, pack_image_bf16, pack_weight_pairs, Blocks, Layout, BLOCK, LANES};
+use crate::kernels::bf16_gemm;
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::scratch::with_scratch;
 use crate::kernels::transpose::transpose;
@@ -35,7 +35,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     );
     assert!(bf16_gemm::supported(), "bf16: the CPU has no AVX512-BF16");
     let lay = Layout::of(g);
-    let packed = pack_weight_pairs(g, w);
+    let packed = pack_weight_pairs(g, w, Blocks::Outputs);
     let spread = g.batch.div_ceil(rayon::current_num_threads());
     let nb = lay.images_per_chunk(g, spread);
     let (o, p) = (g.out_c, g.out_pixels());
@@ -72,37 +72,11 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
         });
 }
 
-/// The weights (O × C × KH × KW) as blocks of [`BLOCK`] output channels (the last possibly one
-/// vector), each KH·KW·C/2 rows of the block's width: row `tap·C/2 + cp` holds the pairs
-/// (w[o][2cp][tap], w[o][2cp + 1][tap]) rounded to bf16.
-fn pack_weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
-    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
-    let cp = c / 2;
-    let mut packed = Vec::with_capacity(taps * cp * o);
-    for b0 in (0..o).step_by(BLOCK) {
-        for t in 0..taps {
-            for pair in 0..cp {
-                for oc in b0..o.min(b0 + BLOCK) {
-                    let at = |ch: usize| bf16_bits(w[(oc * c + ch) * taps + t]) as u32;
-                    packed.push(at(2 * pair) | (at(2 * pair + 1) << 16));
-                }
-            }
-        }
-    }
-    packed
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{by_tile, next_tile, ConvGeometry, Layout, BLOCK, LANES};
+    use crate::kernels::bf16_gemm::avx512::pairs;
     use std::arch::x86_64::*;
-
-    /// 16 integer lanes seen as 32 bf16 (the same 512 bits).
-    #[inline(always)]
-    fn pairs(v: __m512i) -> __m512bh {
-        // SAFETY: both are 512-bit vectors of plain bits.
-        unsafe { std::mem::transmute(v) }
-    }
 
     /// One register tile: output pixels `q..q + N` × `A` vectors of output channels, whose
     /// packed pairs start at `w`; stored at `y` (pixel stride O). `xb` is the chunk's padded

@@ -6,8 +6,8 @@
 //! Needs AVX512-BF16 ([`bf16_gemm::supported`]).
 
 use super::tile::{by_tile, next_tile};
-use super::{pack_grad, unpack_image, Layout, BLOCK, LANES};
-use crate::kernels::bf16_gemm::{self, bf16_bits};
+use super::{pack_grad, pack_weight_pairs, unpack_image, Blocks, Layout, BLOCK, LANES};
+use crate::kernels::bf16_gemm;
 use crate::kernels::geometry::ConvGeometry;
 use crate::kernels::scratch::with_scratch;
 use rayon::prelude::*;
@@ -34,7 +34,7 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     );
     assert!(bf16_gemm::supported(), "bf16: the CPU has no AVX512-BF16");
     let lay = Layout::padded(g);
-    let packed = pack_weight_pairs(g, w);
+    let packed = pack_weight_pairs(g, w, Blocks::Inputs);
     let spread = g.batch.div_ceil(rayon::current_num_threads());
     let nb = lay.images_per_chunk(g, spread);
     let (o, p) = (g.out_c, g.out_pixels());
@@ -74,36 +74,11 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         });
 }
 
-/// The weights (O × C × KH × KW) as blocks of [`BLOCK`] input channels (the last possibly one
-/// vector), each KH·KW·O/2 rows of the block's width: row `tap·O/2 + op` holds the pairs
-/// (w[2op][c][tap], w[2op + 1][c][tap]) rounded to bf16.
-fn pack_weight_pairs(g: &ConvGeometry, w: &[f32]) -> Vec<u32> {
-    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
-    let mut packed = Vec::with_capacity(taps * o / 2 * c);
-    for b0 in (0..c).step_by(BLOCK) {
-        for t in 0..taps {
-            for pair in 0..o / 2 {
-                for ch in b0..c.min(b0 + BLOCK) {
-                    let at = |oc: usize| bf16_bits(w[(oc * c + ch) * taps + t]) as u32;
-                    packed.push(at(2 * pair) | (at(2 * pair + 1) << 16));
-                }
-            }
-        }
-    }
-    packed
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{by_tile, next_tile, ConvGeometry, Layout, BLOCK, LANES};
+    use crate::kernels::bf16_gemm::avx512::pairs;
     use std::arch::x86_64::*;
-
-    /// 16 integer lanes seen as 32 bf16 (the same 512 bits).
-    #[inline(always)]
-    fn pairs(v: __m512i) -> __m512bh {
-        // SAFETY: both are 512-bit vectors of plain bits.
-        unsafe { std::mem::transmute(v) }
-    }
 
     /// One register tile per tap: output pixels `q..q + N` × `A` vectors of input channels
     /// from `c0`, whose packed pairs start at `w`; added onto `xt`.

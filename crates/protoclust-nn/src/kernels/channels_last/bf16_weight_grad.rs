@@ -142,14 +142,8 @@ fn pair_gradients(g: &ConvGeometry, walk: &Walk, dyc: &[f32], dp: &mut [u32]) {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{by_tile, next_tile, ConvGeometry, Layout, Walk, BLOCK, LANES};
+    use crate::kernels::bf16_gemm::avx512::pairs;
     use std::arch::x86_64::*;
-
-    /// 16 integer lanes seen as 32 bf16 (the same 512 bits).
-    #[inline(always)]
-    fn pairs(v: __m512i) -> __m512bh {
-        // SAFETY: both are 512-bit vectors of plain bits.
-        unsafe { std::mem::transmute(v) }
-    }
 
     /// One register tile: `N` output channels (their pair rows from `d`, `w.len` apart) × `A`
     /// vectors of input channels at one tap (from `x`, the tap's first input of pixel 0),

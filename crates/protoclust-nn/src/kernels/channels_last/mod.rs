@@ -240,6 +240,36 @@ fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
     packed
 }
 
+/// The weights (O × C × KH × KW) rounded to bf16 as blocks of [`BLOCK`] channels of the kind
+/// `blocks` names (the last possibly one vector), each KH·KW·(the other channels)/2 rows of
+/// the block's width: row `tap·n/2 + p` holds the pairs of the other channels 2p and 2p + 1
+/// (n of them, even) at that tap, one per channel of the block.
+fn pack_weight_pairs(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Vec<u32> {
+    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
+    let (cols, inner) = match blocks {
+        Blocks::Outputs => (o, c),
+        Blocks::Inputs => (c, o),
+    };
+    let mut packed = Vec::with_capacity(taps * inner / 2 * cols);
+    for b0 in (0..cols).step_by(BLOCK) {
+        for t in 0..taps {
+            for pair in 0..inner / 2 {
+                for col in b0..cols.min(b0 + BLOCK) {
+                    let at = |i: usize| {
+                        let (oc, ch) = match blocks {
+                            Blocks::Outputs => (col, i),
+                            Blocks::Inputs => (i, col),
+                        };
+                        bf16_bits(w[(oc * c + ch) * taps + t]) as u32
+                    };
+                    packed.push(at(2 * pair) | (at(2 * pair + 1) << 16));
+                }
+            }
+        }
+    }
+    packed
+}
+
 /// A float buffer whose first element lies on a 64-byte boundary (wherever `align_offset` can
 /// place it), so that no vector load of a packed block splits a cache line.
 struct Aligned {
