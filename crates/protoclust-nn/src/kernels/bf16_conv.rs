@@ -407,9 +407,10 @@ mod tests {
     }
 
     /// Each pass on each route that computes it equals the f64 convolution of the
-    /// bf16-rounded operands within f32 summation error (sums of |products| times K·ε), on odd shapes, strides and paddings, the
-    /// pointwise route, the grid and patch lowerings, patch rows read in place from padded
-    /// images and the weight gradient's accumulated column blocks included.
+    /// bf16-rounded operands within f32 summation error (sums of |products| times K·ε), on
+    /// odd shapes, strides and paddings, the pointwise route, the grid and patch lowerings,
+    /// patch rows read in place from padded images and the weight gradient's accumulated
+    /// column blocks included.
     #[test]
     fn passes_equal_the_f64_convolution_of_rounded_operands() {
         if !bf16_gemm::supported() {

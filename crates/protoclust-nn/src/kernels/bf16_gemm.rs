@@ -374,25 +374,6 @@ pub(super) mod avx512 {
         }
     }
 
-    /// The permutation that interleaves the two halves of a `vcvtne2ps2bf16` result: lane 2i
-    /// takes element i of the low half, lane 2i + 1 element i of the high half.
-    #[inline(always)]
-    unsafe fn interleave() -> __m512i {
-        let mut index = [0i16; 32];
-        for i in 0..16 {
-            index[2 * i] = i as i16;
-            index[2 * i + 1] = 16 + i as i16;
-        }
-        _mm512_loadu_si512(index.as_ptr() as *const __m512i)
-    }
-
-    /// The 16 pairs (lo[i], hi[i]) rounded to bf16, `index` being [`interleave`].
-    #[inline(always)]
-    unsafe fn zip16(lo: *const f32, hi: *const f32, index: __m512i) -> __m512i {
-        let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(hi), _mm512_loadu_ps(lo));
-        _mm512_permutexvar_epi16(index, bits(v))
-    }
-
     /// Pair `p` of the first `panels` whole panels: the rows `r0` (2p) and `r1` (2p + 1),
     /// rounded and interleaved into `out[(j·kp + p)·NR..][..NR]` for each panel j.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
@@ -404,13 +385,21 @@ pub(super) mod avx512 {
         p: usize,
         out: &mut [u32],
     ) {
-        let index = interleave();
+        // Lane 2i takes element i of the low half (row 2p), lane 2i + 1 element i of the high
+        // half (row 2p + 1).
+        let mut index = [0i16; 32];
+        for i in 0..16 {
+            index[2 * i] = i as i16;
+            index[2 * i + 1] = 16 + i as i16;
+        }
+        let index = _mm512_loadu_si512(index.as_ptr() as *const __m512i);
         let (a, b) = (r0.as_ptr(), r1.as_ptr());
         let o = out.as_mut_ptr();
         for j in 0..panels {
             for h in 0..2 {
                 let c = j * NR + 16 * h;
-                let v = zip16(a.add(c), b.add(c), index);
+                let v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(b.add(c)), _mm512_loadu_ps(a.add(c)));
+                let v = _mm512_permutexvar_epi16(index, bits(v));
                 _mm512_storeu_si512(o.add((j * kp + p) * NR + 16 * h) as *mut __m512i, v);
             }
         }

@@ -270,6 +270,16 @@ pub fn run(
     Ok(())
 }
 
+/// One cell of the `--routes` table: seconds and GFLOP/s of `flops` in `s`, starred where the
+/// route is the one taken (`chosen`); a dash where the route does not compute the pass.
+fn timing(s: Option<f64>, flops: f64, chosen: bool) -> String {
+    let Some(s) = s else {
+        return "–".to_string();
+    };
+    let mark = if chosen { " *" } else { "" };
+    format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
+}
+
 /// Prints, for every distinct convolution shape of `config`'s backbone on `images` images of
 /// `size` px, the seconds of its forward, weight gradient and input gradient on each route
 /// that computes it, with GFLOP/s counted as the direct convolution's, and the route taken.
@@ -303,15 +313,7 @@ pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) ->
             vec![0f32; x.len()],
         );
         let cell = |s: Option<f64>, route: Route, pass: Pass| {
-            let Some(s) = s else {
-                return "–".to_string();
-            };
-            let mark = if Route::of(&g, pass) == route {
-                " *"
-            } else {
-                ""
-            };
-            format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
+            timing(s, flops, Route::of(&g, pass) == route)
         };
         let routes = [
             Route::Winograd,
@@ -354,16 +356,8 @@ pub fn routes(config: &ResNetConfig, images: usize, size: usize, reps: usize) ->
         for route in [Bf16Route::ChannelsLast, Bf16Route::Panels] {
             let applies = |pass| route.applies(&g, pass);
             let cell = |pass: Pass, run: &mut dyn FnMut()| {
-                if !applies(pass) {
-                    return "–".to_string();
-                }
-                let s = time(reps, run);
-                let mark = if Bf16Route::of(&g, pass) == route {
-                    " *"
-                } else {
-                    ""
-                };
-                format!("{s:.4} ({:.0}){mark}", flops / s / 1e9)
+                let s = applies(pass).then(|| time(reps, run));
+                timing(s, flops, Bf16Route::of(&g, pass) == route)
             };
             let fwd = cell(Pass::Forward, &mut || {
                 bf16_conv::forward_by(route, &g, &x, &w, &mut y)

@@ -74,8 +74,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::tile::avx512::{accumulate_pairs, Acc};
     use super::{by_tile, next_tile, ConvGeometry, Layout, BLOCK, LANES};
-    use crate::kernels::bf16_gemm::avx512::pairs;
     use std::arch::x86_64::*;
 
     /// One register tile: output pixels `q..q + N` × `A` vectors of output channels, whose
@@ -93,24 +93,12 @@ mod avx512 {
         let cp = g.in_c / 2;
         // Pixel offsets in channels are even (C is): halved, they count pairs.
         let x0: [*const u32; N] = std::array::from_fn(|j| xb.add(lay.pixel(g, q + j) / 2));
-        let mut s = [[_mm512_setzero_ps(); A]; N];
+        let mut s: Acc<A, N> = [[_mm512_setzero_ps(); A]; N];
         for kh in 0..g.k_h {
             for kw in 0..g.k_w {
                 let off = (kh * lay.pitch + kw) * cp;
                 let x = x0.map(|p| p.add(off));
-                let wt = w.add((kh * g.k_w + kw) * cp * A * LANES);
-                for k in 0..cp {
-                    let row = wt.add(k * A * LANES);
-                    let wv: [__m512bh; A] = std::array::from_fn(|v| {
-                        pairs(_mm512_loadu_si512(row.add(v * LANES) as *const __m512i))
-                    });
-                    for (sj, xj) in s.iter_mut().zip(&x) {
-                        let b = pairs(_mm512_set1_epi32(*xj.add(k) as i32));
-                        for v in 0..A {
-                            sj[v] = _mm512_dpbf16_ps(sj[v], b, wv[v]);
-                        }
-                    }
-                }
+                accumulate_pairs(&mut s, &x, cp, w.add((kh * g.k_w + kw) * cp * A * LANES));
             }
         }
         for (j, sj) in s.iter().enumerate() {

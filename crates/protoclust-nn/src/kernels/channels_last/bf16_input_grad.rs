@@ -76,8 +76,8 @@ pub fn input_grad(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::tile::avx512::{accumulate_pairs, Acc};
     use super::{by_tile, next_tile, ConvGeometry, Layout, BLOCK, LANES};
-    use crate::kernels::bf16_gemm::avx512::pairs;
     use std::arch::x86_64::*;
 
     /// One register tile per tap: output pixels `q..q + N` × `A` vectors of input channels
@@ -97,20 +97,8 @@ mod avx512 {
         let x0: [*mut f32; N] = std::array::from_fn(|j| xt.add(lay.pixel(g, q + j) + c0));
         for kh in 0..g.k_h {
             for kw in 0..g.k_w {
-                let wt = w.add((kh * g.k_w + kw) * op * A * LANES);
-                let mut s = [[_mm512_setzero_ps(); A]; N];
-                for k in 0..op {
-                    let row = wt.add(k * A * LANES);
-                    let wv: [__m512bh; A] = std::array::from_fn(|v| {
-                        pairs(_mm512_loadu_si512(row.add(v * LANES) as *const __m512i))
-                    });
-                    for (sj, dj) in s.iter_mut().zip(&d) {
-                        let b = pairs(_mm512_set1_epi32(*dj.add(k) as i32));
-                        for v in 0..A {
-                            sj[v] = _mm512_dpbf16_ps(sj[v], b, wv[v]);
-                        }
-                    }
-                }
+                let mut s: Acc<A, N> = [[_mm512_setzero_ps(); A]; N];
+                accumulate_pairs(&mut s, &d, op, w.add((kh * g.k_w + kw) * op * A * LANES));
                 let off = (kh * lay.pitch + kw) * c;
                 for (sj, xj) in s.iter().zip(&x0) {
                     for (v, sv) in sj.iter().enumerate() {

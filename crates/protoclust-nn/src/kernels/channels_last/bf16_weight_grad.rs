@@ -12,7 +12,7 @@ use super::tile::{by_tile, next_tile};
 use super::{pack_image_bf16, Layout, BLOCK, LANES};
 use crate::kernels::bf16_gemm::{self, rows_to_pairs, zip_halves};
 use crate::kernels::geometry::ConvGeometry;
-use crate::kernels::partition::sum_groups;
+use crate::kernels::partition::{sum_groups, ChunkGroups};
 
 /// Whether [`weight_grad`] computes `g`: input channels in whole vectors.
 pub fn applies_bf16(g: &ConvGeometry) -> bool {
@@ -69,16 +69,14 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     assert!(bf16_gemm::supported(), "bf16: the CPU has no AVX512-BF16");
     let lay = Layout::of(g);
     let (o, k, taps) = (g.out_c, g.patch_len(), g.k_h * g.k_w);
-    let groups = rayon::current_num_threads().min(g.batch).max(1);
-    let per_group = g.batch.div_ceil(groups);
-    let nb = lay.images_per_chunk(g, per_group);
+    let threads = rayon::current_num_threads();
+    let nb = lay.images_per_chunk(g, g.batch.div_ceil(threads));
+    let parts = ChunkGroups::new(g.batch, nb, threads);
     // sums[o][tap·C + c]
     let mut sums = vec![0.0; k * o];
-    sum_groups(groups, &mut sums, |grp, acc| {
+    sum_groups(parts.groups, &mut sums, |grp, acc| {
         acc.fill(0.0);
-        let end = ((grp + 1) * per_group).min(g.batch);
-        for i0 in (grp * per_group..end).step_by(nb) {
-            let count = nb.min(end - i0);
+        for (i0, count) in parts.chunks(grp) {
             let walk = Walk::of(g, &lay, count);
             let xc = &x[i0 * g.in_len()..(i0 + count) * g.in_len()];
             let dyc = &dy[i0 * g.out_len()..(i0 + count) * g.out_len()];

@@ -213,15 +213,31 @@ enum Blocks {
     Inputs,
 }
 
+impl Blocks {
+    /// (channels the blocks span, the other channels) of `g`.
+    fn sizes(self, g: &ConvGeometry) -> (usize, usize) {
+        match self {
+            Blocks::Outputs => (g.out_c, g.in_c),
+            Blocks::Inputs => (g.in_c, g.out_c),
+        }
+    }
+
+    /// Index in `w` (O × C × KH × KW, `taps` = KH·KW) of block channel `col`, other channel
+    /// `i`, tap `t`.
+    fn weight(self, g: &ConvGeometry, col: usize, i: usize, t: usize) -> usize {
+        let (oc, ch) = match self {
+            Blocks::Outputs => (col, i),
+            Blocks::Inputs => (i, col),
+        };
+        (oc * g.in_c + ch) * g.k_h * g.k_w + t
+    }
+}
+
 /// The weights (O × C × KH × KW) as blocks of [`BLOCK`] channels of the kind `blocks` names,
 /// each KH·KW·(the other channels) rows of the block's width ([`slot`]), 64-byte aligned.
 fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
-    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
-    let (cols, inner) = match blocks {
-        Blocks::Outputs => (o, c),
-        Blocks::Inputs => (c, o),
-    };
-    let k = taps * inner;
+    let (cols, inner) = blocks.sizes(g);
+    let k = g.k_h * g.k_w * inner;
     let mut packed = Aligned::zeros(k * cols);
     // In the packed order (the writes sequential), each value read from w[o][c][tap].
     let mut dst = packed.as_mut_slice().iter_mut();
@@ -229,11 +245,7 @@ fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
         for r in 0..k {
             let (t, i) = (r / inner, r % inner);
             for col in b0..cols.min(b0 + BLOCK) {
-                let (oc, ch) = match blocks {
-                    Blocks::Outputs => (col, i),
-                    Blocks::Inputs => (i, col),
-                };
-                *dst.next().expect("packed weights fit") = w[(oc * c + ch) * taps + t];
+                *dst.next().expect("packed weights fit") = w[blocks.weight(g, col, i, t)];
             }
         }
     }
@@ -245,23 +257,13 @@ fn pack_weights(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Aligned {
 /// the block's width: row `tap·n/2 + p` holds the pairs of the other channels 2p and 2p + 1
 /// (n of them, even) at that tap, one per channel of the block.
 fn pack_weight_pairs(g: &ConvGeometry, w: &[f32], blocks: Blocks) -> Vec<u32> {
-    let (taps, o, c) = (g.k_h * g.k_w, g.out_c, g.in_c);
-    let (cols, inner) = match blocks {
-        Blocks::Outputs => (o, c),
-        Blocks::Inputs => (c, o),
-    };
+    let (taps, (cols, inner)) = (g.k_h * g.k_w, blocks.sizes(g));
     let mut packed = Vec::with_capacity(taps * inner / 2 * cols);
     for b0 in (0..cols).step_by(BLOCK) {
         for t in 0..taps {
             for pair in 0..inner / 2 {
                 for col in b0..cols.min(b0 + BLOCK) {
-                    let at = |i: usize| {
-                        let (oc, ch) = match blocks {
-                            Blocks::Outputs => (col, i),
-                            Blocks::Inputs => (i, col),
-                        };
-                        bf16_bits(w[(oc * c + ch) * taps + t]) as u32
-                    };
+                    let at = |i: usize| bf16_bits(w[blocks.weight(g, col, i, t)]) as u32;
                     packed.push(at(2 * pair) | (at(2 * pair + 1) << 16));
                 }
             }

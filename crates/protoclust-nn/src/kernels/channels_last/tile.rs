@@ -62,4 +62,29 @@ pub(super) mod avx512 {
             }
         }
     }
+
+    /// [`accumulate`] over bf16 pairs with `vdpbf16ps`: `s[j][v] += Σ_k x[j][k] · w[k][v]`
+    /// for `k < len`, each x[j][k] and each lane of w[k][v] a pair of bf16 (two products
+    /// added per lane).
+    #[inline(always)]
+    pub unsafe fn accumulate_pairs<const A: usize, const N: usize>(
+        s: &mut Acc<A, N>,
+        x: &[*const u32; N],
+        len: usize,
+        w: *const u32,
+    ) {
+        use crate::kernels::bf16_gemm::avx512::pairs;
+        for k in 0..len {
+            let row = w.add(k * A * LANES);
+            let wv: [__m512bh; A] = std::array::from_fn(|v| {
+                pairs(_mm512_loadu_si512(row.add(v * LANES) as *const __m512i))
+            });
+            for (sj, xj) in s.iter_mut().zip(x) {
+                let b = pairs(_mm512_set1_epi32(*xj.add(k) as i32));
+                for v in 0..A {
+                    sj[v] = _mm512_dpbf16_ps(sj[v], b, wv[v]);
+                }
+            }
+        }
+    }
 }
