@@ -41,26 +41,38 @@ fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Te
     Tensor::from_data(TensorData::new(v, shape), device).require_grad()
 }
 
+/// One convolution of a test: batch, input channels, map, output channels, kernel, stride,
+/// padding, and whether it has a bias.
+type Case = (
+    usize,
+    usize,
+    [usize; 2],
+    usize,
+    [usize; 2],
+    [usize; 2],
+    [(usize, usize); 2],
+    bool,
+);
+
+/// A case's description, input and weight shapes, and options.
+fn setup(case: Case) -> (String, [usize; 4], [usize; 4], ConvOptions<2>) {
+    let (n, c, hw, o, k, stride, pad, bias) = case;
+    (
+        format!("N{n} C{c} {hw:?} O{o} k{k:?} s{stride:?} p{pad:?} bias {bias}"),
+        [n, c, hw[0], hw[1]],
+        [o, c, k[0], k[1]],
+        ConvOptions::new_with_padding(stride, pad, [1, 1], 1),
+    )
+}
+
 /// Forward value and the gradients of Σ y·r with respect to x, w (and b) on both paths.
-#[allow(clippy::too_many_arguments)]
-fn conv_case(
-    n: usize,
-    c: usize,
-    hw: [usize; 2],
-    o: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [(usize, usize); 2],
-    bias: bool,
-) {
+fn conv_case(case: Case) {
     let device = Device::flex().autodiff();
-    let what = format!("N{n} C{c} {hw:?} O{o} k{k:?} s{stride:?} p{pad:?} bias {bias}");
-    let xs = [n, c, hw[0], hw[1]];
-    let ws = [o, c, k[0], k[1]];
+    let (what, xs, ws, options) = setup(case);
+    let (_, _, _, o, .., bias) = case;
     let xv = noise(xs.iter().product(), 1, 0.0);
     let wv = noise(ws.iter().product(), 2, 0.0);
     let bv = noise(o, 3, 0.0);
-    let options = ConvOptions::new_with_padding(stride, pad, [1, 1], 1);
     let run = |fast: bool| {
         let x = tensor(xv.clone(), xs, &device);
         let w = tensor(wv.clone(), ws, &device);
@@ -107,19 +119,19 @@ fn conv_case(
 fn conv2d_matches_burn_on_odd_shapes() {
     let p0 = [(0, 0), (0, 0)];
     let p1 = [(1, 1), (1, 1)];
-    conv_case(1, 3, [7, 9], 8, [3, 3], [1, 1], p1, false);
-    conv_case(2, 8, [5, 5], 13, [3, 3], [2, 2], p1, false);
-    conv_case(3, 13, [9, 7], 8, [1, 1], [1, 1], p0, false);
-    conv_case(5, 8, [9, 9], 16, [1, 1], [2, 2], p0, false);
-    conv_case(2, 64, [6, 6], 64, [3, 3], [1, 1], p1, false);
-    conv_case(1, 64, [7, 7], 32, [3, 3], [2, 2], p1, true);
-    conv_case(2, 3, [15, 13], 8, [7, 7], [2, 2], [(3, 3), (3, 3)], false);
+    conv_case((1, 3, [7, 9], 8, [3, 3], [1, 1], p1, false));
+    conv_case((2, 8, [5, 5], 13, [3, 3], [2, 2], p1, false));
+    conv_case((3, 13, [9, 7], 8, [1, 1], [1, 1], p0, false));
+    conv_case((5, 8, [9, 9], 16, [1, 1], [2, 2], p0, false));
+    conv_case((2, 64, [6, 6], 64, [3, 3], [1, 1], p1, false));
+    conv_case((1, 64, [7, 7], 32, [3, 3], [2, 2], p1, true));
+    conv_case((2, 3, [15, 13], 8, [7, 7], [2, 2], [(3, 3), (3, 3)], false));
     // Asymmetric padding and a non-square kernel and stride.
-    conv_case(3, 5, [8, 11], 6, [2, 3], [1, 2], [(0, 1), (2, 1)], true);
+    conv_case((3, 5, [8, 11], 6, [2, 3], [1, 2], [(0, 1), (2, 1)], true));
     // Stride 1 on maps wide enough for the padded-grid lowering, one and several images.
-    conv_case(2, 8, [16, 16], 8, [3, 3], [1, 1], p1, false);
-    conv_case(3, 4, [12, 10], 5, [3, 3], [1, 1], [(0, 2), (1, 0)], false);
-    conv_case(1, 3, [11, 11], 8, [7, 7], [1, 1], [(3, 3), (3, 3)], true);
+    conv_case((2, 8, [16, 16], 8, [3, 3], [1, 1], p1, false));
+    conv_case((3, 4, [12, 10], 5, [3, 3], [1, 1], [(0, 2), (1, 0)], false));
+    conv_case((1, 3, [11, 11], 8, [7, 7], [1, 1], [(3, 3), (3, 3)], true));
     // Shapes that take Winograd (3 × 3, stride 1, enough channels; with AVX-512 only in the
     // passes whose channels are no whole vectors): batch 1, odd sizes and channel counts,
     // padding up to 2 on uneven sides, a partial last tile group.
@@ -134,7 +146,7 @@ fn conv2d_matches_burn_on_odd_shapes() {
             kernels::winograd::applies(&g) && kernels::winograd::pays(&g),
             "{g:?} should take Winograd"
         );
-        conv_case(n, c, hw, o, [3, 3], [1, 1], pad, n == 2);
+        conv_case((n, c, hw, o, [3, 3], [1, 1], pad, n == 2));
     }
     // Shapes that take the direct kernel (stride 1, few channels, maps ≥ 8 wide) in every pass:
     // odd channel counts, a 7 × 7 kernel, uneven padding, batch 1.
@@ -148,7 +160,7 @@ fn conv2d_matches_burn_on_odd_shapes() {
         for pass in [Pass::Forward, Pass::WeightGrad, Pass::InputGrad] {
             assert_eq!(Route::of(&g, pass), Route::Direct, "{g:?} {pass:?}");
         }
-        conv_case(n, c, hw, o, k, [1, 1], pad, n == 3);
+        conv_case((n, c, hw, o, k, [1, 1], pad, n == 3));
     }
     // Shapes that take the channels-last outer products (with AVX-512: 16 channels or more,
     // the channels a tile spans in whole vectors) in some or all passes: strides 1 and 2,
@@ -170,11 +182,11 @@ fn conv2d_matches_burn_on_odd_shapes() {
             takes || !avx512,
             "{g:?} should take the channels-last kernels"
         );
-        conv_case(n, c, hw, o, k, stride, pad, bias);
+        conv_case((n, c, hw, o, k, stride, pad, bias));
     }
     // Many small images: several images per chunk.
-    conv_case(37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false);
-    conv_case(33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false);
+    conv_case((37, 8, [4, 4], 16, [3, 3], [1, 1], p1, false));
+    conv_case((33, 16, [2, 2], 8, [1, 1], [1, 1], p0, false));
 }
 
 /// Every distinct convolution of torchvision's ResNet-50 at 224 px (C, input map, O, kernel,
@@ -185,7 +197,7 @@ fn conv2d_matches_burn_on_odd_shapes() {
 fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
     for (c, hw, o, k, s) in resnet50::CONVS {
         let p = k / 2;
-        conv_case(2, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
+        conv_case((2, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false));
     }
 }
 
@@ -195,22 +207,11 @@ fn conv2d_matches_burn_at_every_resnet50_layer_shape() {
 /// (burn's same pass on |x|, |w|, |r|: the convolution is linear in each operand). Passes
 /// that `bf16_conv::takes_products` leaves to the f32 kernels meet the f32 rule (the odd
 /// shapes' products themselves are checked in `bf16_conv`'s unit tests).
-#[allow(clippy::too_many_arguments)]
-fn bf16_case(
-    n: usize,
-    c: usize,
-    hw: [usize; 2],
-    o: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [(usize, usize); 2],
-    bias: bool,
-) {
+fn bf16_case(case: Case) {
     let device = Device::flex().autodiff();
-    let what = format!("bf16: N{n} C{c} {hw:?} O{o} k{k:?} s{stride:?} p{pad:?} bias {bias}");
-    let xs = [n, c, hw[0], hw[1]];
-    let ws = [o, c, k[0], k[1]];
-    let options = ConvOptions::new_with_padding(stride, pad, [1, 1], 1);
+    let (what, xs, ws, options) = setup(case);
+    let what = format!("bf16: {what}");
+    let (_, _, _, o, _, stride, pad, bias) = case;
     let g = ConvGeometry::new(xs, ws, stride, pad).unwrap();
     // Which of y, dx, dw took the bf16 products (db follows y's route and is an f32 sum).
     let takes = |pass| kernels::bf16_conv::takes_products(&g, pass);
@@ -281,23 +282,23 @@ fn bf16_products_follow_burn_within_bf16_rounding() {
         return;
     }
     let p1 = [(1, 1), (1, 1)];
-    bf16_case(3, 5, [9, 7], 7, [3, 3], [1, 1], p1, true);
-    bf16_case(2, 3, [15, 13], 33, [7, 7], [2, 2], [(3, 3), (3, 3)], false);
-    bf16_case(1, 40, [6, 6], 35, [1, 1], [1, 1], [(0, 0), (0, 0)], false);
-    bf16_case(4, 17, [8, 8], 9, [1, 1], [2, 2], [(0, 0), (0, 0)], true);
-    bf16_case(3, 5, [8, 11], 6, [2, 3], [1, 2], [(0, 1), (2, 1)], false);
-    bf16_case(6, 8, [16, 16], 33, [3, 3], [1, 1], p1, false);
+    bf16_case((3, 5, [9, 7], 7, [3, 3], [1, 1], p1, true));
+    bf16_case((2, 3, [15, 13], 33, [7, 7], [2, 2], [(3, 3), (3, 3)], false));
+    bf16_case((1, 40, [6, 6], 35, [1, 1], [1, 1], [(0, 0), (0, 0)], false));
+    bf16_case((4, 17, [8, 8], 9, [1, 1], [2, 2], [(0, 0), (0, 0)], true));
+    bf16_case((3, 5, [8, 11], 6, [2, 3], [1, 2], [(0, 1), (2, 1)], false));
+    bf16_case((6, 8, [16, 16], 33, [3, 3], [1, 1], p1, false));
     // Wide enough for the products: odd sizes and channel counts, strides, the grid.
-    bf16_case(3, 67, [9, 17], 64, [3, 3], [1, 1], p1, true);
-    bf16_case(2, 64, [7, 7], 96, [3, 3], [2, 2], p1, false);
-    bf16_case(5, 65, [5, 5], 70, [1, 1], [1, 1], [(0, 0), (0, 0)], true);
-    bf16_case(3, 64, [9, 9], 130, [1, 1], [2, 2], [(0, 0), (0, 0)], false);
+    bf16_case((3, 67, [9, 17], 64, [3, 3], [1, 1], p1, true));
+    bf16_case((2, 64, [7, 7], 96, [3, 3], [2, 2], p1, false));
+    bf16_case((5, 65, [5, 5], 70, [1, 1], [1, 1], [(0, 0), (0, 0)], true));
+    bf16_case((3, 64, [9, 9], 130, [1, 1], [2, 2], [(0, 0), (0, 0)], false));
     // From 32 channels, kernels wider than 1 × 1 on the channels-last tiles.
-    bf16_case(2, 32, [9, 11], 48, [3, 3], [1, 1], p1, true);
-    bf16_case(2, 48, [10, 9], 32, [3, 3], [2, 2], p1, false);
+    bf16_case((2, 32, [9, 11], 48, [3, 3], [1, 1], p1, true));
+    bf16_case((2, 48, [10, 9], 32, [3, 3], [2, 2], p1, false));
     for (c, hw, o, k, s) in resnet50::CONVS {
         let p = k / 2;
-        bf16_case(1, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false);
+        bf16_case((1, c, [hw, hw], o, [k, k], [s, s], [(p, p), (p, p)], false));
     }
 }
 
